@@ -1,0 +1,1 @@
+"""Raw tables -> validated data source -> point-in-time account snapshots and labels."""

@@ -1,0 +1,178 @@
+"""Every snapshot feature: name, family, what it means, and which way is healthy.
+
+The API's driver texts, the docs' feature table and the health score's monotonicity
+test are generated from this one list. `direction` is +1 when a higher value is
+healthier, -1 when a lower value is healthier, 0 when neither (context or size).
+`needs` names the tables (and `table.column`) without which the feature is absent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Family = Literal[
+    "usage", "adoption", "people", "integrations", "support", "voice", "commercial", "gates"
+]
+Kind = Literal["numeric", "bool", "category"]
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    name: str
+    family: Family
+    description: str
+    direction: Literal[-1, 0, 1]
+    kind: Kind = "numeric"
+    needs: tuple[str, ...] = ()
+    unit: str = ""
+
+
+def _f(name: str, family: Family, direction: Literal[-1, 0, 1], description: str, *,
+       kind: Kind = "numeric", needs: tuple[str, ...] = (), unit: str = "") -> FeatureSpec:
+    return FeatureSpec(name, family, description, direction, kind, needs, unit)
+
+
+FEATURES: tuple[FeatureSpec, ...] = (
+    # usage ------------------------------------------------------------------------------
+    _f("wau", "usage", 1, "distinct active users in the last 7 days", unit="users"),
+    _f("mau", "usage", 1, "distinct active users in the last 30 days", unit="users"),
+    _f("active_users_90d", "usage", 1, "distinct active users in the last 90 days", unit="users"),
+    _f("stickiness", "usage", 1, "WAU / MAU: how much of the monthly base comes back weekly"),
+    _f("active_days_30d", "usage", 1, "days with any activity in the last 30 days", unit="days"),
+    _f("events_30d", "usage", 1, "tracked actions in the last 30 days", unit="events"),
+    _f("events_per_active_user_30d", "usage", 1, "actions per active user, last 30 days"),
+    _f("usage_trend_30d", "usage", 1,
+       "relative change of actions: last 30 days vs the 30 before (0 = flat, -0.5 = halved)"),
+    _f("usage_trend_14d", "usage", 1, "relative change of actions: last 14 days vs the 14 before"),
+    _f("active_users_trend_30d", "usage", 1,
+       "relative change of MAU: last 30 days vs the 30 days before"),
+    _f("days_since_last_activity", "usage", -1, "days since the account's last action",
+       unit="days"),
+    # adoption ---------------------------------------------------------------------------
+    _f("core_breadth_30d", "adoption", 1,
+       "share of the core features used in the last 30 days (0-1)"),
+    _f("core_breadth_change_30d", "adoption", 1,
+       "change of core-feature breadth vs the 30 days before (share points)"),
+    _f("advanced_depth_30d", "adoption", 1,
+       "share of the advanced features used in the last 30 days (0-1)"),
+    _f("advanced_share_30d", "adoption", 1,
+       "share of actions that used advanced features, last 30 days"),
+    _f("features_newly_adopted_30d", "adoption", 1,
+       "core or advanced features used for the first time in the last 30 days"),
+    _f("seat_utilisation", "adoption", 1, "MAU / licensed seats",
+       needs=("subscriptions.seats",)),
+    _f("usage_limit_ratio_30d", "adoption", 1,
+       "metered quantity in the last 30 days / monthly plan limit",
+       needs=("subscriptions.usage_limit",)),
+    _f("usage_limit_ratio_trend", "adoption", 1,
+       "change of the usage-limit ratio vs the 30 days before",
+       needs=("subscriptions.usage_limit",)),
+    _f("workspaces", "adoption", 1, "workspaces created so far"),
+    # people -----------------------------------------------------------------------------
+    _f("users_active_licences", "people", 1,
+       "provisioned users not deactivated at as_of", unit="users"),
+    _f("admins_active_30d", "people", 1, "admins with any action in the last 30 days"),
+    _f("admin_actions_30d", "people", 1, "admin actions in the last 30 days"),
+    _f("invites_30d", "people", 1, "teammate invitations in the last 30 days"),
+    _f("invites_90d", "people", 1, "teammate invitations in the last 90 days"),
+    _f("new_users_60d", "people", 1, "users provisioned in the last 60 days"),
+    _f("users_deactivated_90d", "people", -1, "users deactivated in the last 90 days"),
+    _f("has_champion", "people", 1, "a named champion is provisioned and not deactivated",
+       kind="bool", needs=("users.is_champion",)),
+    _f("champion_active_14d", "people", 1, "a champion acted in the last 14 days",
+       kind="bool", needs=("users.is_champion",)),
+    _f("champion_departed_90d", "people", -1,
+       "a champion was deactivated in the last 90 days", kind="bool",
+       needs=("users.is_champion",)),
+    _f("executive_active_30d", "people", 1, "an executive sponsor acted in the last 30 days",
+       kind="bool", needs=("users.is_executive",)),
+    _f("active_stakeholders_90d", "people", 1,
+       "admins, champions and executives active in the last 90 days (multi-threading)"),
+    # integrations -----------------------------------------------------------------------
+    _f("integrations_connected", "integrations", 1, "integrations connected at as_of",
+       needs=("integrations",)),
+    _f("integrations_change_90d", "integrations", 1,
+       "net change of connected integrations over the last 90 days", needs=("integrations",)),
+    # support ----------------------------------------------------------------------------
+    _f("tickets_30d", "support", -1, "support tickets opened in the last 30 days",
+       needs=("tickets",)),
+    _f("tickets_90d", "support", -1, "support tickets opened in the last 90 days",
+       needs=("tickets",)),
+    _f("ticket_rate_ratio", "support", -1,
+       "tickets in the last 30 days / the account's own monthly normal over the prior 180 days",
+       needs=("tickets",)),
+    _f("urgent_share_90d", "support", -1, "share of last-90-day tickets that were high/urgent",
+       needs=("tickets.priority",)),
+    _f("sentiment_90d", "support", 1, "mean ticket sentiment, last 90 days (-1..+1)",
+       needs=("tickets",)),
+    _f("sentiment_trend", "support", 1,
+       "mean sentiment of the last 30 days minus that of the 60 days before",
+       needs=("tickets",)),
+    _f("resolution_hours_90d", "support", -1,
+       "median hours to resolve tickets opened in the last 90 days (resolved before as_of)",
+       needs=("tickets.resolved_at",)),
+    _f("open_tickets", "support", -1, "tickets opened and not resolved before as_of",
+       needs=("tickets.resolved_at",)),
+    # voice ------------------------------------------------------------------------------
+    _f("nps_latest", "voice", 1, "latest NPS answer from the account (0-10)",
+       needs=("nps_responses",)),
+    _f("nps_change", "voice", 1, "latest NPS answer minus the one before (points)",
+       needs=("nps_responses",)),
+    _f("nps_detractor", "voice", -1, "latest NPS answer below 7", kind="bool",
+       needs=("nps_responses",)),
+    _f("days_since_nps", "voice", 0, "days since the latest NPS answer",
+       needs=("nps_responses",)),
+    # commercial -------------------------------------------------------------------------
+    _f("arr", "commercial", 0, "annual recurring revenue at as_of", unit="currency"),
+    _f("plan", "commercial", 0, "plan at as_of", kind="category"),
+    _f("seats", "commercial", 0, "licensed seats at as_of", needs=("subscriptions.seats",)),
+    _f("modules_count", "commercial", 1, "add-on modules at as_of",
+       needs=("subscriptions.modules",)),
+    _f("tenure_days", "commercial", 1, "days since the account became a customer"),
+    _f("days_to_renewal", "commercial", 0, "days until the committed term ends",
+       needs=("subscriptions.renewal_at",)),
+    _f("billing_term", "commercial", 0,
+       "monthly (no committed term), annual or multi_year", kind="category",
+       needs=("subscriptions.renewal_at",)),
+    _f("arr_change_90d", "commercial", 1, "relative ARR change over the last 90 days"),
+    _f("arr_change_180d", "commercial", 1, "relative ARR change over the last 180 days"),
+    _f("expansions_365d", "commercial", 1, "ARR increases in the last 365 days"),
+    _f("contractions_365d", "commercial", -1, "ARR decreases in the last 365 days"),
+    _f("invoices_failed_90d", "commercial", -1, "invoices whose collection failed, last 90 days",
+       needs=("invoices",)),
+    _f("invoices_overdue", "commercial", -1, "invoices due before as_of and unpaid at as_of",
+       needs=("invoices",)),
+    _f("days_overdue_max", "commercial", -1,
+       "days the oldest unpaid invoice is past due at as_of", needs=("invoices",)),
+    _f("segment", "commercial", 0, "customer segment", kind="category"),
+    _f("industry", "commercial", 0, "industry", kind="category",
+       needs=("accounts.industry",)),
+    _f("icp_fit", "commercial", 0, "ideal-customer-profile fit", kind="category",
+       needs=("accounts.icp_fit",)),
+    _f("has_owner", "commercial", 1, "a named CSM owns the account", kind="bool",
+       needs=("accounts.csm_owner",)),
+    # gates ------------------------------------------------------------------------------
+    _f("gate_hits_7d", "gates", 0, "feature-gate hits (tried a feature above the plan), 7 days"),
+    _f("gate_hits_30d", "gates", 0, "feature-gate hits, last 30 days"),
+)
+
+BY_NAME: dict[str, FeatureSpec] = {f.name: f for f in FEATURES}
+FEATURE_NAMES: tuple[str, ...] = tuple(BY_NAME)
+CATEGORICAL: tuple[str, ...] = tuple(f.name for f in FEATURES if f.kind == "category")
+
+# Columns of a snapshot frame that are not features.
+KEY_COLUMNS = ("account_id", "as_of")
+# Facts at as_of that tools need for routing and display but models never see.
+INFO_COLUMNS = ("csm_owner", "renewal_at")
+LABEL_COLUMNS = (
+    "labelled", "churned", "churn_at", "expanded", "expansion_arr", "contracted",
+    "contraction_arr",
+)
+
+
+def spec(name: str) -> FeatureSpec:
+    try:
+        return BY_NAME[name]
+    except KeyError:
+        raise KeyError(f"unknown feature {name!r}; known: {', '.join(FEATURE_NAMES)}") from None
