@@ -51,7 +51,9 @@ def simulate(
     """Write a simulated B2B SaaS company (all contract tables + event_map.yaml + oracle)."""
     from features.simulate import SimulationConfig, write_company
 
-    config = SimulationConfig(accounts=accounts, months=months, seed=seed, end=_parse_ts(end, "--end"))
+    config = SimulationConfig(
+        accounts=accounts, months=months, seed=seed, end=_parse_ts(end, "--end")
+    )
     with _progress() as progress:
         task = progress.add_task("simulating accounts", total=accounts)
         summary = write_company(

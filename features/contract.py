@@ -30,7 +30,9 @@ class TableSpec:
         return next(c for c in self.columns if c.name == name)
 
 
-def _c(name: str, type_: ColumnType, *, optional: bool = False, nullable: bool = False) -> ColumnSpec:
+def _c(
+    name: str, type_: ColumnType, *, optional: bool = False, nullable: bool = False
+) -> ColumnSpec:
     return ColumnSpec(name, type_, required=not optional, nullable=nullable or optional)
 
 

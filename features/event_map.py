@@ -29,8 +29,19 @@ class EventMap(BaseModel):
 
 # The demo company's taxonomy: the default when a data folder has no event_map.yaml.
 DEMO_EVENT_MAP = EventMap(
-    core_features=("report_created", "dashboard_viewed", "record_imported", "search_run", "comment_added"),
-    advanced_features=("workflow_automated", "api_call", "custom_field_created", "export_scheduled"),
+    core_features=(
+        "report_created",
+        "dashboard_viewed",
+        "record_imported",
+        "search_run",
+        "comment_added",
+    ),
+    advanced_features=(
+        "workflow_automated",
+        "api_call",
+        "custom_field_created",
+        "export_scheduled",
+    ),
     admin_events=("settings_changed", "user_provisioned", "permission_updated"),
     invite_events=("teammate_invited",),
     gate_events=("feature_gate_hit",),
