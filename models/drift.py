@@ -1,0 +1,172 @@
+"""Population stability index (PSI) of snapshot features against a model's training data.
+
+The reference (bin edges and shares of the training rows) is fitted once at training time
+and travels with the model as plain JSON, so drift can be checked later without the
+training data. Missing values get a bin of their own: a feature that suddenly stops being
+reported is drift too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+# Conventional PSI reading: below 0.1 stable, 0.1-0.2 moderate shift, above 0.2 significant.
+DEFAULT_THRESHOLDS = (0.1, 0.2)
+# Floor for an empty bin's share, so one empty bin does not make PSI infinite.
+_EPSILON = 1e-4
+
+Status = Literal["stable", "moderate", "significant"]
+
+
+@dataclass(frozen=True)
+class FeatureReference:
+    """Bins of one feature and the share of training rows in each."""
+
+    name: str
+    kind: Literal["numeric", "category"]
+    edges: tuple[float, ...] = ()
+    levels: tuple[str, ...] = ()
+    shares: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class DriftReference:
+    """The training population of every model feature, as bins and shares."""
+
+    features: tuple[FeatureReference, ...]
+    rows: int
+    thresholds: tuple[float, float] = DEFAULT_THRESHOLDS
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able form stored beside the model."""
+        return {
+            "rows": self.rows,
+            "thresholds": list(self.thresholds),
+            "meta": dict(self.meta),
+            "features": [
+                {
+                    "name": f.name,
+                    "kind": f.kind,
+                    "edges": list(f.edges),
+                    "levels": list(f.levels),
+                    "shares": list(f.shares),
+                }
+                for f in self.features
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DriftReference:
+        """Inverse of `to_dict`; a malformed document raises ValueError naming the key."""
+        try:
+            features = tuple(
+                FeatureReference(
+                    name=str(f["name"]),
+                    kind=f["kind"],
+                    edges=tuple(float(e) for e in f["edges"]),
+                    levels=tuple(str(v) for v in f["levels"]),
+                    shares=tuple(float(s) for s in f["shares"]),
+                )
+                for f in data["features"]
+            )
+            low, high = (float(t) for t in data["thresholds"])
+            return cls(features, int(data["rows"]), (low, high), dict(data.get("meta", {})))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"drift reference is malformed: {exc!r}") from exc
+
+
+def fit_reference(
+    frame: pd.DataFrame,
+    features: Iterable[str],
+    *,
+    bins: int = 10,
+    thresholds: tuple[float, float] = DEFAULT_THRESHOLDS,
+) -> DriftReference:
+    """Quantile bins (numeric) or levels (category) of each feature on the training rows."""
+    if frame.empty:
+        raise ValueError("cannot fit a drift reference on an empty frame")
+    refs = []
+    for name in features:
+        if name not in frame.columns:
+            raise KeyError(f"feature {name!r} is not a column of the training frame")
+        refs.append(_fit_one(frame[name], name, bins))
+    return DriftReference(tuple(refs), len(frame), thresholds)
+
+
+def _is_categorical(values: pd.Series) -> bool:
+    return not (pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values))
+
+
+def _fit_one(values: pd.Series, name: str, bins: int) -> FeatureReference:
+    if _is_categorical(values):
+        levels = tuple(sorted(values.dropna().astype(str).unique()))
+        ref = FeatureReference(name, "category", levels=levels)
+    else:
+        numbers = values.astype("float64").dropna().to_numpy()
+        quantiles = np.quantile(numbers, np.linspace(0, 1, bins + 1)[1:-1]) if numbers.size else []
+        ref = FeatureReference(name, "numeric", edges=tuple(np.unique(quantiles).tolist()))
+    return FeatureReference(
+        ref.name, ref.kind, ref.edges, ref.levels, tuple(_shares(values, ref).tolist())
+    )
+
+
+def _shares(values: pd.Series, ref: FeatureReference) -> np.ndarray:
+    """Share of rows per bin; the last bin holds missing values (and unseen levels)."""
+    if ref.kind == "category":
+        codes = pd.Categorical(values.astype("string"), categories=list(ref.levels)).codes
+        index = np.where(codes < 0, len(ref.levels), codes)
+        n_bins = len(ref.levels) + 1
+    else:
+        numbers = values.astype("float64").to_numpy()
+        index = np.searchsorted(np.asarray(ref.edges), numbers, side="right")
+        index = np.where(np.isnan(numbers), len(ref.edges) + 1, index)
+        n_bins = len(ref.edges) + 2
+    counts = np.bincount(index, minlength=n_bins).astype("float64")
+    return counts / max(len(values), 1)
+
+
+def psi(expected: np.ndarray, actual: np.ndarray) -> float:
+    """Population stability index between two share vectors over the same bins."""
+    e = np.clip(expected, _EPSILON, None)
+    a = np.clip(actual, _EPSILON, None)
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+def population_stability(reference: DriftReference, frame: pd.DataFrame) -> pd.DataFrame:
+    """PSI per reference feature on `frame`, most shifted first, with a status per feature.
+
+    A feature missing from `frame` counts as entirely missing, which is how an export that
+    lost a table looks to the model.
+    """
+    if frame.empty:
+        raise ValueError("cannot compute drift on an empty frame")
+    low, high = reference.thresholds
+    rows = []
+    for ref in reference.features:
+        values = frame[ref.name] if ref.name in frame.columns else pd.Series([None] * len(frame))
+        score = psi(np.asarray(ref.shares), _shares(values, ref))
+        status: Status = "stable" if score < low else "moderate" if score < high else "significant"
+        rows.append({"feature": ref.name, "psi": score, "status": status})
+    table = pd.DataFrame(rows, columns=["feature", "psi", "status"])
+    return table.sort_values("psi", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def summarise(table: pd.DataFrame) -> dict[str, Any]:
+    """Small JSON summary of a drift table, as /readyz shows it."""
+    counts = table["status"].value_counts()
+    worst = table.head(5)
+    return {
+        "features": len(table),
+        "significant": int(counts.get("significant", 0)),
+        "moderate": int(counts.get("moderate", 0)),
+        "worst": [
+            {"feature": str(r.feature), "psi": round(float(r.psi), 4), "status": str(r.status)}
+            for r in worst.itertuples()
+        ],
+    }

@@ -1,0 +1,84 @@
+"""PSI drift check: flags shifted features, and only those."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.drift import DriftReference, fit_reference, population_stability, psi, summarise
+
+
+def _population(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "wau": rng.poisson(20, n).astype("float64"),
+            "stickiness": rng.beta(4, 3, n),
+            "nps_latest": np.where(rng.random(n) < 0.3, np.nan, rng.integers(0, 11, n)),
+            "segment": pd.array(rng.choice(["SMB", "Mid-Market", "Enterprise"], n), "string"),
+        }
+    )
+
+
+FEATURES = ["wau", "stickiness", "nps_latest", "segment"]
+
+
+def test_same_population_is_stable() -> None:
+    reference = fit_reference(_population(4000, 1), FEATURES)
+    table = population_stability(reference, _population(4000, 2))
+    assert (table["psi"] < 0.1).all(), table
+    assert set(table["status"]) == {"stable"}
+
+
+def test_shifted_features_are_flagged_and_only_those() -> None:
+    reference = fit_reference(_population(4000, 1), FEATURES)
+    shifted = _population(4000, 2)
+    shifted["wau"] = shifted["wau"] * 1.6
+    shifted["segment"] = pd.array(["Enterprise"] * len(shifted), "string")
+    table = population_stability(reference, shifted).set_index("feature")
+    assert table.loc["wau", "status"] == "significant"
+    assert table.loc["segment", "status"] == "significant"
+    assert set(table.loc[["stickiness", "nps_latest"], "status"]) == {"stable"}
+    assert list(table.index[:2]) == sorted(["wau", "segment"], key=lambda f: -table.loc[f, "psi"])
+
+
+def test_feature_that_stops_being_reported_is_drift() -> None:
+    reference = fit_reference(_population(2000, 1), FEATURES)
+    current = _population(2000, 2).drop(columns=["stickiness"])
+    table = population_stability(reference, current).set_index("feature")
+    assert table.loc["stickiness", "status"] == "significant"
+
+
+def test_reference_round_trips_through_json() -> None:
+    reference = fit_reference(_population(1000, 1), FEATURES)
+    again = DriftReference.from_dict(json.loads(json.dumps(reference.to_dict())))
+    current = _population(1000, 3)
+    pd.testing.assert_frame_equal(
+        population_stability(reference, current), population_stability(again, current)
+    )
+
+
+def test_psi_is_zero_for_identical_and_positive_otherwise() -> None:
+    shares = np.array([0.2, 0.3, 0.5])
+    assert psi(shares, shares) == pytest.approx(0.0)
+    assert psi(shares, np.array([0.5, 0.3, 0.2])) > 0.2
+
+
+def test_bad_inputs_name_the_problem() -> None:
+    with pytest.raises(KeyError, match="not_a_feature"):
+        fit_reference(_population(10, 1), ["not_a_feature"])
+    with pytest.raises(ValueError, match="empty"):
+        fit_reference(_population(10, 1).iloc[:0], FEATURES)
+    with pytest.raises(ValueError, match="malformed"):
+        DriftReference.from_dict({"features": [{"name": "x"}], "rows": 1, "thresholds": [0.1, 0.2]})
+
+
+def test_summary_counts_statuses() -> None:
+    reference = fit_reference(_population(2000, 1), FEATURES)
+    shifted = _population(2000, 2).assign(wau=lambda f: f["wau"] + 15)
+    summary = summarise(population_stability(reference, shifted))
+    assert summary["significant"] == 1
+    assert summary["worst"][0]["feature"] == "wau"
