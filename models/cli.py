@@ -1,0 +1,171 @@
+"""Subcommands of the rule-based layer: `nrr health` and `nrr renewals`.
+
+Without a trained model the health normaliser (percentile anchors, power-user quantile)
+is fitted on the snapshots being scored, so percentiles are relative to this book.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console(stderr=True)
+out = Console()
+
+
+def _now() -> pd.Timestamp:
+    # The CLI is the edge where "now" may enter: only as the default extraction time.
+    return pd.Timestamp(datetime.now(UTC)).tz_localize(None)
+
+
+def _parse_day(value: str, name: str) -> pd.Timestamp:
+    try:
+        ts = pd.Timestamp(value)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{name}: {value!r} is not an ISO-8601 date") from exc
+    return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo else ts
+
+
+def _grid_freq(as_of: pd.Timestamp) -> str:
+    if as_of != as_of.normalize():
+        raise typer.BadParameter(f"--as-of {as_of} must be a date at 00:00 (snapshot grid)")
+    if as_of.day == 1:
+        return "month"
+    if as_of.day_of_week == 0:
+        return "week"
+    raise typer.BadParameter(f"--as-of {as_of.date()} must be a month start or a Monday")
+
+
+def _snapshots_at(data: Path, as_of: pd.Timestamp | None) -> tuple[pd.DataFrame, pd.Timestamp]:
+    """Load and validate the data, then build features for the active accounts at as_of."""
+    from features.config import SnapshotConfig
+    from features.load import load_source
+    from features.snapshots import build_features
+    from features.spine import build_spine
+    from features.validate import InvalidDataError
+
+    try:
+        source = load_source(data, now=_now())
+    except InvalidDataError as exc:
+        out.print(exc.report.render())
+        raise typer.Exit(code=1) from None
+    if as_of is None:  # latest month start with data
+        as_of = source.data_end.normalize().replace(day=1)
+    freq = _grid_freq(as_of)
+    if as_of > source.data_end:
+        raise typer.BadParameter(f"--as-of {as_of.date()} is after the end of the data")
+    spine = build_spine(source, start=as_of, end=as_of, freq=freq)  # type: ignore[arg-type]
+    if spine.empty:
+        raise typer.BadParameter(f"no account has ARR > 0 at {as_of.date()}")
+    config = SnapshotConfig.model_validate({"freq": freq})
+    return build_features(source=source, spine=spine, config=config), as_of
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    if path.suffix == ".csv":
+        return pd.read_csv(path, parse_dates=["as_of"])
+    raise typer.BadParameter(f"{path}: expected a .csv or .parquet file")
+
+
+def _write_table(frame: pd.DataFrame, path: Path) -> None:
+    from features.cli import write_parquet_atomic
+
+    if path.suffix == ".parquet":
+        write_parquet_atomic(frame, path)
+    elif path.suffix == ".csv":
+        lists = [c for c in frame.columns if frame[c].map(lambda v: isinstance(v, list)).any()]
+        flat = frame.assign(**{c: frame[c].map("; ".join) for c in lists})
+        path.parent.mkdir(parents=True, exist_ok=True)
+        flat.to_csv(path, index=False)
+    else:
+        raise typer.BadParameter(f"--out {path}: use a .csv or .parquet file name")
+
+
+def health(
+    data: Path = typer.Option(..., "--data", help="folder of tables or a DuckDB file"),
+    as_of: str = typer.Option(..., "--as-of", help="snapshot date (a month start or a Monday)"),
+    out_file: Path = typer.Option(..., "--out", help=".csv or .parquet file to write"),
+    rules: Path | None = typer.Option(None, help="rules YAML (default experiments/rules.yaml)"),
+    previous: Path | None = typer.Option(
+        None, help="earlier `nrr health` output, for health_change and the 15-point alert"
+    ),
+) -> None:
+    """Score health, PQA, risk signals, expansion triggers and plays for every active account."""
+    from models.health import HealthNormaliser
+    from models.plays import assess_accounts
+    from models.rules_config import load_rules_config
+
+    if out_file.suffix not in (".csv", ".parquet"):
+        raise typer.BadParameter(f"--out {out_file}: use a .csv or .parquet file name")
+    config = load_rules_config(rules)
+    snaps, day = _snapshots_at(data, _parse_day(as_of, "--as-of"))
+    normaliser = HealthNormaliser.fit(snaps, config=config)
+    console.print("health percentiles are relative to the accounts scored (no trained normaliser)")
+    earlier = _read_table(previous) if previous is not None else None
+    scored = assess_accounts(snaps, config=config, normaliser=normaliser, previous=earlier)
+    keys = [c for c in ("account_id", "as_of", "csm_owner", "segment", "arr") if c in snaps]
+    frame = pd.concat([snaps[keys], scored], axis=1)
+    _write_table(frame, out_file)
+    counts = frame["health_band"].value_counts().to_dict()
+    out.print(
+        f"{len(frame):,} accounts at {day.date()}: "
+        + ", ".join(f"{k} {v}" for k, v in counts.items())
+    )
+    out.print(f"wrote {out_file.resolve()}")
+
+
+def renewals(
+    data: Path = typer.Option(..., "--data", help="folder of tables or a DuckDB file"),
+    within: int = typer.Option(90, min=0, help="days ahead to list"),
+    as_of: str | None = typer.Option(None, "--as-of", help="default: latest month start"),
+    rules: Path | None = typer.Option(None, help="rules YAML (default experiments/rules.yaml)"),
+) -> None:
+    """Print the renewal calendar: days left, ARR at stake, health, alerts, owner."""
+    from models.health import HealthNormaliser, score_health
+    from models.renewals import renewal_calendar
+    from models.rules_config import load_rules_config
+
+    config = load_rules_config(rules)
+    snaps, day = _snapshots_at(data, None if as_of is None else _parse_day(as_of, "--as-of"))
+    normaliser = HealthNormaliser.fit(snaps, config=config)
+    scores = score_health(snaps, config=config, normaliser=normaliser)
+    calendar = renewal_calendar(
+        snaps, as_of=day, within_days=within, health=scores, churn_probability=None, config=config
+    )
+    out.print(_calendar_table(calendar, title=f"Renewals within {within} days of {day.date()}"))
+
+
+def _calendar_table(calendar: pd.DataFrame, *, title: str) -> Table:
+    table = Table(title=title)
+    for name in ("account", "renews", "days", "ARR", "health", "band", "alert", "owner"):
+        right = name in ("days", "ARR", "health")
+        table.add_column(
+            name, justify="right" if right else "left", no_wrap=name in ("account", "renews")
+        )
+    for row in calendar.itertuples(index=False):
+        renews = "monthly" if row.month_to_month else f"{row.renewal_at:%Y-%m-%d}"
+        alert = "" if pd.isna(row.alert_days) else f"[red]{row.alert_days}-day[/red]"
+        owner = "[yellow]unowned[/yellow]" if row.unowned else str(row.csm_owner)
+        table.add_row(
+            str(row.account_id),
+            renews,
+            f"{row.days_left:.0f}",
+            f"{row.arr:,.0f}",
+            "" if pd.isna(row.health_score) else f"{row.health_score:.0f}",
+            "" if pd.isna(row.health_band) else str(row.health_band),
+            alert,
+            owner,
+        )
+    return table
+
+
+def register(app: typer.Typer) -> None:
+    app.command("health")(health)
+    app.command("renewals")(renewals)

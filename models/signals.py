@@ -1,0 +1,113 @@
+"""Churn-risk signals and expansion triggers: named predicates over snapshot features."""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from models.health import HealthNormaliser, numeric_column, threshold_key
+from models.rules_config import HEALTH_SCORE, Condition, RulesConfig, RuleSpec
+
+_OPS: dict[str, Callable[[np.ndarray, float], np.ndarray]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
+
+
+@dataclass(frozen=True)
+class FiredRule:
+    """A rule that fired for one row, with the values and thresholds behind it."""
+
+    name: str
+    kind: Literal["risk", "expansion"]
+    text: str
+    evidence: dict[str, float | str | None]
+
+
+def _threshold(cond: Condition, normaliser: HealthNormaliser) -> float | None:
+    if cond.quantile is None:
+        return cond.value
+    return normaliser.thresholds.get(threshold_key(cond.feature, cond.quantile))
+
+
+def _values(frame: pd.DataFrame, feature: str, health: np.ndarray) -> np.ndarray:
+    return health if feature == HEALTH_SCORE else numeric_column(frame, feature)
+
+
+def _rule_mask(
+    rule: RuleSpec, frame: pd.DataFrame, health: np.ndarray, normaliser: HealthNormaliser
+) -> np.ndarray:
+    # A condition on an absent/NaN feature, or a quantile never fitted, is false.
+    masks = []
+    for cond in rule.conditions:
+        thr = _threshold(cond, normaliser)
+        values = _values(frame, cond.feature, health)
+        ok = np.zeros(len(frame), dtype=bool) if thr is None else _OPS[cond.op](values, thr)
+        masks.append(ok & ~np.isnan(values))
+    return np.logical_and.reduce(masks) if rule.match == "all" else np.logical_or.reduce(masks)
+
+
+def _health_array(snapshots: pd.DataFrame, health: pd.Series | None) -> np.ndarray:
+    if health is None:
+        return np.full(len(snapshots), np.nan)
+    if len(health) != len(snapshots):
+        raise ValueError(f"health has {len(health)} rows, snapshots {len(snapshots)}")
+    return health.to_numpy(dtype="float64", na_value=np.nan)
+
+
+def rule_masks(
+    snapshots: pd.DataFrame,
+    *,
+    config: RulesConfig,
+    health: pd.Series | None,
+    normaliser: HealthNormaliser,
+) -> pd.DataFrame:
+    """One boolean column per configured rule (True = fired), indexed like snapshots."""
+    scores = _health_array(snapshots, health)
+    return pd.DataFrame(
+        {r.name: _rule_mask(r, snapshots, scores, normaliser) for r in config.rules},
+        index=snapshots.index,
+    )
+
+
+def _thresholds(rule: RuleSpec, normaliser: HealthNormaliser) -> dict[str, float | str | None]:
+    return {f"{c.feature} {c.op}": _threshold(c, normaliser) for c in rule.conditions}
+
+
+def _as_optional(values: np.ndarray) -> list[float | None]:
+    return [None if np.isnan(v) else float(v) for v in values]
+
+
+def evaluate_rules(
+    snapshots: pd.DataFrame,
+    *,
+    config: RulesConfig,
+    health: pd.Series | None,
+    normaliser: HealthNormaliser,
+) -> list[list[FiredRule]]:
+    """Per row, the fired rules (risks and expansion triggers) with their evidence."""
+    masks = rule_masks(snapshots, config=config, health=health, normaliser=normaliser)
+    scores = _health_array(snapshots, health)
+    fired: list[list[FiredRule]] = [[] for _ in range(len(snapshots))]
+    for rule in config.rules:
+        rows = np.flatnonzero(masks[rule.name].to_numpy())
+        if not rows.size:
+            continue
+        values = {
+            c.feature: _as_optional(_values(snapshots, c.feature, scores)[rows])
+            for c in rule.conditions
+        }
+        thresholds = _thresholds(rule, normaliser)
+        for i, row in enumerate(rows):
+            evidence = {name: column[i] for name, column in values.items()} | thresholds
+            fired[row].append(FiredRule(rule.name, rule.kind, rule.text, evidence))
+    return fired
