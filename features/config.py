@@ -11,6 +11,6 @@ class SnapshotConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     freq: Literal["month", "week"] = "month"
-    horizon_days: int = Field(90, gt=0, description="label window length")
-    grace_days: int = Field(30, ge=0, description="a gap shorter than this is not churn")
-    min_tenure_days: int = Field(0, ge=0, description="skip accounts younger than this")
+    horizon_days: int = Field(default=90, gt=0, description="label window length")
+    grace_days: int = Field(default=30, ge=0, description="a gap shorter than this is not churn")
+    min_tenure_days: int = Field(default=0, ge=0, description="skip accounts younger than this")

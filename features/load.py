@@ -1,0 +1,235 @@
+"""Loading a data source: open, validate against the contract, expose typed views.
+
+The typed views (see features/source.py) are created only for data that passed
+validation: contract names and types, absent optional columns as typed NULL, rows of
+unknown accounts dropped, `events.quantity` defaulting to 1, and `tickets.sentiment`
+scored from the ticket text when the source has no sentiment column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import yaml
+
+from features.contract import TABLES
+from features.event_map import (
+    DEMO_EVENT_MAP,
+    EVENT_MAP_FILE,
+    EventMap,
+    EventMapError,
+    load_event_map,
+)
+from features.readers import SQL_TYPES, RawSource, SourceError, open_frames, open_path, q
+from features.sentiment import score_texts
+from features.source import DataSource
+from features.validate import InvalidDataError, Issue, ValidationReport, validate_tables
+
+MANIFEST_FILE = "manifest.yaml"
+
+
+def inspect_source(
+    path: Path, *, extracted_at: pd.Timestamp | None, now: pd.Timestamp
+) -> tuple[ValidationReport, DataSource | None]:
+    """Validate a folder or DuckDB file; the report, and the source when it has no errors."""
+    try:
+        raw = open_path(Path(path))
+    except SourceError as exc:
+        return ValidationReport((Issue("error", None, None, str(exc)),), origin=str(path)), None
+    issues: list[Issue] = []
+    assert raw.folder is not None
+    event_map = _folder_event_map(raw.folder, issues)
+    declared = extracted_at if extracted_at is not None else _manifest_end(raw.folder, issues)
+    return _check_and_build(raw, event_map=event_map, declared=declared, now=now, issues=issues)
+
+
+def load_source(
+    path: Path, *, extracted_at: pd.Timestamp | None = None, now: pd.Timestamp
+) -> DataSource:
+    """A validated DataSource over a folder or DuckDB file; InvalidDataError on errors."""
+    report, source = inspect_source(path, extracted_at=extracted_at, now=now)
+    if source is None:
+        raise InvalidDataError(report)
+    return source
+
+
+def source_from_frames(
+    frames: Mapping[str, pd.DataFrame],
+    *,
+    event_map: EventMap | None = None,
+    extracted_at: pd.Timestamp | None = None,
+    now: pd.Timestamp,
+) -> DataSource:
+    """A validated DataSource over in-memory frames (same checks); InvalidDataError on errors."""
+    report, source = inspect_frames(frames, event_map=event_map, extracted_at=extracted_at, now=now)
+    if source is None:
+        raise InvalidDataError(report)
+    return source
+
+
+def inspect_frames(
+    frames: Mapping[str, pd.DataFrame],
+    *,
+    event_map: EventMap | None = None,
+    extracted_at: pd.Timestamp | None = None,
+    now: pd.Timestamp,
+) -> tuple[ValidationReport, DataSource | None]:
+    """Validate in-memory frames; the report, and the source when it has no errors."""
+    issues: list[Issue] = []
+    if event_map is None:
+        message = "no event map given; using the demo company's (features may not fit)"
+        issues.append(Issue("warning", None, None, message))
+    raw = open_frames(frames)
+    return _check_and_build(
+        raw, event_map=event_map or DEMO_EVENT_MAP, declared=extracted_at, now=now, issues=issues
+    )
+
+
+def _folder_event_map(folder: Path, issues: list[Issue]) -> EventMap:
+    try:
+        event_map, from_file = load_event_map(folder)
+    except (EventMapError, OSError) as exc:
+        issues.append(Issue("error", EVENT_MAP_FILE, None, f"malformed event map: {exc}"))
+        return DEMO_EVENT_MAP
+    if not from_file:
+        message = f"no {EVENT_MAP_FILE} beside the tables; using the demo company's event map"
+        issues.append(Issue("warning", EVENT_MAP_FILE, None, message))
+    return event_map
+
+
+def _manifest_end(folder: Path, issues: list[Issue]) -> pd.Timestamp | None:
+    """The declared extraction time from manifest.yaml, if there is one."""
+    path = folder / MANIFEST_FILE
+    if not path.is_file():
+        return None
+    try:
+        manifest = yaml.safe_load(path.read_text()) or {}
+        value = manifest.get("extracted_at") if isinstance(manifest, dict) else None
+        if value is None:
+            return None
+        return to_utc_naive(value)
+    except (yaml.YAMLError, ValueError, TypeError, OSError) as exc:
+        message = f"cannot read extracted_at as an ISO-8601 timestamp: {exc}"
+        issues.append(Issue("error", MANIFEST_FILE, "extracted_at", message))
+        return None
+
+
+def to_utc_naive(value: object) -> pd.Timestamp:
+    """A timestamp in naive UTC; an offset-free value is taken as UTC already."""
+    if not isinstance(value, str | date | pd.Timestamp):
+        raise TypeError(f"{value!r} is not a timestamp")
+    ts = pd.Timestamp(value)
+    if pd.isna(ts):
+        raise ValueError(f"{value!r} is not a timestamp")
+    return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo else ts
+
+
+def _check_and_build(
+    raw: RawSource,
+    *,
+    event_map: EventMap,
+    declared: pd.Timestamp | None,
+    now: pd.Timestamp,
+    issues: list[Issue],
+) -> tuple[ValidationReport, DataSource | None]:
+    """Run every check; build the typed views only when no error was found."""
+    issues = [Issue(p.severity, p.table, None, p.message) for p in raw.problems] + issues
+    unreadable = {p.table for p in raw.problems if p.severity == "error"}
+    declared = to_utc_naive(declared) if declared is not None else None
+    limit = declared if declared is not None else to_utc_naive(now)
+    limit_name = "extraction time" if declared is not None else "current time (none declared)"
+    try:
+        found = validate_tables(
+            raw.con, raw.columns, event_map=event_map, limit=limit, limit_name=limit_name
+        )
+        # an unreadable table was already reported; "missing" would only repeat it
+        issues += [i for i in found if not (i.table in unreadable and i.column is None)]
+    except duckdb.Error as exc:
+        issues.append(Issue("error", None, None, f"could not read the data: {exc}"))
+    report = ValidationReport(tuple(issues), origin=raw.origin)
+    if not report.ok:
+        raw.con.close()
+        return report, None
+    try:
+        return report, _typed_source(raw, event_map=event_map, declared=declared)
+    except duckdb.Error as exc:
+        raw.con.close()
+        failed = Issue("error", None, None, f"could not build the typed views: {exc}")
+        return ValidationReport((*issues, failed), origin=raw.origin), None
+
+
+def _typed_source(
+    raw: RawSource, *, event_map: EventMap, declared: pd.Timestamp | None
+) -> DataSource:
+    con = raw.con
+    kinds = {n: "TABLE" if n in raw.text_tables else "VIEW" for n in raw.columns}
+    for name in (n for n in TABLES if n in raw.columns):  # accounts first: others filter on it
+        select = ", ".join(_typed_column(name, c.name) for c in TABLES[name].columns)
+        # rows of unknown accounts are dropped (reported as a warning by validation)
+        keep = (
+            "" if name == "accounts" else " WHERE account_id IN (SELECT account_id FROM accounts)"
+        )
+        con.execute(f"CREATE {kinds[name]} {name} AS SELECT {select} FROM _parsed_{name}{keep}")
+    columns = {
+        name: frozenset(raw_cols) & {c.name for c in TABLES[name].columns}
+        for name, raw_cols in raw.columns.items()
+    }
+    if (
+        "tickets" in columns
+        and "sentiment" not in columns["tickets"]
+        and "text" in columns["tickets"]
+    ):
+        _score_ticket_sentiment(con, kind=kinds["tickets"])
+    data_end = declared if declared is not None else _latest_observed(con, columns)
+    return DataSource(
+        con=con,
+        tables=frozenset(columns),
+        columns=columns,
+        event_map=event_map,
+        data_end=data_end,
+        origin=raw.origin,
+    )
+
+
+def _typed_column(table: str, column: str) -> str:
+    if table == "events" and column == "quantity":
+        return "COALESCE(quantity, 1.0) AS quantity"
+    return q(column)
+
+
+def _score_ticket_sentiment(con: duckdb.DuckDBPyConnection, *, kind: str) -> None:
+    """Replace the tickets view or table by a table whose sentiment is scored from the text."""
+    frame = con.execute("SELECT * FROM tickets").df()
+    scored = frame.assign(sentiment=score_texts(frame["text"].tolist()))
+    con.register("_scored_tickets", scored)
+    con.execute(f"DROP {kind} tickets")
+    select = ", ".join(
+        f"CAST({q(c.name)} AS {SQL_TYPES[c.type]}) AS {q(c.name)}"
+        for c in TABLES["tickets"].columns
+    )
+    con.execute(f"CREATE TABLE tickets AS SELECT {select} FROM _scored_tickets")
+    con.unregister("_scored_tickets")
+
+
+def _latest_observed(
+    con: duckdb.DuckDBPyConnection, columns: Mapping[str, frozenset[str]]
+) -> pd.Timestamp:
+    """The latest observed timestamp of the typed views: the data's end when none is declared."""
+    parts = [
+        f"SELECT MAX({q(col)}) AS t FROM {name}"
+        for name, present in columns.items()
+        for col in TABLES[name].observed
+        if col in present
+    ]
+    row = con.execute(f"SELECT MAX(t) FROM ({' UNION ALL '.join(parts)})").fetchone()
+    if row is None or row[0] is None:
+        raise InvalidDataError(
+            ValidationReport(
+                (Issue("error", None, None, "no observed timestamps: the data is empty"),)
+            )
+        )
+    return pd.Timestamp(row[0])
