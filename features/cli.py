@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -79,6 +81,83 @@ def validate(
     raise typer.Exit(code=0 if report.ok else 1)
 
 
+def snapshots(
+    data: Path = typer.Option(..., "--data", help="folder of tables or a DuckDB file"),
+    out_file: Path = typer.Option(..., "--out", help="Parquet file to write"),
+    freq: str = typer.Option("month", help="snapshot grid: month (month starts) or week (Mondays)"),
+    start: str | None = typer.Option(None, help="first as_of date (default: first subscription)"),
+    end: str | None = typer.Option(None, help="last as_of date (default: end of the data)"),
+    horizon: int = typer.Option(90, min=1, help="label window in days"),
+    extracted_at: str | None = typer.Option(
+        None, help="when the data was exported (default: manifest.yaml, else now)"
+    ),
+) -> None:
+    """Build point-in-time account snapshots with labels and write them as Parquet."""
+    from features.config import SnapshotConfig
+    from features.load import load_source
+    from features.snapshots import build_snapshots
+    from features.spine import build_spine
+    from features.validate import InvalidDataError
+
+    if freq not in ("month", "week"):
+        raise typer.BadParameter(f"--freq must be 'month' or 'week', got {freq!r}")
+    config = SnapshotConfig.model_validate({"freq": freq, "horizon_days": horizon})
+    try:
+        source = load_source(
+            data, extracted_at=_parse_ts(extracted_at, "--extracted-at"), now=_now()
+        )
+    except InvalidDataError as exc:
+        out.print(exc.report.render())
+        raise typer.Exit(code=1) from None
+    spine = build_spine(
+        source, start=_parse_ts(start, "--start"), end=_parse_ts(end, "--end"), freq=config.freq
+    )
+    with _progress() as progress:
+        task = progress.add_task("building snapshots (partitions)", total=None)
+        frame = build_snapshots(
+            source=source,
+            spine=spine,
+            config=config,
+            progress=lambda done, total: progress.update(task, completed=done, total=total),
+        )
+    write_parquet_atomic(frame, out_file)
+    out.print(summarise_snapshots(frame))
+    out.print(f"wrote {out_file.resolve()}")
+
+
+def write_parquet_atomic(frame: pd.DataFrame, path: Path) -> None:
+    """Write Parquet to a temp file beside `path`, then rename: never a partial file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        frame.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def summarise_snapshots(frame: pd.DataFrame) -> str:
+    """Rows, accounts, as_of range and label rates of a snapshot frame, as text."""
+    if frame.empty:
+        return "0 snapshot rows (no account had ARR > 0 on the grid)"
+    labelled = frame[frame["labelled"]]
+    lines = [
+        f"{len(frame):,} snapshot rows, {frame['account_id'].nunique():,} accounts, "
+        f"as_of {frame['as_of'].min():%Y-%m-%d} .. {frame['as_of'].max():%Y-%m-%d}",
+        f"{len(labelled):,} labelled rows ({len(frame) - len(labelled):,} unlabelled tail)",
+    ]
+    if not labelled.empty:
+        rates = {
+            name: float(labelled[name].astype("float64").mean())
+            for name in ("churned", "expanded", "contracted")
+        }
+        lines.append("label rates: " + ", ".join(f"{k} {v:.1%}" for k, v in rates.items()))
+    return "\n".join(lines)
+
+
 def register(app: typer.Typer) -> None:
     app.command("simulate")(simulate)
     app.command("validate")(validate)
+    app.command("snapshots")(snapshots)
