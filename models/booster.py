@@ -1,0 +1,141 @@
+"""A trained churn or expansion model: native LightGBM booster, feature list, levels, calibrator."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from features.registry import BY_NAME, INFO_COLUMNS, KEY_COLUMNS, LABEL_COLUMNS
+from models.calibration import Calibrator
+
+MODEL_FILE = "model.txt"
+META_FILE = "model.json"
+FORMAT_VERSION = 1
+
+
+def model_features(frame: pd.DataFrame) -> list[str]:
+    """Registry features present as columns of a snapshot frame, in registry order."""
+    present = set(frame.columns) - set(KEY_COLUMNS) - set(INFO_COLUMNS) - set(LABEL_COLUMNS)
+    return [name for name in BY_NAME if name in present]
+
+
+def categorical_features(features: Sequence[str]) -> list[str]:
+    """The features among `features` whose registry kind is "category"."""
+    return [name for name in features if BY_NAME[name].kind == "category"]
+
+
+def learn_levels(frame: pd.DataFrame, features: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """Sorted distinct non-missing values of each categorical feature (learned on training rows)."""
+    return {
+        name: tuple(sorted(str(v) for v in frame[name].dropna().unique()))
+        for name in categorical_features(features)
+    }
+
+
+def design_matrix(
+    frame: pd.DataFrame,
+    *,
+    features: Sequence[str],
+    levels: Mapping[str, Sequence[str]],
+) -> pd.DataFrame:
+    """float64 matrix of `features`; categories as integer codes of `levels`, unknown -> NaN."""
+    missing = [name for name in features if name not in frame.columns]
+    if missing:
+        raise ValueError(f"snapshot frame lacks model feature column(s): {missing}")
+    columns: dict[str, np.ndarray] = {}
+    for name in features:
+        col = frame[name]
+        if name in levels:
+            codes = {level: float(i) for i, level in enumerate(levels[name])}
+            values = [codes.get(str(v), np.nan) if not pd.isna(v) else np.nan for v in col]
+            columns[name] = np.asarray(values, dtype="float64")
+        else:
+            try:
+                columns[name] = col.to_numpy(dtype="float64", na_value=np.nan)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"feature {name!r} is not numeric: {exc}") from exc
+    return pd.DataFrame(columns, index=frame.index, columns=list(features))
+
+
+@dataclass(frozen=True)
+class ScoringModel:
+    """LightGBM booster + the features, category levels and calibration it was trained with."""
+
+    booster: lgb.Booster
+    feature_names: tuple[str, ...]
+    levels: dict[str, tuple[str, ...]]
+    calibrator: Calibrator | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def matrix(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The booster's input matrix for a snapshot frame."""
+        return design_matrix(frame, features=self.feature_names, levels=self.levels)
+
+    def predict_raw(self, frame: pd.DataFrame) -> np.ndarray:
+        """Raw booster score (log-odds) per row."""
+        return np.asarray(self.booster.predict(self.matrix(frame), raw_score=True), dtype=float)
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        """Calibrated probability per row (the booster's sigmoid when no calibrator)."""
+        raw = self.predict_raw(frame)
+        if self.calibrator is None:
+            return 1.0 / (1.0 + np.exp(-raw))
+        return self.calibrator.predict(raw)
+
+    def contributions(self, frame: pd.DataFrame) -> np.ndarray:
+        """TreeSHAP contributions in log-odds; last column is the expected value."""
+        out = self.booster.predict(self.matrix(frame), pred_contrib=True)
+        return np.asarray(out, dtype=float)
+
+    def save(self, directory: Path) -> None:
+        """Write model.txt (LightGBM native) and model.json (features, levels, calibrator)."""
+        directory.mkdir(parents=True, exist_ok=True)
+        self.booster.save_model(str(directory / MODEL_FILE))
+        (directory / META_FILE).write_text(json.dumps(self.to_dict(), indent=2, default=str))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything but the booster, JSON-serialisable."""
+        return {
+            "format_version": FORMAT_VERSION,
+            "feature_names": list(self.feature_names),
+            "levels": {k: list(v) for k, v in self.levels.items()},
+            "calibrator": None if self.calibrator is None else self.calibrator.to_dict(),
+            "metadata": self.metadata,
+        }
+
+    @classmethod
+    def load(cls, directory: Path) -> ScoringModel:
+        """Read a folder written by `save` (or an MLflow model folder holding it in extra_files/)."""
+        if (
+            not (directory / META_FILE).is_file()
+            and (directory / "extra_files" / META_FILE).is_file()
+        ):
+            directory = directory / "extra_files"
+        model_path, meta_path = directory / MODEL_FILE, directory / META_FILE
+        for path in (model_path, meta_path):
+            if not path.is_file():
+                raise FileNotFoundError(f"model folder {directory} lacks {path.name}")
+        meta = json.loads(meta_path.read_text())
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise ValueError(
+                f"{meta_path}: unsupported format_version {meta.get('format_version')}"
+            )
+        booster = lgb.Booster(model_file=str(model_path))
+        features = tuple(meta["feature_names"])
+        if tuple(booster.feature_name()) != features:
+            raise ValueError(f"{directory}: model.txt features differ from model.json")
+        calib = meta.get("calibrator")
+        return cls(
+            booster=booster,
+            feature_names=features,
+            levels={k: tuple(v) for k, v in meta["levels"].items()},
+            calibrator=None if calib is None else Calibrator.from_dict(calib),
+            metadata=dict(meta.get("metadata", {})),
+        )

@@ -1,0 +1,185 @@
+"""End to end: fast experiment on synthetic snapshots trains, logs and registers both models."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from models.booster import ScoringModel
+from tests.training_factories import make_snapshots
+from training.config import ExperimentConfig, load_experiment
+from training.pipeline import TrainResult, as_of_view, train
+from training.registry import champion_version, load_version
+from training.tracking import TrainingSettings
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def fast() -> ExperimentConfig:
+    return load_experiment(REPO / "experiments" / "fast.yaml")
+
+
+@pytest.fixture(scope="module")
+def trained(
+    tmp_path_factory: pytest.TempPathFactory, fast: ExperimentConfig
+) -> tuple[TrainResult, TrainingSettings, float]:
+    settings = TrainingSettings(workdir=tmp_path_factory.mktemp("store"))
+    snapshots = make_snapshots(n_accounts=300, months=24, seed=11)
+    start = time.perf_counter()
+    result = train(snapshots=snapshots, config=fast, settings=settings)
+    return result, settings, time.perf_counter() - start
+
+
+def test_both_models_are_registered_and_become_champion(
+    trained: tuple[TrainResult, TrainingSettings, float],
+) -> None:
+    result, settings, seconds = trained
+    assert seconds < 60
+    assert set(result.model_uris) == {"churn", "expansion"}
+    mlflow.set_tracking_uri(settings.resolved_tracking_uri())
+    client = MlflowClient()
+    for name in ("nrr-churn", "nrr-expansion"):
+        assert champion_version(client, name) == "1"
+        assert str(client.get_model_version_by_alias(name, "challenger").version) == "1"
+
+
+def test_registered_version_holds_native_model_and_json_sidecars(
+    trained: tuple[TrainResult, TrainingSettings, float],
+) -> None:
+    _, settings, _ = trained
+    mlflow.set_tracking_uri(settings.resolved_tracking_uri())
+    local = Path(mlflow.artifacts.download_artifacts("models:/nrr-churn@champion"))
+    files = {p.relative_to(local).as_posix() for p in local.rglob("*") if p.is_file()}
+    expected = {
+        "extra_files/model.txt",
+        "extra_files/model.json",
+        "extra_files/health_normaliser.json",
+        "extra_files/fallback_calibration.json",
+    }
+    assert expected <= files
+    assert not any(f.endswith((".pkl", ".pickle")) for f in files)
+    assert "model.lgb" in files and "data: model.lgb" in (local / "MLmodel").read_text()
+    # model.lgb is LightGBM's own text format, the same booster as model.txt.
+    assert (local / "model.lgb").read_text().startswith("tree")
+    model = ScoringModel.load(local)
+    fallback = json.loads((local / "extra_files" / "fallback_calibration.json").read_text())
+    assert fallback["decreasing"] is True
+    probs = model.predict_proba(make_snapshots(n_accounts=20, months=6, seed=2))
+    assert ((probs > 0) & (probs < 1)).all()
+
+
+def test_run_logs_metrics_vs_baselines_and_report_artifacts(
+    trained: tuple[TrainResult, TrainingSettings, float],
+) -> None:
+    result, settings, _ = trained
+    mlflow.set_tracking_uri(settings.resolved_tracking_uri())
+    run = MlflowClient().get_run(result.run_id)
+    for scorer in ("model", "logistic", "rules"):
+        assert 0.5 < run.data.metrics[f"churn.{scorer}.roc_auc"] <= 1.0
+    assert "churn.model.fold1.brier" in run.data.metrics
+    assert result.metrics["churn.model.roc_auc"] > 0.7
+    artifacts = Path(
+        mlflow.artifacts.download_artifacts(run_id=result.run_id, artifact_path="churn")
+    )
+    assert (artifacts / "model_card.md").read_text().startswith("# Model card: nrr-churn")
+    table = pd.read_csv(artifacts / "backtest_metrics.csv")
+    assert {"pooled", "fold", "segment", "plan", "arr_band", "tenure_band"} <= set(table["scope"])
+    assert (artifacts / "plots" / "shap_summary.png").stat().st_size > 0
+    assert json.loads((artifacts / "promotion.json").read_text())["promoted"] is True
+
+
+def test_champion_loaded_from_registry_matches_what_was_trained(
+    trained: tuple[TrainResult, TrainingSettings, float],
+) -> None:
+    _, settings, _ = trained
+    mlflow.set_tracking_uri(settings.resolved_tracking_uri())
+    model = load_version(MlflowClient(), "nrr-expansion", "1")
+    assert model.metadata["target"] == "expansion"
+    assert "segment" in model.levels
+
+
+def test_too_few_positives_registers_nothing(tmp_path: Path, fast: ExperimentConfig) -> None:
+    settings = TrainingSettings(workdir=tmp_path)
+    snapshots = make_snapshots(n_accounts=25, months=18, seed=4)
+    result = train(
+        snapshots=snapshots,
+        config=fast.model_copy(update={"targets": ["churn"]}),
+        settings=settings,
+    )
+    assert result.model_uris == {}
+    assert "too little data" in result.outcomes["churn"].message
+    mlflow.set_tracking_uri(settings.resolved_tracking_uri())
+    assert MlflowClient().search_registered_models() == []
+
+
+def test_as_of_view_hides_labels_whose_window_is_still_open() -> None:
+    snapshots = make_snapshots(n_accounts=30, months=12, seed=1)
+    cut = pd.Timestamp("2023-08-01")
+    view = as_of_view(snapshots, as_of=cut, horizon_days=90)
+    assert (view["as_of"] <= cut).all()
+    labelled = view[view["labelled"]]
+    assert (labelled["as_of"] + pd.Timedelta(days=90) <= cut).all()
+    assert view.loc[~view["labelled"], "churned"].isna().all()
+    assert np.array_equal(
+        labelled["churned"].to_numpy(),
+        snapshots.set_index(["account_id", "as_of"])
+        .loc[list(zip(labelled["account_id"], labelled["as_of"], strict=True)), "churned"]
+        .to_numpy(),
+    )
+
+
+def test_experiment_file_errors_name_the_wrong_key(tmp_path: Path) -> None:
+    from training.config import ExperimentConfigError
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("seed: 1\nbacktest:\n  folds: 0\n  spaceing: 3\n")
+    with pytest.raises(ExperimentConfigError, match=r"backtest\.folds") as info:
+        load_experiment(bad)
+    assert "backtest.spaceing" in str(info.value)
+
+
+def test_shipped_experiments_are_valid() -> None:
+    quarterly = load_experiment(REPO / "experiments" / "quarterly.yaml")
+    assert quarterly.tuning.trials > 0 and quarterly.targets == ["churn", "expansion"]
+    assert load_experiment(REPO / "experiments" / "fast.yaml").tuning.trials == 0
+
+
+def test_optuna_search_is_stored_logged_and_stays_in_the_space(
+    tmp_path: Path, fast: ExperimentConfig
+) -> None:
+    import optuna
+
+    from training.config import SearchDimension, TuningConfig
+    from training.evaluate import labelled_rows
+    from training.tune import tune
+
+    space = {
+        "num_leaves": SearchDimension(type="int", low=4, high=16),
+        "learning_rate": SearchDimension(low=0.05, high=0.2, log=True),
+    }
+    config = fast.model_copy(
+        update={"tuning": TuningConfig(trials=3, inner_folds=2, search_space=space)}
+    )
+    rows = labelled_rows(make_snapshots(n_accounts=120, months=20, seed=8))
+    logged: list[tuple[int, str]] = []
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    best = tune(
+        rows,
+        target="churn",
+        config=config,
+        storage=storage,
+        study_name="s",
+        log_trial=lambda n, p, v, state: logged.append((n, state)),
+    )
+    assert 4 <= best["num_leaves"] <= 16 and 0.05 <= best["learning_rate"] <= 0.2
+    assert [n for n, _ in logged] == [0, 1, 2]
+    assert len(optuna.load_study(study_name="s", storage=storage).trials) == 3
+    assert tune(rows, target="churn", config=fast) == {}

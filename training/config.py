@@ -1,0 +1,116 @@
+"""The experiment file (experiments/*.yaml) as a typed, validated object."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from features.config import SnapshotConfig
+
+Target = Literal["churn", "expansion"]
+LABEL_OF: dict[str, str] = {"churn": "churned", "expansion": "expanded"}
+REGISTERED_NAME: dict[str, str] = {"churn": "nrr-churn", "expansion": "nrr-expansion"}
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class BacktestConfig(_Frozen):
+    folds: int = Field(default=3, ge=1, description="number of rolling-origin cut dates (K)")
+    spacing: int = Field(default=3, ge=1, description="snapshot dates between consecutive cuts")
+
+
+class CalibrationConfig(_Frozen):
+    periods: int = Field(
+        default=3, ge=1, description="latest snapshot dates of a training fold held out"
+    )
+    isotonic_min_positives: int = Field(default=300, ge=1, description="fewer positives -> sigmoid")
+
+
+class BoosterConfig(_Frozen):
+    num_threads: int = Field(default=1, ge=1)
+    max_rounds: int = Field(default=500, ge=1)
+    early_stopping_rounds: int = Field(default=50, ge=1)
+    params: dict[str, float | int] = Field(default_factory=dict)
+
+
+class SearchDimension(_Frozen):
+    type: Literal["float", "int"] = "float"
+    low: float
+    high: float
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SearchDimension:
+        if not self.low < self.high:
+            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
+        return self
+
+
+class TuningConfig(_Frozen):
+    trials: int = Field(default=0, ge=0, description="0 disables the search")
+    timeout_seconds: float | None = Field(default=None, gt=0)
+    inner_folds: int = Field(default=2, ge=1)
+    search_space: dict[str, SearchDimension] = Field(default_factory=dict)
+
+
+class EvaluationConfig(_Frozen):
+    review_budget: float = Field(default=0.2, gt=0, le=1)
+    high_risk_share: float = Field(default=0.2, gt=0, le=1)
+    high_risk_threshold: float | None = Field(default=None, gt=0, lt=1)
+    lead_days: int = Field(default=30, ge=0)
+    ece_bins: int = Field(default=10, ge=2)
+    arr_bands: list[float] = Field(default_factory=lambda: [10_000.0, 50_000.0])
+    tenure_bands_days: list[float] = Field(default_factory=lambda: [180.0, 365.0, 730.0])
+
+
+class PromotionConfig(_Frozen):
+    min_auc_delta: float = Field(default=0.0, ge=0)
+    brier_tolerance: float = Field(default=0.002, ge=0)
+
+
+class ExperimentConfig(_Frozen):
+    name: str = "quarterly"
+    seed: int = 42
+    targets: list[Target] = ["churn", "expansion"]
+    snapshot: SnapshotConfig = SnapshotConfig.model_validate({})
+    min_positives: int = Field(default=50, ge=1)
+    backtest: BacktestConfig = BacktestConfig()
+    calibration: CalibrationConfig = CalibrationConfig()
+    booster: BoosterConfig = BoosterConfig()
+    tuning: TuningConfig = TuningConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+    promotion: PromotionConfig = PromotionConfig()
+
+    @model_validator(mode="after")
+    def _unique_targets(self) -> ExperimentConfig:
+        if not self.targets or len(set(self.targets)) != len(self.targets):
+            raise ValueError(
+                f"targets must be a non-empty list without repeats, got {self.targets}"
+            )
+        return self
+
+
+class ExperimentConfigError(ValueError):
+    """An experiment file that cannot be read or does not match the schema."""
+
+
+def load_experiment(path: Path) -> ExperimentConfig:
+    """Read and validate an experiment YAML file, naming the wrong key or value on error."""
+    try:
+        data: Any = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ExperimentConfigError(f"cannot read experiment file {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ExperimentConfigError(f"{path}: expected a mapping at the top level")
+    try:
+        return ExperimentConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ExperimentConfigError(f"{path}: {problems}") from exc

@@ -1,0 +1,230 @@
+"""Rolling-origin backtest: model vs baselines (vs oracle) per fold, pooled and per segment."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from models.booster import model_features
+from models.rules_config import RulesConfig
+from training.baselines import LogisticBaseline, RuleBaseline
+from training.config import EvaluationConfig, ExperimentConfig, Target
+from training.fit import fit_scoring_model, target_labels
+from training.folds import Fold, time_folds
+from training.metrics import (
+    early_warning_share,
+    flagged_high_risk,
+    probability_metrics,
+    ranking_metrics,
+)
+
+SCORERS = ("model", "logistic", "rules", "oracle")
+ORACLE_COLUMN: dict[str, str] = {"churn": "p_churn", "expansion": "p_expand"}
+SEGMENT_COLUMNS = ("segment", "plan", "arr_band", "tenure_band")
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class BacktestResult:
+    """Out-of-time predictions of every scorer and their metrics table."""
+
+    target: Target
+    folds: tuple[Fold, ...]
+    predictions: pd.DataFrame
+    metrics: pd.DataFrame
+
+
+def labelled_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows whose label window is complete, in (as_of, account_id) order, fresh index."""
+    if "labelled" not in frame.columns:
+        raise ValueError("snapshot frame has no 'labelled' column")
+    rows = frame[frame["labelled"].astype(bool)]
+    return rows.sort_values(["as_of", "account_id"], kind="stable").reset_index(drop=True)
+
+
+def run_backtest(
+    frame: pd.DataFrame,
+    *,
+    target: Target,
+    config: ExperimentConfig,
+    rules: RulesConfig,
+    overrides: Mapping[str, Any] | None = None,
+    oracle: pd.DataFrame | None = None,
+    progress: Progress | None = None,
+) -> BacktestResult:
+    """Train each scorer on a fold's past, score the fold's window; never a random split."""
+    rows = labelled_rows(frame)
+    folds = time_folds(
+        rows["as_of"],
+        rows["labelled"],
+        horizon_days=config.snapshot.horizon_days,
+        folds=config.backtest.folds,
+        spacing=config.backtest.spacing,
+    )
+    parts = []
+    for fold in folds:
+        parts.append(
+            _fold_predictions(
+                rows, fold, target=target, config=config, rules=rules, overrides=overrides
+            )
+        )
+        if progress is not None:
+            progress(f"{target} fold {fold.index} (cut {fold.cut.date()})")
+    predictions = _with_segments(pd.concat(parts, ignore_index=True), config.evaluation)
+    if oracle is not None:
+        predictions = _join_oracle(predictions, oracle, target=target)
+    metrics = score_table(predictions, target=target, evaluation=config.evaluation)
+    return BacktestResult(target, tuple(folds), predictions, metrics)
+
+
+def recipe_predictions(
+    frame: pd.DataFrame,
+    *,
+    target: Target,
+    config: ExperimentConfig,
+    overrides: Mapping[str, Any] | None,
+    features: Sequence[str],
+) -> np.ndarray:
+    """Another recipe's out-of-time probabilities on the same folds, in `run_backtest` row order."""
+    rows = labelled_rows(frame)
+    folds = time_folds(
+        rows["as_of"],
+        rows["labelled"],
+        horizon_days=config.snapshot.horizon_days,
+        folds=config.backtest.folds,
+        spacing=config.backtest.spacing,
+    )
+    parts = []
+    for fold in folds:
+        train, test = rows.iloc[fold.train], rows.iloc[fold.test]
+        model = fit_scoring_model(
+            train, target=target, config=config, overrides=overrides, features=features
+        )
+        parts.append(model.predict_proba(test))
+    return np.concatenate(parts)
+
+
+def _fold_predictions(
+    rows: pd.DataFrame,
+    fold: Fold,
+    *,
+    target: Target,
+    config: ExperimentConfig,
+    rules: RulesConfig,
+    overrides: Mapping[str, Any] | None,
+) -> pd.DataFrame:
+    train, test = rows.iloc[fold.train], rows.iloc[fold.test]
+    y_train = target_labels(train, target)
+    features = model_features(rows)
+    model = fit_scoring_model(
+        train, target=target, config=config, overrides=overrides, features=features
+    )
+    logistic = LogisticBaseline.fit(train, y_train, features=features, seed=config.seed)
+    rule = RuleBaseline.fit(train, y_train, target=target, rules=rules)
+    keep = [
+        c
+        for c in ("account_id", "as_of", "churn_at", "segment", "plan", "arr", "tenure_days")
+        if c in test
+    ]
+    out = test[keep].reset_index(drop=True)
+    out["fold"] = fold.index
+    out["label"] = target_labels(test, target)
+    out["p_model"] = model.predict_proba(test)
+    out["p_logistic"] = logistic.predict_proba(test)
+    out["p_rules"] = rule.predict_proba(test, rules=rules)
+    out["r_rules"] = rule.risk(test, rules=rules)
+    return out
+
+
+def _band(values: pd.Series, edges: Sequence[float], unit: str) -> pd.Series:
+    labels = [f"<{edges[0]:g}{unit}"]
+    labels += [f"{lo:g}-{hi:g}{unit}" for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
+    labels += [f">={edges[-1]:g}{unit}"]
+    bands = pd.cut(values, [-np.inf, *edges, np.inf], right=False, labels=labels)
+    return bands.astype("string")
+
+
+def _with_segments(predictions: pd.DataFrame, evaluation: EvaluationConfig) -> pd.DataFrame:
+    out = predictions.copy()
+    if "arr" in out:
+        out["arr_band"] = _band(out["arr"], evaluation.arr_bands, "")
+    if "tenure_days" in out:
+        out["tenure_band"] = _band(out["tenure_days"], evaluation.tenure_bands_days, "d")
+    return out
+
+
+def _join_oracle(
+    predictions: pd.DataFrame, oracle: pd.DataFrame, *, target: Target
+) -> pd.DataFrame:
+    column = ORACLE_COLUMN[target]
+    missing = {"account_id", "as_of", column} - set(oracle.columns)
+    if missing:
+        raise ValueError(f"oracle table lacks column(s) {sorted(missing)}")
+    truth = oracle[["account_id", "as_of", column]].rename(columns={column: "p_oracle"})
+    truth = truth.assign(
+        account_id=truth["account_id"].astype("string"),
+        as_of=_naive_utc(truth["as_of"]).astype(predictions["as_of"].dtype),
+    ).drop_duplicates(["account_id", "as_of"])
+    return predictions.merge(truth, on=["account_id", "as_of"], how="left", validate="many_to_one")
+
+
+def _naive_utc(values: pd.Series) -> pd.Series:
+    stamps = pd.to_datetime(values)
+    # Simulator and exports may write tz-aware UTC; snapshots use naive UTC.
+    return stamps.dt.tz_convert("UTC").dt.tz_localize(None) if stamps.dt.tz is not None else stamps
+
+
+def score_table(
+    predictions: pd.DataFrame, *, target: Target, evaluation: EvaluationConfig
+) -> pd.DataFrame:
+    """One row per (scope, group, scorer): n, positives and every metric."""
+    records: list[dict[str, Any]] = []
+    scopes: list[tuple[str, str, pd.DataFrame]] = [("pooled", "all", predictions)]
+    scopes += [("fold", str(k), part) for k, part in predictions.groupby("fold", sort=True)]
+    for column in SEGMENT_COLUMNS:
+        if column in predictions:
+            scopes += [(column, str(k), part) for k, part in predictions.groupby(column, sort=True)]
+    for scope, group, part in scopes:
+        for scorer in SCORERS:
+            record = _scorer_metrics(part, scorer=scorer, target=target, evaluation=evaluation)
+            if record is not None:
+                records.append({"scope": scope, "group": group, "scorer": scorer, **record})
+    return pd.DataFrame.from_records(records)
+
+
+def _scorer_metrics(
+    part: pd.DataFrame, *, scorer: str, target: Target, evaluation: EvaluationConfig
+) -> dict[str, float] | None:
+    prob_col = f"p_{scorer}"
+    if prob_col not in part:
+        return None
+    part = part[part[prob_col].notna()]
+    if part.empty:
+        return None
+    y = part["label"].to_numpy(dtype=float)
+    p = part[prob_col].to_numpy(dtype=float)
+    rank = part[f"r_{scorer}"].to_numpy(dtype=float) if f"r_{scorer}" in part else p
+    record: dict[str, float] = {"n": float(len(part)), "positives": float(y.sum())}
+    record |= ranking_metrics(y, rank, budget=evaluation.review_budget)
+    record |= probability_metrics(y, p, bins=evaluation.ece_bins)
+    if target == "churn" and "churn_at" in part:
+        flags = flagged_high_risk(
+            part["as_of"],
+            rank if evaluation.high_risk_threshold is None else p,
+            share=evaluation.high_risk_share,
+            threshold=evaluation.high_risk_threshold,
+        )
+        share, counted = early_warning_share(part, flags, lead_days=evaluation.lead_days)
+        record |= {"early_warning_share": share, "early_warning_accounts": float(counted)}
+    return record
+
+
+def pooled(metrics: pd.DataFrame) -> pd.DataFrame:
+    """The pooled rows of a metrics table, indexed by scorer."""
+    return (
+        metrics[metrics["scope"] == "pooled"].set_index("scorer").drop(columns=["scope", "group"])
+    )

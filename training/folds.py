@@ -1,0 +1,84 @@
+"""Time-based splits: rolling-origin backtest folds and the calibration hold-out (never random)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+
+class NotEnoughHistoryError(ValueError):
+    """Too few snapshot dates for the requested time folds."""
+
+
+@dataclass(frozen=True)
+class Fold:
+    """Train on rows whose label window closed before `cut`; test on as_of in [cut, end)."""
+
+    index: int
+    cut: pd.Timestamp
+    end: pd.Timestamp | None
+    train: np.ndarray
+    test: np.ndarray
+
+
+def _dates(as_of: pd.Series) -> list[pd.Timestamp]:
+    return [pd.Timestamp(d) for d in sorted(pd.unique(as_of.dropna()))]
+
+
+def time_folds(
+    as_of: pd.Series,
+    labelled: pd.Series,
+    *,
+    horizon_days: int,
+    folds: int,
+    spacing: int,
+) -> list[Fold]:
+    """The last `folds` cut dates, `spacing` snapshot dates apart, with row positions per fold."""
+    if len(as_of) != len(labelled):
+        raise ValueError("as_of and labelled must have the same length")
+    stamps = pd.to_datetime(as_of).reset_index(drop=True)
+    known = labelled.reset_index(drop=True).astype(bool).to_numpy()
+    dates = _dates(stamps[known])
+    needed = folds * spacing + 1
+    if len(dates) < needed:
+        raise NotEnoughHistoryError(
+            f"{folds} folds {spacing} dates apart need at least {needed} labelled snapshot dates, "
+            f"got {len(dates)}"
+        )
+    cuts = [dates[len(dates) - (folds - k) * spacing] for k in range(folds)]
+    horizon = pd.Timedelta(days=horizon_days)
+    result: list[Fold] = []
+    for k, cut in enumerate(cuts):
+        end = cuts[k + 1] if k + 1 < folds else None
+        # The label window of a training row must close before the cut: no peeking.
+        train = known & (stamps + horizon <= cut).to_numpy()
+        test = known & (stamps >= cut).to_numpy()
+        if end is not None:
+            test &= (stamps < end).to_numpy()
+        if not train.any():
+            raise NotEnoughHistoryError(f"fold {k} (cut {cut.date()}) has no training rows")
+        result.append(Fold(k, cut, end, np.flatnonzero(train), np.flatnonzero(test)))
+    return result
+
+
+def calibration_split(
+    as_of: pd.Series, *, horizon_days: int, periods: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Row positions (fit, calibrate): the last `periods` dates calibrate, earlier closed windows fit."""
+    stamps = pd.to_datetime(as_of).reset_index(drop=True)
+    dates = _dates(stamps)
+    if len(dates) <= periods:
+        raise NotEnoughHistoryError(
+            f"calibration hold-out of {periods} dates needs more than {periods} dates, got {len(dates)}"
+        )
+    start = dates[-periods]
+    calibrate = (stamps >= start).to_numpy()
+    # The booster's rows must have their label window closed before the hold-out begins.
+    fit = (stamps + pd.Timedelta(days=horizon_days) <= start).to_numpy()
+    if not fit.any():
+        raise NotEnoughHistoryError(
+            f"no rows with a label window closed before the calibration start {start.date()}"
+        )
+    return np.flatnonzero(fit), np.flatnonzero(calibrate)

@@ -1,0 +1,388 @@
+"""Train, backtest, log, register and gate the churn and expansion models."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features.registry import LABEL_COLUMNS
+from models.booster import ScoringModel
+from models.health import HealthNormaliser
+from models.rules_config import RulesConfig, load_rules_config
+from training.baselines import RuleBaseline
+from training.config import REGISTERED_NAME, ExperimentConfig, Target
+from training.evaluate import BacktestResult, labelled_rows, pooled, run_backtest
+from training.fit import fit_scoring_model, target_labels
+from training.registry import (
+    CHALLENGER,
+    GateDecision,
+    champion_version,
+    decide,
+    gate_scores,
+    load_version,
+    set_champion,
+)
+from training.tracking import (
+    TrainingSettings,
+    folder_fingerprint,
+    frame_fingerprint,
+    git_commit,
+    package_versions,
+    setup_tracking,
+)
+
+Progress = Callable[[str], None]
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class TargetOutcome:
+    """What happened to one target: registered (with gate decision) or skipped (why)."""
+
+    target: Target
+    registered: bool
+    message: str
+    version: str | None = None
+    model_uri: str | None = None
+    decision: GateDecision | None = None
+    pooled: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """The MLflow run, the registered model URIs per target, and flat pooled metrics."""
+
+    run_id: str
+    model_uris: dict[str, str]
+    metrics: dict[str, float]
+    outcomes: dict[str, TargetOutcome] = field(default_factory=dict)
+
+
+def as_of_view(snapshots: pd.DataFrame, *, as_of: pd.Timestamp, horizon_days: int) -> pd.DataFrame:
+    """Snapshots as known on `as_of`: later rows dropped, labels not yet closed unlabelled."""
+    rows = snapshots[snapshots["as_of"] <= as_of].copy()
+    # A label is known on as_of only when its whole window has passed.
+    known = rows["labelled"].astype(bool) & (
+        rows["as_of"] + pd.Timedelta(days=horizon_days) <= as_of
+    )
+    label_columns = [c for c in LABEL_COLUMNS if c != "labelled" and c in rows.columns]
+    out = rows.assign(**{c: rows[c].where(known) for c in label_columns})
+    return out.assign(labelled=known.to_numpy(dtype=bool)).reset_index(drop=True)
+
+
+def count_positives(frame: pd.DataFrame, target: Target) -> int:
+    """Positive labels of a target among labelled rows."""
+    return int(target_labels(labelled_rows(frame), target).sum())
+
+
+def train(
+    *,
+    snapshots: pd.DataFrame,
+    config: ExperimentConfig,
+    settings: TrainingSettings,
+    rules: RulesConfig | None = None,
+    oracle: pd.DataFrame | None = None,
+    data_dir: Path | None = None,
+    progress: Progress | None = None,
+) -> TrainResult:
+    """One MLflow run training, backtesting and registering every target of the experiment."""
+    import mlflow
+
+    rules = rules or load_rules_config()
+    experiment_id = setup_tracking(settings)
+    say = progress or (lambda _msg: None)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"train-{config.name}") as run:
+        _log_provenance(snapshots, config=config, data_dir=data_dir)
+        outcomes: dict[str, TargetOutcome] = {}
+        for target in config.targets:
+            outcomes[target] = _train_target(
+                snapshots, target=target, config=config, rules=rules, oracle=oracle,
+                settings=settings, run_id=run.info.run_id, say=say,
+            )  # fmt: skip
+        metrics = {
+            f"{t}.{scorer}.{name}": value
+            for t, o in outcomes.items()
+            for scorer, row in o.pooled.items()
+            for name, value in row.items()
+        }
+        summary = {
+            t: {"registered": o.registered, "message": o.message} for t, o in outcomes.items()
+        }
+        mlflow.log_dict(summary, "summary.json")
+    uris = {t: o.model_uri for t, o in outcomes.items() if o.model_uri is not None}
+    return TrainResult(run.info.run_id, uris, metrics, outcomes)
+
+
+def _log_provenance(
+    snapshots: pd.DataFrame, *, config: ExperimentConfig, data_dir: Path | None
+) -> None:
+    import mlflow
+
+    mlflow.log_dict(config.model_dump(mode="json"), "experiment.json")
+    fingerprint: dict[str, Any] = {
+        "snapshots.sha256": frame_fingerprint(snapshots),
+        "snapshots.rows": len(snapshots),
+        "snapshots.labelled_rows": int(snapshots["labelled"].sum()),
+        "snapshots.as_of_min": str(snapshots["as_of"].min()),
+        "snapshots.as_of_max": str(snapshots["as_of"].max()),
+    }
+    if data_dir is not None:
+        fingerprint |= folder_fingerprint(data_dir)
+    mlflow.log_dict(fingerprint, "data_fingerprint.json")
+    mlflow.log_dict(package_versions(), "package_versions.json")
+    tags = {"experiment": config.name, "snapshots.sha256": fingerprint["snapshots.sha256"]}
+    if (commit := git_commit(REPO)) is not None:
+        tags["git_commit"] = commit
+    mlflow.set_tags(tags)
+    mlflow.log_params({"seed": config.seed, "horizon_days": config.snapshot.horizon_days})
+
+
+def _train_target(
+    snapshots: pd.DataFrame,
+    *,
+    target: Target,
+    config: ExperimentConfig,
+    rules: RulesConfig,
+    oracle: pd.DataFrame | None,
+    settings: TrainingSettings,
+    run_id: str,
+    say: Progress,
+) -> TargetOutcome:
+    positives = count_positives(snapshots, target)
+    if positives < config.min_positives:
+        message = (
+            f"{target}: only {positives} positive labels (< min_positives {config.min_positives}); "
+            "too little data, no model registered"
+        )
+        say(message)
+        return TargetOutcome(target, False, message)
+    rows = labelled_rows(snapshots)
+    overrides = _tuned(
+        rows, target=target, config=config, settings=settings, run_id=run_id, say=say
+    )
+    say(f"{target}: backtest")
+    backtest = run_backtest(
+        rows,
+        target=target,
+        config=config,
+        rules=rules,
+        overrides=overrides,
+        oracle=oracle,
+        progress=say,
+    )
+    say(f"{target}: final model")
+    model = fit_scoring_model(rows, target=target, config=config, overrides=overrides)
+    return _log_and_register(
+        rows, model=model, backtest=backtest, config=config, rules=rules, say=say
+    )
+
+
+def _tuned(
+    rows: pd.DataFrame,
+    *,
+    target: Target,
+    config: ExperimentConfig,
+    settings: TrainingSettings,
+    run_id: str,
+    say: Progress,
+) -> dict[str, Any]:
+    import mlflow
+
+    from training.folds import time_folds
+    from training.tune import tune
+
+    if config.tuning.trials == 0 or not config.tuning.search_space:
+        return {}
+    first_cut = time_folds(
+        rows["as_of"], rows["labelled"], horizon_days=config.snapshot.horizon_days,
+        folds=config.backtest.folds, spacing=config.backtest.spacing,
+    )[0].cut  # fmt: skip
+    # Tuning sees only rows whose labels closed before the first backtest cut.
+    early = rows[rows["as_of"] + pd.Timedelta(days=config.snapshot.horizon_days) <= first_cut]
+
+    def log_trial(number: int, params: dict[str, Any], value: float | None, state: str) -> None:
+        with mlflow.start_run(run_name=f"{target}-trial-{number}", nested=True):
+            mlflow.log_params(params)
+            mlflow.set_tag("state", state)
+            if value is not None:
+                mlflow.log_metric("inner_log_loss", value)
+        say(f"{target}: trial {number} {state}" + ("" if value is None else f" {value:.4f}"))
+
+    best = tune(
+        early.reset_index(drop=True), target=target, config=config,
+        storage=settings.optuna_storage(), study_name=f"{run_id}-{target}", log_trial=log_trial,
+    )  # fmt: skip
+    mlflow.log_params({f"{target}.{k}": v for k, v in best.items()})
+    return best
+
+
+def _log_and_register(
+    rows: pd.DataFrame,
+    *,
+    model: ScoringModel,
+    backtest: BacktestResult,
+    config: ExperimentConfig,
+    rules: RulesConfig,
+    say: Progress,
+) -> TargetOutcome:
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.models import ModelSignature, infer_signature
+    from mlflow.types import ColSpec, Schema
+
+    target: Target = backtest.target
+    name = REGISTERED_NAME[target]
+    lgb_version = package_versions()["lightgbm"]
+    table = pooled(backtest.metrics)
+    _log_metrics(backtest.metrics, target=target)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        _write_artifacts(folder, rows=rows, model=model, backtest=backtest, rules=rules)
+        mlflow.log_artifacts(str(folder / "report"), artifact_path=target)
+        example = model.matrix(rows.tail(5))
+        # Every feature may be missing at scoring time (LightGBM handles NaN): none required.
+        inputs = Schema([ColSpec("double", name, required=False) for name in model.feature_names])
+        signature = ModelSignature(
+            inputs=inputs,
+            outputs=infer_signature(example, model.predict_proba(rows.tail(5))).outputs,
+        )
+        info = mlflow.lightgbm.log_model(
+            model.booster,
+            name=f"{target}-model",
+            signature=signature,
+            input_example=example,
+            registered_model_name=name,
+            extra_files=[str(p) for p in sorted((folder / "model").iterdir())],
+            metadata={"target": target},
+            # Explicit requirements: inferring them re-imports the model in a subprocess (slow).
+            pip_requirements=[f"lightgbm=={lgb_version}"],
+        )
+    version = str(info.registered_model_version)
+    client = MlflowClient()
+    client.set_registered_model_alias(name, CHALLENGER, version)
+    decision = _gate(
+        client, name=name, version=version, backtest=backtest, rows=rows, config=config
+    )
+    mlflow.log_dict(decision.to_dict(), f"{target}/promotion.json")
+    mlflow.set_tag(f"{target}.promotion", "promoted" if decision.promoted else "kept champion")
+    say(
+        f"{target}: version {version} {'-> champion' if decision.promoted else 'stays challenger'}: {decision.reason}"
+    )
+    records = {str(s): {k: float(v) for k, v in r.items()} for s, r in table.iterrows()}
+    uri = f"models:/{name}/{version}"
+    return TargetOutcome(target, True, decision.reason, version, uri, decision, records)
+
+
+def _log_metrics(metrics: pd.DataFrame, *, target: Target) -> None:
+    import mlflow
+
+    flat: dict[str, float] = {}
+    for _, row in metrics[metrics["scope"].isin(["pooled", "fold"])].iterrows():
+        prefix = f"{target}.{row['scorer']}" + (
+            "" if row["scope"] == "pooled" else f".fold{row['group']}"
+        )
+        for key, value in row.drop(["scope", "group", "scorer"]).items():
+            if pd.notna(value):
+                flat[f"{prefix}.{key}"] = float(value)
+    mlflow.log_metrics(flat)
+
+
+def _write_artifacts(
+    folder: Path,
+    *,
+    rows: pd.DataFrame,
+    model: ScoringModel,
+    backtest: BacktestResult,
+    rules: RulesConfig,
+) -> None:
+    from training.model_card import model_card
+    from training.plots import (
+        calibration_figure,
+        lift_figure,
+        roc_pr_figure,
+        shap_figures,
+        write_figures,
+    )
+
+    target = backtest.target
+    report, model_dir = folder / "report", folder / "model"
+    model.save(model_dir)
+    labels = target_labels(rows, target)
+    fallback = RuleBaseline.fit(rows, labels, target=target, rules=rules)
+    normaliser = fallback.normaliser or HealthNormaliser.fit(rows, config=rules)
+    (model_dir / "health_normaliser.json").write_text(json.dumps(normaliser.to_dict()))
+    (model_dir / "fallback_calibration.json").write_text(json.dumps(fallback.calibration.to_dict()))
+    report.mkdir(parents=True)
+    backtest.metrics.to_csv(report / "backtest_metrics.csv", index=False)
+    backtest.predictions.to_csv(report / "backtest_predictions.csv", index=False)
+    sample = rows.sample(n=min(len(rows), 3000), random_state=0)
+    figures = {
+        "calibration": calibration_figure(backtest.predictions),
+        "roc_pr": roc_pr_figure(backtest.predictions),
+        "lift": lift_figure(backtest.predictions),
+        **shap_figures(model, sample),
+    }
+    write_figures(figures, report / "plots")
+    window = (str(rows["as_of"].min().date()), str(rows["as_of"].max().date()))
+    card = model_card(
+        model=model, metrics=backtest.metrics, decision="see promotion.json", data_window=window
+    )
+    (report / "model_card.md").write_text(card)
+
+
+def _gate(
+    client: Any,
+    *,
+    name: str,
+    version: str,
+    backtest: BacktestResult,
+    rows: pd.DataFrame,
+    config: ExperimentConfig,
+) -> GateDecision:
+    current = champion_version(client, name)
+    preds = backtest.predictions
+    y = preds["label"].to_numpy(dtype=float)
+    auc, brier_score = gate_scores(y, preds["p_model"].to_numpy(dtype=float))
+    if current is None:
+        decision = decide(
+            challenger=(auc, brier_score), champion=None, config=config.promotion, rows=len(y)
+        )
+    else:
+        champion = load_version(client, name, current)
+        missing = [f for f in champion.feature_names if f not in rows.columns]
+        if missing:
+            reason = f"champion v{current} needs features absent from this data: {missing[:5]}"
+            decision = GateDecision(True, reason, auc, brier_score, current, rows=len(y))
+        else:
+            scores = _champion_backtest(champion, rows=rows, target=backtest.target, config=config)
+            decision = decide(
+                challenger=(auc, brier_score), champion=gate_scores(y, scores), config=config.promotion,
+                champion_version=current, rows=len(y),
+            )  # fmt: skip
+    if decision.promoted:
+        set_champion(client, name, version)
+    return decision
+
+
+def _champion_backtest(
+    champion: ScoringModel, *, rows: pd.DataFrame, target: Target, config: ExperimentConfig
+) -> np.ndarray:
+    """The champion's recipe (features + booster parameters) refitted on the challenger's folds.
+
+    Scoring the champion artifact itself would flatter it on rows it was trained on and
+    handicap it on rows after its training window; refitting both recipes on the same folds
+    compares like with like.
+    """
+    from training.evaluate import recipe_predictions
+
+    params = dict(champion.metadata.get("params", {}))
+    return recipe_predictions(
+        rows, target=target, config=config, overrides=params, features=list(champion.feature_names)
+    )

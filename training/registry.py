@@ -1,0 +1,119 @@
+"""Model registry: challenger/champion aliases, the promotion gate, manual promote and rollback."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from models.booster import ScoringModel
+from training.config import PromotionConfig
+from training.metrics import brier, ranking_metrics
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+HISTORY_TAG = "champion_history"
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """Whether the challenger becomes champion, and the numbers behind it."""
+
+    promoted: bool
+    reason: str
+    challenger_auc: float
+    challenger_brier: float
+    champion_version: str | None = None
+    champion_auc: float | None = None
+    champion_brier: float | None = None
+    rows: int = 0
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain dict for logging."""
+        return asdict(self)
+
+
+def decide(
+    *,
+    challenger: tuple[float, float],
+    champion: tuple[float, float] | None,
+    config: PromotionConfig,
+    champion_version: str | None = None,
+    rows: int = 0,
+) -> GateDecision:
+    """Promote when there is no champion, or ROC-AUC rises enough and Brier is not much worse."""
+    auc, brier_score = challenger
+    if champion is None:
+        return GateDecision(True, "no champion yet", auc, brier_score, rows=rows)
+    c_auc, c_brier = champion
+    auc_ok = auc >= c_auc + config.min_auc_delta and auc > c_auc
+    brier_ok = brier_score <= c_brier + config.brier_tolerance
+    if auc_ok and brier_ok:
+        reason = f"ROC-AUC {auc:.4f} vs {c_auc:.4f}, Brier {brier_score:.4f} vs {c_brier:.4f}"
+    elif not auc_ok:
+        reason = f"ROC-AUC {auc:.4f} does not beat champion {c_auc:.4f} by {config.min_auc_delta}"
+    else:
+        reason = (
+            f"Brier {brier_score:.4f} worse than champion {c_brier:.4f} + {config.brier_tolerance}"
+        )
+    return GateDecision(
+        auc_ok and brier_ok, reason, auc, brier_score, champion_version, c_auc, c_brier, rows
+    )
+
+
+def gate_scores(labels: np.ndarray, probs: np.ndarray) -> tuple[float, float]:
+    """(ROC-AUC, Brier) of probabilities."""
+    return ranking_metrics(labels, probs, budget=0.2)["roc_auc"], brier(labels, probs)
+
+
+def champion_version(client: MlflowClient, name: str) -> str | None:
+    """Version number holding the champion alias, or None."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(client.get_model_version_by_alias(name, CHAMPION).version)
+    except MlflowException:
+        return None
+
+
+def load_version(client: MlflowClient, name: str, version: str) -> ScoringModel:
+    """Download a registered version's artifacts and read its ScoringModel (no pickle)."""
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as tmp:
+        uri = client.get_model_version_download_uri(name, version)
+        local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp)
+        return ScoringModel.load(Path(local))
+
+
+def _history(client: MlflowClient, name: str) -> list[str]:
+    tags = client.get_registered_model(name).tags
+    return list(json.loads(tags.get(HISTORY_TAG, "[]")))
+
+
+def set_champion(client: MlflowClient, name: str, version: str) -> None:
+    """Move the champion alias to `version`, recording it in the history tag."""
+    client.get_model_version(name, version)  # raises a clear MlflowException when absent
+    client.set_registered_model_alias(name, CHAMPION, version)
+    history = [v for v in _history(client, name) if v != version] + [version]
+    client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history))
+
+
+def rollback(client: MlflowClient, name: str) -> str:
+    """Give the champion alias back to the previous champion; returns its version."""
+    history = _history(client, name)
+    current = champion_version(client, name)
+    if current is not None and history and history[-1] == current:
+        history = history[:-1]
+    if not history:
+        raise ValueError(f"{name}: no previous champion to roll back to")
+    previous = history[-1]
+    client.set_registered_model_alias(name, CHAMPION, previous)
+    client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history))
+    return previous

@@ -1,0 +1,110 @@
+"""Optuna search of booster parameters on inner time folds of the training data only."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from models.booster import design_matrix, learn_levels, model_features
+from training.config import ExperimentConfig, SearchDimension, Target
+from training.fit import booster_params, fit_booster, target_labels
+from training.folds import time_folds
+from training.metrics import log_loss
+
+TrialLogger = Callable[[int, dict[str, Any], float | None, str], None]
+
+
+def suggest(trial: Any, space: dict[str, SearchDimension]) -> dict[str, Any]:
+    """Draw one parameter set from the search space."""
+    out: dict[str, Any] = {}
+    for name, dim in space.items():
+        if dim.type == "int":
+            out[name] = trial.suggest_int(name, int(dim.low), int(dim.high), log=dim.log)
+        else:
+            out[name] = trial.suggest_float(name, dim.low, dim.high, log=dim.log)
+    return out
+
+
+def inner_fold_loss(
+    rows: pd.DataFrame, *, target: Target, config: ExperimentConfig, overrides: dict[str, Any]
+) -> list[float]:
+    """Validation log loss of the booster on each inner time fold (generator-free, for tests)."""
+    return list(_fold_losses(rows, target=target, config=config, overrides=overrides))
+
+
+def _fold_losses(
+    rows: pd.DataFrame, *, target: Target, config: ExperimentConfig, overrides: dict[str, Any]
+) -> Any:
+    labels = target_labels(rows, target)
+    features = model_features(rows)
+    folds = time_folds(
+        rows["as_of"],
+        rows["labelled"],
+        horizon_days=config.snapshot.horizon_days,
+        folds=config.tuning.inner_folds,
+        spacing=config.backtest.spacing,
+    )
+    params = booster_params(config.booster, seed=config.seed, overrides=overrides)
+    for fold in folds:
+        train, test = rows.iloc[fold.train], rows.iloc[fold.test]
+        levels = learn_levels(train, features)
+        x_train = design_matrix(train, features=features, levels=levels)
+        x_test = design_matrix(test, features=features, levels=levels)
+        booster = fit_booster(
+            x_train,
+            labels[fold.train],
+            params=params,
+            rounds=config.booster.max_rounds,
+            valid=(x_test, labels[fold.test]),
+            early_stopping_rounds=config.booster.early_stopping_rounds,
+        )
+        probs = np.asarray(booster.predict(x_test), dtype=float)
+        yield log_loss(labels[fold.test], probs)
+
+
+def tune(
+    rows: pd.DataFrame,
+    *,
+    target: Target,
+    config: ExperimentConfig,
+    storage: str | None = None,
+    study_name: str = "nrr",
+    log_trial: TrialLogger | None = None,
+) -> dict[str, Any]:
+    """Best parameter overrides (empty when tuning is off); study stored in `storage` if given."""
+    import optuna
+
+    tuning = config.tuning
+    if tuning.trials == 0 or not tuning.search_space:
+        return {}
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        direction="minimize",
+        sampler=optuna.samplers.TPESampler(seed=config.seed),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0),
+        storage=optuna.storages.RDBStorage(storage) if storage else None,
+        study_name=study_name,
+    )
+
+    def objective(trial: optuna.Trial) -> float:
+        params = suggest(trial, tuning.search_space)
+        losses: list[float] = []
+        for step, loss in enumerate(
+            _fold_losses(rows, target=target, config=config, overrides=params)
+        ):
+            losses.append(loss)
+            trial.report(float(np.mean(losses)), step)
+            if trial.should_prune():
+                if log_trial is not None:
+                    log_trial(trial.number, params, None, "pruned")
+                raise optuna.TrialPruned()
+        value = float(np.mean(losses))
+        if log_trial is not None:
+            log_trial(trial.number, params, value, "complete")
+        return value
+
+    study.optimize(objective, n_trials=tuning.trials, timeout=tuning.timeout_seconds)
+    return dict(study.best_params)
