@@ -1,0 +1,166 @@
+"""Subcommands of the serving stage: serve, score, apikey create."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import typer
+from rich.console import Console
+
+from serving.settings import ServingSettings, get_settings
+
+console = Console(stderr=True)
+apikey_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+
+
+def serve(
+    host: str | None = typer.Option(None, help="interface to bind (default NRR_HOST)"),
+    port: int | None = typer.Option(None, help="port (default NRR_PORT); 0 = any free port"),
+    log_level: str = typer.Option("info", help="uvicorn log level"),
+) -> None:
+    """Run the prediction API with uvicorn."""
+    # One OpenMP thread per prediction: a server gains from concurrent requests, and
+    # LightGBM's thread pool on a one-row input costs ~10x the prediction on a busy host.
+    # Must be set before LightGBM loads, so only the default; export it to override.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import uvicorn
+
+    from serving.app import create_app
+
+    updates = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    settings = get_settings().model_copy(update=updates)
+    console.print(f"serving on http://{settings.host}:{settings.port}  (docs at /docs)")
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=log_level,
+        access_log=False,
+    )
+
+
+def _parse_as_of(value: str) -> pd.Timestamp:
+    try:
+        ts = pd.Timestamp(value)
+    except ValueError as exc:
+        raise typer.BadParameter(f"--as-of: {value!r} is not an ISO-8601 date") from exc
+    ts = ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo else ts
+    if ts != ts.normalize():
+        raise typer.BadParameter(f"--as-of must be a date (00:00 UTC), got {value!r}")
+    return ts
+
+
+def score(
+    data: Path = typer.Option(
+        ..., "--data", exists=True, help="folder (or DuckDB file) of raw tables"
+    ),
+    as_of: str = typer.Option(..., "--as-of", help="score accounts active at this date (UTC)"),
+    out: Path = typer.Option(..., "--out", help="output file: .csv or .parquet"),
+) -> None:
+    """Score every account active at --as-of from the raw tables (models or rules fallback)."""
+    if out.suffix.lower() not in {".csv", ".parquet"}:
+        raise typer.BadParameter(f"--out must end in .csv or .parquet, got {out.name!r}")
+    when = _parse_as_of(as_of)
+    from features.validate import InvalidDataError
+
+    try:
+        table, bundle = batch_score(data, as_of=when, settings=get_settings())
+    except InvalidDataError as exc:
+        console.print(exc.report.render())
+        raise typer.Exit(1) from exc
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".csv":
+        table.to_csv(out, index=False)
+    else:
+        table.to_parquet(out, index=False)
+    n_rules = int((table["source"] == "rules").sum()) if len(table) else 0
+    console.print(f"scored {len(table)} accounts at {when.date()} -> {out}")
+    if bundle.fallback_reason:
+        console.print(f"[yellow]{n_rules} scored by the rules:[/yellow] {bundle.fallback_reason}")
+
+
+def batch_score(
+    data: Path, *, as_of: pd.Timestamp, settings: ServingSettings
+) -> tuple[pd.DataFrame, Any]:
+    """The flat score table of every account active at as_of, and the bundle that scored it."""
+    from features.config import SnapshotConfig
+    from features.load import load_source
+    from features.snapshots import build_features
+    from models.rules_config import load_rules_config
+    from serving.registry_client import load_bundle
+    from serving.scoring import score_snapshots
+    from serving.state import StateError, align_bundle, check_bundle
+
+    now = pd.Timestamp(datetime.now(UTC)).tz_localize(None)
+    source = load_source(data, now=now)
+    if as_of > source.data_end:
+        raise ValueError(f"--as-of {as_of.date()} is after the data's end {source.data_end}")
+    rows = build_features(
+        source=source, spine=active_spine(source, as_of), config=SnapshotConfig.model_validate({})
+    )
+    rules = load_rules_config(settings.rules_path)
+    bundle = align_bundle(load_bundle(settings), rows)
+    try:
+        check_bundle(bundle, rows)
+    except StateError as exc:
+        from dataclasses import replace
+
+        bundle = replace(
+            bundle,
+            churn=None,
+            expansion=None,
+            fallback_reason=str(exc),
+            versions={"churn": None, "expansion": None},
+        )
+    return score_snapshots(rows, bundle=bundle, rules=rules, drivers_k=settings.drivers_k), bundle
+
+
+def active_spine(source: Any, as_of: pd.Timestamp) -> pd.DataFrame:
+    """account_id, as_of of every account with a subscription of ARR > 0 at as_of."""
+    from features.spine import normalise_spine
+
+    frame = source.sql(
+        """
+        SELECT DISTINCT account_id, CAST($as_of AS TIMESTAMP) AS as_of
+        FROM subscriptions
+        WHERE start_at <= $as_of AND (end_at IS NULL OR $as_of < end_at) AND arr > 0
+        ORDER BY account_id
+        """,
+        as_of=as_of.to_pydatetime(),
+    )
+    return normalise_spine(frame)
+
+
+@apikey_app.command("create")
+def apikey_create(
+    role: str = typer.Option(..., "--role", help="reader or admin"),
+    note: str = typer.Option("", help="who or what the key is for"),
+    keys_file: Path | None = typer.Option(None, help="keys file (default NRR_API_KEYS_PATH)"),
+) -> None:
+    """Create an API key, store its salted hash, and print the key once."""
+    from serving.security import ROLES, append_key, new_key
+
+    if role not in ROLES:
+        raise typer.BadParameter(f"--role must be one of {', '.join(ROLES)}, got {role!r}")
+    clear, record = new_key(role, note=note)  # type: ignore[arg-type]
+    path = keys_file or get_settings().api_keys_path
+    append_key(path, record)
+    console.print(f"{role} key {record.key_id} stored (hashed) in {path}; it is shown only once:")
+    typer.echo(clear)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the serving stage's commands (and `nrr forecast` from forecast_cli) to the root."""
+    from serving import forecast_cli
+
+    app.command("serve")(serve)
+    app.command("score")(score)
+    app.add_typer(apikey_app, name="apikey")
+    forecast_cli.register(app)

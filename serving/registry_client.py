@@ -1,0 +1,158 @@
+"""Resolve the served models in the MLflow registry and load them without pickle."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from features.registry import BY_NAME
+from serving.settings import ServingSettings
+
+if TYPE_CHECKING:
+    from models.booster import ScoringModel
+
+log = logging.getLogger(__name__)
+
+MODEL_META = "model.json"
+NORMALISER_FILE = "health_normaliser.json"
+FALLBACK_FILE = "fallback_calibration.json"
+ROLES = ("churn", "expansion")
+
+
+@dataclass(frozen=True)
+class ModelBundle:
+    """What one load of the registry yielded: models, rule artefacts, versions, why not."""
+
+    churn: ScoringModel | None = None
+    expansion: ScoringModel | None = None
+    normaliser: dict[str, Any] | None = None
+    fallback_maps: dict[str, dict[str, Any]] = field(default_factory=dict)
+    versions: dict[str, str | None] = field(default_factory=lambda: dict.fromkeys(ROLES, None))
+    fallback_reason: str | None = None
+
+    def model(self, role: str) -> ScoringModel | None:
+        return self.churn if role == "churn" else self.expansion
+
+
+class ModelLoadError(RuntimeError):
+    """One registered model could not be served; the message is the fallback reason."""
+
+
+def disable_pickle() -> None:
+    """Make MLflow refuse pickle deserialisation in this process (it defaults to allowing it)."""
+    os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "false"
+
+
+def load_bundle(settings: ServingSettings) -> ModelBundle:
+    """The champion churn and expansion models, or as much as loads plus the reason why not."""
+    if not settings.use_registry:
+        return ModelBundle(fallback_reason="registry disabled by settings (NRR_USE_REGISTRY)")
+    disable_pickle()
+    names = {"churn": settings.churn_model, "expansion": settings.expansion_model}
+    models: dict[str, ScoringModel | None] = dict.fromkeys(ROLES, None)
+    versions: dict[str, str | None] = dict.fromkeys(ROLES, None)
+    maps: dict[str, dict[str, Any]] = {}
+    normaliser: dict[str, Any] | None = None
+    reasons: list[str] = []
+    for role in ROLES:
+        try:
+            version, folder = _download(settings, names[role])
+        except ModelLoadError as exc:
+            reasons.append(str(exc))
+            continue
+        # The rule artefacts stay usable even when the booster beside them is damaged.
+        found_normaliser, found_map = read_rule_artifacts(folder, role)
+        normaliser = normaliser or found_normaliser
+        if found_map is not None:
+            maps[role] = found_map
+        try:
+            models[role], versions[role] = load_model_folder(folder), version
+        except ModelLoadError as exc:
+            reasons.append(str(exc))
+    return ModelBundle(
+        churn=models["churn"],
+        expansion=models["expansion"],
+        normaliser=normaliser,
+        fallback_maps=maps,
+        versions=versions,
+        fallback_reason="; ".join(reasons) or None,
+    )
+
+
+def _download(settings: ServingSettings, name: str) -> tuple[str, Path]:
+    from mlflow import MlflowClient
+    from mlflow.artifacts import download_artifacts
+    from mlflow.exceptions import MlflowException
+
+    alias = settings.model_alias
+    client = MlflowClient(tracking_uri=settings.tracking_uri)
+    try:
+        version = client.get_model_version_by_alias(name, alias)
+    except MlflowException as exc:
+        if "RESOURCE_DOES_NOT_EXIST" in str(exc.error_code) or "not found" in str(exc).lower():
+            raise ModelLoadError(f"model not registered: {name}@{alias}") from exc
+        raise ModelLoadError(f"registry unreachable for {name}@{alias}: {exc.message}") from exc
+    except Exception as exc:  # network errors, bad URIs: the service must still start
+        raise ModelLoadError(f"registry unreachable for {name}@{alias}: {exc}") from exc
+    root = settings.artifacts_dir or Path(tempfile.mkdtemp(prefix="nrr-models-"))
+    dst = root / name / str(version.version)
+    dst.mkdir(parents=True, exist_ok=True)
+    try:
+        # The version's own source URI: resolving models:/ again would consult MLflow's
+        # global registry URI, which may differ from the one given in the settings.
+        source = client.get_model_version_download_uri(name, version.version)
+        local = download_artifacts(
+            artifact_uri=source, dst_path=str(dst), tracking_uri=settings.tracking_uri
+        )
+    except Exception as exc:
+        raise ModelLoadError(f"model files missing: {name} v{version.version}: {exc}") from exc
+    return str(version.version), Path(local)
+
+
+def load_model_folder(folder: Path) -> ScoringModel:
+    """A ScoringModel from a downloaded artifact folder, checked against the feature registry."""
+    from models.booster import ScoringModel
+
+    metas = sorted(folder.rglob(MODEL_META))
+    if not metas:
+        raise ModelLoadError(f"model files corrupt: no {MODEL_META} under {folder}")
+    try:
+        model = ScoringModel.load(metas[0].parent)
+    except Exception as exc:  # any parse error of a damaged file means the same: fall back
+        raise ModelLoadError(f"model files corrupt: {metas[0].parent}: {exc}") from exc
+    unknown = [name for name in model.feature_names if name not in BY_NAME]
+    if unknown:
+        raise ModelLoadError(
+            f"feature list mismatch: model uses features unknown to this release: {unknown[:10]}"
+        )
+    return model
+
+
+def read_rule_artifacts(
+    folder: Path, role: str
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The health normaliser and the role's rule-score calibration map found under `folder`.
+
+    Training writes one map per model folder; a file keyed by role is accepted too.
+    """
+    normaliser = _read_json(folder, NORMALISER_FILE)
+    data = _read_json(folder, FALLBACK_FILE) or {}
+    found = data if "thresholds" in data else data.get(role)
+    return normaliser, found if isinstance(found, dict) else None
+
+
+def _read_json(folder: Path, name: str) -> dict[str, Any] | None:
+    for path in sorted(folder.rglob(name)):
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            log.warning("ignoring unreadable %s: %s", path, exc)
+            continue
+        if isinstance(data, dict):
+            return data
+    return None

@@ -1,0 +1,319 @@
+"""The HTTP endpoints: scores, worklist, renewals, probes, metrics and reload."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+import numpy as np
+import pandas as pd
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
+from fastapi.security import APIKeyHeader
+from starlette.concurrency import run_in_threadpool
+
+from features.registry import FEATURES
+from serving.schemas import (
+    ApiError,
+    Liveness,
+    Readiness,
+    ReloadResult,
+    RenewalsResponse,
+    Score,
+    ScoreRequest,
+    ScoreResponse,
+    SortKey,
+    WorklistPage,
+)
+from serving.security import Role, allows
+from serving.settings import ServingSettings
+from serving.state import ServingState, StateError
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+_api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="key from `nrr apikey`")
+
+_AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ApiError, "description": "missing or wrong X-API-Key"},
+    403: {"model": ApiError, "description": "the key's role may not do this"},
+}
+_UNAVAILABLE: dict[int | str, dict[str, Any]] = {
+    503: {"model": ApiError, "description": "nothing loaded yet (see /readyz)"},
+}
+_JSON = "application/json"
+
+
+def get_settings_dep(request: Request) -> ServingSettings:
+    settings: ServingSettings = request.app.state.settings
+    return settings
+
+
+def _role(request: Request, key: str | None) -> Role | None:
+    if not request.app.state.settings.auth_enabled:
+        return "admin"
+    role: Role | None = request.app.state.keys.role_of(key)
+    return role
+
+
+def require_reader(request: Request, key: Annotated[str | None, Depends(_api_key)]) -> Role:
+    role = _role(request, key)
+    if role is None:
+        raise HTTPException(401, "missing or invalid X-API-Key", {"WWW-Authenticate": "ApiKey"})
+    return role
+
+
+def require_admin(request: Request, key: Annotated[str | None, Depends(_api_key)]) -> Role:
+    role = require_reader(request, key)
+    if not allows(role, "admin"):
+        raise HTTPException(403, "this endpoint needs an admin key")
+    return role
+
+
+def get_state(request: Request) -> ServingState:
+    state: ServingState | None = request.app.state.holder.current
+    if state is None:
+        reason = request.app.state.holder.error or "still loading"
+        raise HTTPException(503, f"not serving: {reason}")
+    return state
+
+
+Reader = Annotated[Role, Depends(require_reader)]
+Admin = Annotated[Role, Depends(require_admin)]
+State = Annotated[ServingState, Depends(get_state)]
+Settings = Annotated[ServingSettings, Depends(get_settings_dep)]
+
+
+@router.get("/healthz", response_model=Liveness, tags=["probes"])
+async def healthz() -> dict[str, str]:
+    """Liveness: the process answers."""
+    return {"status": "ok"}
+
+
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    tags=["probes"],
+    responses={503: {"model": Readiness, "description": "nothing could be loaded"}},
+)
+async def readyz(request: Request, response: Response) -> dict[str, Any]:
+    """Readiness: `ready` with model versions, `fallback` with the reason, 503 if neither."""
+    holder = request.app.state.holder
+    body = readiness(holder.current, holder.error)
+    if body["status"] == "unavailable":
+        response.status_code = 503
+    return body
+
+
+def readiness(state: ServingState | None, error: str | None) -> dict[str, Any]:
+    """The `Readiness` body of a state (None: nothing loaded, `error` says why)."""
+    if state is None:
+        return {
+            "status": "unavailable",
+            "fallback_reason": error or "still loading",
+            "model_versions": {"churn": None, "expansion": None},
+            "snapshots_as_of": None,
+            "accounts": 0,
+            "loaded_at": None,
+        }
+    return {
+        "status": state.status,
+        "fallback_reason": state.bundle.fallback_reason,
+        "model_versions": dict(state.bundle.versions),
+        "snapshots_as_of": None if state.as_of is None else state.as_of.to_pydatetime(),
+        "accounts": len(state.encoded),
+        "loaded_at": state.loaded_at,
+    }
+
+
+@router.get("/metrics", tags=["probes"], response_class=Response)
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics: requests and latencies per route, fallbacks, model versions."""
+    m = request.app.state.metrics
+    return Response(m.render(), media_type=m.content_type)
+
+
+@router.get("/v1/ping", response_model=Liveness, tags=["probes"], responses=_AUTH_ERRORS)
+async def ping(role: Reader) -> dict[str, str]:
+    """Authenticated no-op: the framework's ceiling for benchmarks."""
+    return {"status": "ok"}
+
+
+@router.get(
+    "/v1/accounts/{account_id}/score",
+    response_model=Score,
+    tags=["scores"],
+    responses={
+        **_AUTH_ERRORS,
+        **_UNAVAILABLE,
+        404: {"model": ApiError, "description": "unknown account"},
+    },
+)
+async def account_score(
+    role: Reader,
+    state: State,
+    request: Request,
+    account_id: Annotated[str, Path(min_length=1, max_length=200)],
+) -> Response:
+    """An account's score from its latest snapshot (precomputed at load)."""
+    body = state.encoded.get(account_id)
+    if body is None:
+        raise HTTPException(404, f"unknown account {account_id!r}")
+    if b'"source":"rules"' in body:
+        request.app.state.metrics.count_fallbacks("snapshot")
+    return Response(body, media_type=_JSON)
+
+
+@router.post(
+    "/v1/score",
+    response_model=ScoreResponse,
+    tags=["scores"],
+    responses={
+        **_AUTH_ERRORS,
+        **_UNAVAILABLE,
+        413: {"model": ApiError, "description": "body too large"},
+        422: {"model": ApiError, "description": "invalid field (named in details)"},
+    },
+)
+async def score(
+    body: ScoreRequest, role: Reader, state: State, settings: Settings, request: Request
+) -> Response:
+    """Score accounts from features the caller computed (up to the batch size limit)."""
+    if len(body.accounts) > settings.max_batch_size:
+        raise HTTPException(
+            413, f"{len(body.accounts)} accounts; at most {settings.max_batch_size} per request"
+        )
+    rows, provided = request_frame(body)
+    k = state.drivers_k if body.drivers else 0
+    payloads = await run_in_threadpool(
+        state.scorer, rows, bundle=state.bundle, rules=state.rules, drivers_k=k, provided=provided
+    )
+    fallbacks = sum(p["source"] == "rules" for p in payloads)
+    request.app.state.metrics.count_fallbacks("request", fallbacks)
+    out = ScoreResponse.model_validate({"scores": payloads})
+    return Response(out.model_dump_json(), media_type=_JSON)
+
+
+_NUMERIC = [spec.name for spec in FEATURES if spec.kind != "category"]
+_CATEGORY = [spec.name for spec in FEATURES if spec.kind == "category"]
+
+
+def request_frame(body: ScoreRequest) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Snapshot-shaped rows of a request, and which features each caller actually sent."""
+    values = [a.features.model_dump(exclude_unset=True) for a in body.accounts]  # type: ignore[attr-defined]
+    names = _NUMERIC + _CATEGORY
+    sent = np.array([[n in v for n in names] for v in values], dtype=bool).reshape(-1, len(names))
+    provided = pd.DataFrame(sent, columns=names)
+    # One float block instead of a column at a time: this runs on every request.
+    numeric = np.array([[v.get(n) for n in _NUMERIC] for v in values], dtype=float)
+    frame = pd.DataFrame(numeric.reshape(-1, len(_NUMERIC)), columns=_NUMERIC)
+    extra: dict[str, Any] = {
+        "account_id": [a.account_id for a in body.accounts],
+        "as_of": pd.to_datetime([a.as_of for a in body.accounts]),
+        "csm_owner": pd.array([a.csm_owner for a in body.accounts], dtype="string"),
+        "renewal_at": pd.to_datetime([a.renewal_at for a in body.accounts]),
+    }
+    for name in _CATEGORY:
+        extra[name] = pd.array([v.get(name) for v in values], dtype="string")
+    return pd.concat([pd.DataFrame(extra), frame], axis=1), provided
+
+
+@router.get(
+    "/v1/accounts",
+    response_model=WorklistPage,
+    tags=["worklist"],
+    responses={**_AUTH_ERRORS, **_UNAVAILABLE},
+)
+async def worklist(
+    role: Reader,
+    state: State,
+    settings: Settings,
+    band: Annotated[str | None, Query(max_length=100, description="health band")] = None,
+    owner: Annotated[str | None, Query(max_length=200, description="CSM owner")] = None,
+    segment: Annotated[str | None, Query(max_length=100)] = None,
+    signal: Annotated[str | None, Query(max_length=100, description="fired signal name")] = None,
+    sort: Annotated[SortKey, Query()] = "churn_probability",
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=10_000)] = 50,
+) -> dict[str, Any]:
+    """The CSM worklist: filter by band, owner, segment or signal; sorted; paginated."""
+    size = min(page_size, settings.max_page_size)
+    items = [
+        item
+        for item in state.worklist
+        if (band is None or item["health_band"] == band)
+        and (owner is None or item["csm_owner"] == owner)
+        and (segment is None or item["segment"] == segment)
+        and (signal is None or signal in item["signals"] or signal in item["triggers"])
+    ]
+    # Highest first, except health where the weakest accounts lead; unknowns always last.
+    sign = 1.0 if sort == "health_score" else -1.0
+    items.sort(key=lambda it: (it[sort] is None, sign * (it[sort] or 0.0), it["account_id"]))
+    start = (page - 1) * size
+    return {
+        "items": items[start : start + size],
+        "total": len(items),
+        "page": page,
+        "page_size": size,
+        "sort": sort,
+        "as_of": None if state.as_of is None else state.as_of.to_pydatetime(),
+    }
+
+
+@router.get(
+    "/v1/renewals",
+    response_model=RenewalsResponse,
+    tags=["worklist"],
+    responses={**_AUTH_ERRORS, **_UNAVAILABLE},
+)
+async def renewals(
+    role: Reader,
+    state: State,
+    settings: Settings,
+    within_days: Annotated[int, Query(ge=0, le=3650)] = 90,
+) -> dict[str, Any]:
+    """Accounts renewing within `within_days` of the snapshot, soonest first, with alerts."""
+    if within_days > settings.max_renewal_days:
+        raise HTTPException(422, f"within_days must be at most {settings.max_renewal_days}")
+    items = [
+        r
+        for r in state.renewals
+        if r["days_to_renewal"] is not None and 0 <= r["days_to_renewal"] <= within_days
+    ]
+    items.sort(key=lambda r: (r["days_to_renewal"], r["account_id"]))
+    return {
+        "as_of": None if state.as_of is None else state.as_of.to_pydatetime(),
+        "within_days": within_days,
+        "items": items,
+    }
+
+
+@router.post(
+    "/v1/admin/reload",
+    response_model=ReloadResult,
+    tags=["admin"],
+    responses=_AUTH_ERRORS,
+)
+async def reload(role: Admin, request: Request) -> dict[str, Any]:
+    """Re-resolve the alias, check and precompute aside, then swap; a failure keeps the old."""
+    from serving.app import install, new_state
+
+    app = request.app
+    holder = app.state.holder
+    async with holder.lock:
+        try:
+            fresh = await run_in_threadpool(new_state, app, strict=True)
+        except StateError as exc:
+            app.state.metrics.reloads.labels(outcome="failed").inc()
+            return {"status": "failed", "reason": str(exc), "serving": _serving(holder)}
+        old = holder.current
+        if old is not None and old.status == "ready" and fresh.status != "ready":
+            # Never trade working models for the rules because the registry hiccuped.
+            app.state.metrics.reloads.labels(outcome="failed").inc()
+            reason = f"new models unusable: {fresh.bundle.fallback_reason}"
+            return {"status": "failed", "reason": reason, "serving": _serving(holder)}
+        install(app, fresh)
+    app.state.metrics.reloads.labels(outcome="reloaded").inc()
+    return {"status": "reloaded", "reason": None, "serving": _serving(holder)}
+
+
+def _serving(holder: Any) -> dict[str, Any]:
+    return readiness(holder.current, holder.error)

@@ -1,0 +1,411 @@
+"""Request and response models of the API, with the examples shown in the OpenAPI docs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+    create_model,
+    field_validator,
+)
+
+from features.registry import FEATURES, FeatureSpec
+
+Source = Literal["model", "rules"]
+SortKey = Literal["churn_probability", "arr_at_risk", "expansion_probability", "health_score"]
+
+_STRICT = ConfigDict(extra="forbid")
+_EXAMPLE_AS_OF = "2026-09-01T00:00:00Z"
+
+
+def _iso_utc(value: datetime) -> str:
+    aware = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return aware.isoformat().replace("+00:00", "Z")
+
+
+# Internally naive UTC; on the wire RFC 3339 with an explicit "Z", as JSON Schema demands.
+UtcDatetime = Annotated[
+    datetime,
+    PlainSerializer(_iso_utc, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time"}, mode="serialization"),
+]
+
+
+def _feature_field(spec: FeatureSpec) -> tuple[Any, Any]:
+    description = spec.description + (f" ({spec.unit})" if spec.unit else "")
+    if spec.kind == "category":
+        return (str | None, Field(default=None, max_length=200, description=description))
+    if spec.kind == "bool":
+        return (bool | None, Field(default=None, description=description))
+    return (float | None, Field(default=None, allow_inf_nan=False, description=description))
+
+
+# Generated from the feature registry: unknown names are a field-level 422, and a key
+# that is absent (as opposed to null = unknown) means the caller did not compute it.
+FeatureValues: type[BaseModel] = create_model(  # type: ignore[call-overload]
+    "FeatureValues",
+    __config__=ConfigDict(extra="forbid"),
+    **{spec.name: _feature_field(spec) for spec in FEATURES},
+)
+
+
+def _naive_utc(value: datetime | None) -> datetime | None:
+    if value is None or value.tzinfo is None:
+        return value
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
+class AccountFeatures(BaseModel):
+    """One account's features as computed by the calling tool."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "account_id": "acct-0042",
+                    "as_of": _EXAMPLE_AS_OF,
+                    "csm_owner": "dana",
+                    "renewal_at": "2026-11-15T00:00:00Z",
+                    "features": {"mau": 14, "usage_trend_30d": -0.45, "segment": "SMB"},
+                }
+            ]
+        },
+    )
+
+    account_id: str = Field(min_length=1, max_length=200)
+    as_of: datetime = Field(description="the moment the features describe (UTC)")
+    csm_owner: str | None = Field(default=None, max_length=200)
+    renewal_at: datetime | None = Field(default=None, description="end of the committed term (UTC)")
+    features: FeatureValues = Field(  # type: ignore[valid-type]
+        description="registry feature values; omit a feature you did not compute, null = unknown"
+    )
+
+    _utc = field_validator("as_of", "renewal_at")(_naive_utc)
+
+
+class ScoreRequest(BaseModel):
+    """Accounts to score (up to the configured batch size)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "accounts": [AccountFeatures.model_config["json_schema_extra"]["examples"][0]],  # type: ignore[index]
+                    "drivers": True,
+                }
+            ]
+        },
+    )
+
+    accounts: list[AccountFeatures] = Field(min_length=1)
+    drivers: bool = Field(default=True, description="include the top drivers of each probability")
+
+
+class Driver(BaseModel):
+    feature: str
+    value: float | str | None
+    contribution: float = Field(description="SHAP contribution to the raw (log-odds) score")
+    direction: Literal["raises", "lowers"]
+    text: str
+
+
+class FiredRule(BaseModel):
+    name: str
+    kind: Literal["risk", "expansion"]
+    text: str
+    evidence: dict[str, float | str | None]
+
+
+class Play(BaseModel):
+    intervention: str | None
+    response_time: str | None
+    expansion_play: str | None
+    reason: str
+
+
+class Renewal(BaseModel):
+    renewal_at: UtcDatetime | None
+    days_to_renewal: int | None
+    arr_at_stake: float | None
+    alert: str | None = Field(description="90/60/30-day alert for a high-risk account, else null")
+    month_to_month: bool
+
+
+class ModelVersions(BaseModel):
+    churn: str | None = Field(description="registered version serving churn, null in fallback")
+    expansion: str | None
+
+
+_SCORE_EXAMPLE: dict[str, Any] = {
+    "account_id": "acct-0042",
+    "as_of": _EXAMPLE_AS_OF,
+    "source": "model",
+    "fallback_reason": None,
+    "churn_probability": 0.31,
+    "expansion_probability": 0.08,
+    "probability_note": None,
+    "health_score": 58.0,
+    "health_band": "At risk",
+    "health_categories": {"adoption": 61.0, "engagement": 40.5, "support": 72.0},
+    "health_missing": ["nps_latest"],
+    "health_detractors": ["usage_trend_30d", "champion_active_14d"],
+    "health_change": -6.0,
+    "health_alert": False,
+    "pqa_score": 35.0,
+    "pqa_band": "Warm",
+    "drivers": [
+        {
+            "feature": "usage_trend_30d",
+            "value": -0.45,
+            "contribution": 0.62,
+            "direction": "raises",
+            "text": "relative change of actions: last 30 days vs the 30 before is -0.45, "
+            "which raises the risk",
+        }
+    ],
+    "expansion_drivers": [],
+    "signals": [
+        {
+            "name": "usage_drop",
+            "kind": "risk",
+            "text": "usage fell 45% over 14 days",
+            "evidence": {"usage_trend_14d": -0.45, "threshold": -0.4},
+        }
+    ],
+    "triggers": [],
+    "play": {
+        "intervention": "early_warning",
+        "response_time": "48h",
+        "expansion_play": None,
+        "reason": "health 58 (At risk) and falling",
+    },
+    "renewal": {
+        "renewal_at": "2026-11-15T00:00:00Z",
+        "days_to_renewal": 75,
+        "arr_at_stake": 12000.0,
+        "alert": "90 days",
+        "month_to_month": False,
+    },
+    "model_versions": {"churn": "3", "expansion": "2"},
+}
+
+
+class Score(BaseModel):
+    """Everything a CS tool needs about one account at one as_of."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_SCORE_EXAMPLE]})
+
+    account_id: str
+    as_of: UtcDatetime
+    source: Source = Field(description="'model' when both probabilities come from the models")
+    fallback_reason: str | None = Field(description="why the rules answered, null otherwise")
+    churn_probability: float | None
+    expansion_probability: float | None
+    probability_note: str | None = Field(description="why a probability is null, if one is")
+    health_score: float | None
+    health_band: str | None
+    health_categories: dict[str, float | None]
+    health_missing: list[str]
+    health_detractors: list[str]
+    health_change: float | None
+    health_alert: bool
+    pqa_score: float | None
+    pqa_band: str | None
+    drivers: list[Driver] = Field(description="top drivers of the churn probability")
+    expansion_drivers: list[Driver]
+    signals: list[FiredRule]
+    triggers: list[FiredRule]
+    play: Play
+    renewal: Renewal | None
+    model_versions: ModelVersions
+
+
+class ScoreResponse(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"scores": [_SCORE_EXAMPLE]}]})
+
+    scores: list[Score]
+
+
+class WorklistItem(BaseModel):
+    account_id: str
+    csm_owner: str | None
+    segment: str | None
+    arr: float | None
+    churn_probability: float | None
+    expansion_probability: float | None
+    arr_at_risk: float | None = Field(description="ARR x churn probability")
+    health_score: float | None
+    health_band: str | None
+    pqa_score: float | None
+    pqa_band: str | None
+    signals: list[str]
+    triggers: list[str]
+    source: Source
+
+
+class WorklistPage(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "items": [
+                        {
+                            "account_id": "acct-0042",
+                            "csm_owner": "dana",
+                            "segment": "SMB",
+                            "arr": 12000.0,
+                            "churn_probability": 0.31,
+                            "expansion_probability": 0.08,
+                            "arr_at_risk": 3720.0,
+                            "health_score": 58.0,
+                            "health_band": "At risk",
+                            "pqa_score": 35.0,
+                            "pqa_band": "Warm",
+                            "signals": ["usage_drop"],
+                            "triggers": [],
+                            "source": "model",
+                        }
+                    ],
+                    "total": 1,
+                    "page": 1,
+                    "page_size": 50,
+                    "sort": "churn_probability",
+                    "as_of": _EXAMPLE_AS_OF,
+                }
+            ]
+        }
+    )
+
+    items: list[WorklistItem]
+    total: int
+    page: int
+    page_size: int
+    sort: SortKey
+    as_of: UtcDatetime | None
+
+
+class RenewalItem(BaseModel):
+    account_id: str
+    csm_owner: str | None
+    unowned: bool
+    renewal_at: UtcDatetime | None
+    days_to_renewal: int | None
+    month_to_month: bool
+    arr_at_stake: float | None
+    health_score: float | None
+    health_band: str | None
+    churn_probability: float | None
+    high_risk: bool
+    alert: str | None
+
+
+class RenewalsResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "as_of": _EXAMPLE_AS_OF,
+                    "within_days": 90,
+                    "items": [
+                        {
+                            "account_id": "acct-0042",
+                            "csm_owner": None,
+                            "unowned": True,
+                            "renewal_at": "2026-11-15T00:00:00Z",
+                            "days_to_renewal": 75,
+                            "month_to_month": False,
+                            "arr_at_stake": 12000.0,
+                            "health_score": 58.0,
+                            "health_band": "At risk",
+                            "churn_probability": 0.31,
+                            "high_risk": True,
+                            "alert": "90 days",
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+
+    as_of: UtcDatetime | None
+    within_days: int
+    items: list[RenewalItem]
+
+
+class Liveness(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "ok"}]})
+
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "status": "fallback",
+                    "fallback_reason": "model not registered: nrr-churn@champion",
+                    "model_versions": {"churn": None, "expansion": None},
+                    "snapshots_as_of": _EXAMPLE_AS_OF,
+                    "accounts": 1500,
+                    "loaded_at": "2026-09-02T08:00:00Z",
+                }
+            ]
+        }
+    )
+
+    status: Literal["ready", "fallback", "unavailable"]
+    fallback_reason: str | None
+    model_versions: ModelVersions
+    snapshots_as_of: UtcDatetime | None
+    accounts: int
+    loaded_at: UtcDatetime | None
+
+
+class ReloadResult(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "status": "failed",
+                    "reason": "golden check failed: predictions outside [0, 1]",
+                    "serving": Readiness.model_config["json_schema_extra"]["examples"][0],  # type: ignore[index]
+                }
+            ]
+        }
+    )
+
+    status: Literal["reloaded", "failed"]
+    reason: str | None = Field(description="why the reload failed; the old state keeps serving")
+    serving: Readiness
+
+
+class ErrorDetail(BaseModel):
+    field: str
+    message: str
+
+
+class ApiError(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "error": "not_found",
+                    "message": "unknown account 'acct-9999'",
+                    "details": [],
+                }
+            ]
+        }
+    )
+
+    error: str
+    message: str
+    details: list[ErrorDetail] = Field(default_factory=list)

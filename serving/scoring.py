@@ -1,0 +1,366 @@
+"""Turn snapshot rows into score payloads: model probabilities or the rules fallback, and why."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from serving.registry_client import ModelBundle
+
+FALLBACK_KEYS = {"churn": "health_score", "expansion": "pqa_score"}
+
+
+@dataclass(frozen=True)
+class RoleScores:
+    """One probability (churn or expansion) for every row, and where each value came from."""
+
+    probability: list[float | None]
+    from_model: list[bool]
+    reason: list[str | None]
+    drivers: list[list[dict[str, Any]]]
+
+
+def missing_model_features(
+    rows: pd.DataFrame, *, features: Sequence[str], provided: pd.DataFrame | None
+) -> list[list[str]]:
+    """Per row, the model features the caller did not supply (absent, not merely null)."""
+    absent_cols = [f for f in features if f not in rows.columns]
+    out: list[list[str]] = [list(absent_cols) for _ in range(len(rows))]
+    if provided is not None:
+        cols = [f for f in features if f in provided.columns]
+        mask = ~provided[cols].to_numpy(dtype=bool)
+        for i, row in enumerate(mask):
+            out[i].extend(c for c, miss in zip(cols, row, strict=True) if miss)
+    return out
+
+
+def _fallback_probability(
+    rule_score: pd.Series, bundle: ModelBundle, role: str
+) -> tuple[list[float | None], str | None]:
+    spec = bundle.fallback_maps.get(role)
+    if spec is None:
+        return [None] * len(rule_score), f"no fallback calibration for {role}"
+    from models.calibration import ScoreToProbability
+
+    mapper = ScoreToProbability.from_dict(spec)
+    values = np.asarray(mapper.predict(rule_score.to_numpy(dtype=float, na_value=np.nan)))
+    return [None if not math.isfinite(v) else float(v) for v in values], None
+
+
+def _driver_dicts(model: Any, frame: pd.DataFrame, k: int) -> list[list[dict[str, Any]]]:
+    from models.drivers import top_drivers
+
+    if k == 0 or frame.empty:
+        return [[] for _ in range(len(frame))]
+    return [
+        [
+            {
+                "feature": d.feature,
+                "value": _jsonable(d.value),
+                "contribution": float(d.contribution),
+                "direction": d.direction,
+                "text": d.text,
+            }
+            for d in row
+        ]
+        for row in top_drivers(model, frame, k=k)
+    ]
+
+
+def role_scores(
+    rows: pd.DataFrame,
+    *,
+    role: str,
+    bundle: ModelBundle,
+    rule_score: pd.Series,
+    provided: pd.DataFrame | None,
+    drivers_k: int,
+) -> RoleScores:
+    """Model probability where the model can answer, calibrated rule score elsewhere."""
+    n = len(rows)
+    model = bundle.model(role)
+    fallback, note = _fallback_probability(rule_score, bundle, role)
+    reason: list[str | None] = [bundle.fallback_reason or f"no {role} model"] * n
+    use = np.zeros(n, dtype=bool)
+    if model is not None:
+        missing = missing_model_features(rows, features=model.feature_names, provided=provided)
+        for i, miss in enumerate(missing):
+            use[i] = not miss
+            reason[i] = None if not miss else f"request missing model features: {miss[:5]}"
+    prob: list[float | None] = list(fallback)
+    drivers: list[list[dict[str, Any]]] = [[] for _ in range(n)]
+    if use.any():
+        sub = rows.iloc[np.flatnonzero(use)]
+        try:
+            values = model.predict_proba(sub)  # type: ignore[union-attr]
+            sub_drivers = _driver_dicts(model, sub, drivers_k)
+        except ValueError as exc:  # e.g. a non-numeric value: the rules still answer
+            use[:] = False
+            reason = [f"model could not score the request: {exc}"] * n
+        else:
+            for j, i in enumerate(np.flatnonzero(use).tolist()):
+                prob[i], drivers[i] = float(values[j]), sub_drivers[j]
+    if note:
+        reason = [r if r is None else f"{r}; {note}" for r in reason]
+    return RoleScores(prob, use.tolist(), reason, drivers)
+
+
+def _jsonable(value: Any) -> float | str | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, (int, float, np.integer, np.floating, bool, np.bool_)):
+        out = float(value)
+        return out if math.isfinite(out) else None
+    if value is pd.NA or value is pd.NaT:
+        return None
+    return str(value)
+
+
+def _timestamp(value: Any) -> str | None:
+    if value is None or pd.isna(value):
+        return None
+    return pd.Timestamp(value).isoformat()
+
+
+def _rule_parts(rows: pd.DataFrame, *, bundle: ModelBundle, rules: Any) -> dict[str, Any]:
+    from models.health import score_health
+    from models.pqa import score_pqa
+    from models.signals import evaluate_rules
+
+    normaliser = _normaliser(bundle, rows, rules)
+    health = score_health(rows, config=rules, normaliser=normaliser)
+    pqa = score_pqa(rows, config=rules)
+    fired = evaluate_rules(rows, config=rules, health=health["health_score"], normaliser=normaliser)
+    return {"health": health, "pqa": pqa, "fired": fired}
+
+
+def _normaliser(bundle: ModelBundle, rows: pd.DataFrame, rules: Any) -> Any:
+    from models.health import HealthNormaliser
+
+    if bundle.normaliser is not None:
+        return HealthNormaliser.from_dict(bundle.normaliser)
+    # No trained anchors: anchor on the population being scored, the next best reference.
+    return HealthNormaliser.fit(rows, config=rules)
+
+
+def score_payloads(
+    rows: pd.DataFrame,
+    *,
+    bundle: ModelBundle,
+    rules: Any,
+    drivers_k: int,
+    provided: pd.DataFrame | None = None,
+) -> list[dict[str, Any]]:
+    """One API score payload (the `Score` schema as plain data) per snapshot row."""
+    rows = rows.reset_index(drop=True)
+    parts = _rule_parts(rows, bundle=bundle, rules=rules)
+    health, pqa = parts["health"], parts["pqa"]
+    churn = role_scores(
+        rows,
+        role="churn",
+        bundle=bundle,
+        rule_score=health["health_score"],
+        provided=provided,
+        drivers_k=drivers_k,
+    )
+    expansion = role_scores(
+        rows,
+        role="expansion",
+        bundle=bundle,
+        rule_score=pqa["pqa_score"],
+        provided=provided,
+        drivers_k=drivers_k,
+    )
+    return [
+        _payload(rows, i, bundle=bundle, rules=rules, parts=parts, churn=churn, expansion=expansion)
+        for i in range(len(rows))
+    ]
+
+
+def _payload(
+    rows: pd.DataFrame,
+    i: int,
+    *,
+    bundle: ModelBundle,
+    rules: Any,
+    parts: dict[str, Any],
+    churn: RoleScores,
+    expansion: RoleScores,
+) -> dict[str, Any]:
+    from models.plays import recommend_play
+
+    row, h, q = rows.iloc[i], parts["health"].iloc[i], parts["pqa"].iloc[i]
+    fired = parts["fired"][i]
+    risks = [r for r in fired if r.kind == "risk"]
+    triggers = [r for r in fired if r.kind == "expansion"]
+    play = recommend_play(
+        health_score=float(h["health_score"]),
+        health_band=str(h["health_band"]),
+        health_change=_num(h.get("health_change")),
+        risks=risks,
+        triggers=triggers,
+        churn_probability=churn.probability[i],
+        expansion_probability=expansion.probability[i],
+        config=rules,
+    )
+    model_both = churn.from_model[i] and expansion.from_model[i]
+    reasons = [r for r in (churn.reason[i], expansion.reason[i]) if r]
+    notes = [
+        f"{role} probability unavailable: no model and no fallback calibration"
+        for role, p in (("churn", churn.probability[i]), ("expansion", expansion.probability[i]))
+        if p is None
+    ]
+    return {
+        "account_id": str(row["account_id"]),
+        "as_of": _timestamp(row["as_of"]),
+        "source": "model" if model_both else "rules",
+        "fallback_reason": None if model_both else "; ".join(dict.fromkeys(reasons)),
+        "churn_probability": churn.probability[i],
+        "expansion_probability": expansion.probability[i],
+        "probability_note": "; ".join(notes) or None,
+        "health_score": _num(h["health_score"]),
+        "health_band": _str(h["health_band"]),
+        "health_categories": {
+            c.removeprefix("health_"): _num(h[c]) for c in _category_columns(h.index)
+        },
+        "health_missing": [str(s) for s in (_list(h.get("health_missing")))],
+        "health_detractors": [str(s) for s in (_list(h.get("health_detractors")))],
+        "health_change": _num(h.get("health_change")),
+        "health_alert": bool(h.get("health_alert", False) is True),
+        "pqa_score": _num(q["pqa_score"]),
+        "pqa_band": _str(q.get("pqa_band")),
+        "drivers": churn.drivers[i],
+        "expansion_drivers": expansion.drivers[i],
+        "signals": [_rule_dict(r) for r in risks],
+        "triggers": [_rule_dict(r) for r in triggers],
+        "play": {
+            "intervention": play.intervention,
+            "response_time": play.response_time,
+            "expansion_play": play.expansion_play,
+            "reason": play.reason,
+        },
+        "renewal": renewal_info(
+            row, churn_probability=churn.probability[i], band=h["health_band"], rules=rules
+        ),
+        "model_versions": {
+            "churn": bundle.versions.get("churn"),
+            "expansion": bundle.versions.get("expansion"),
+        },
+    }
+
+
+_HEALTH_NON_CATEGORY = {
+    "health_score",
+    "health_band",
+    "health_missing",
+    "health_detractors",
+    "health_change",
+    "health_alert",
+}
+
+
+def _category_columns(columns: Sequence[str]) -> list[str]:
+    return [c for c in columns if c.startswith("health_") and c not in _HEALTH_NON_CATEGORY]
+
+
+def renewal_info(
+    row: pd.Series, *, churn_probability: float | None, band: Any, rules: Any
+) -> dict[str, Any]:
+    """Days to renewal, ARR at stake and the renewal alert of a high-risk account."""
+    spec = rules.renewals
+    arr = _num(row.get("arr"))
+    as_of = pd.Timestamp(row["as_of"])
+    renewal_at = row.get("renewal_at")
+    month_to_month = renewal_at is None or bool(pd.isna(renewal_at))
+    if month_to_month:
+        # Month-to-month accounts can leave at any month end: listed as renewing soon.
+        renewal_at = as_of + pd.Timedelta(days=spec.month_to_month_days)
+    days = int((pd.Timestamp(renewal_at) - as_of) / pd.Timedelta(days=1))
+    high_risk = str(band) in spec.high_risk_bands or (
+        churn_probability is not None and churn_probability >= spec.churn_probability_high
+    )
+    window = next((d for d in sorted(spec.alert_days) if 0 <= days <= d), None)
+    return {
+        "renewal_at": _timestamp(renewal_at),
+        "days_to_renewal": days,
+        "arr_at_stake": arr,
+        "alert": f"{window} days" if high_risk and window is not None else None,
+        "month_to_month": month_to_month,
+    }
+
+
+def _rule_dict(rule: Any) -> dict[str, Any]:
+    evidence = {str(k): _jsonable(v) for k, v in dict(rule.evidence).items()}
+    return {"name": rule.name, "kind": rule.kind, "text": rule.text, "evidence": evidence}
+
+
+def _num(value: Any) -> float | None:
+    out = _jsonable(value)
+    return out if isinstance(out, float) else None
+
+
+def _str(value: Any) -> str | None:
+    return (
+        None
+        if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+        else str(value)
+    )
+
+
+def _list(value: Any) -> list[Any]:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return []
+    return list(value)
+
+
+def score_snapshots(
+    rows: pd.DataFrame, *, bundle: ModelBundle, rules: Any, drivers_k: int
+) -> pd.DataFrame:
+    """Flat table of scores (one row per input row) for files and reports."""
+    payloads = score_payloads(rows, bundle=bundle, rules=rules, drivers_k=drivers_k)
+    return flatten_payloads(payloads, drivers_k=drivers_k)
+
+
+def flatten_payloads(payloads: Sequence[dict[str, Any]], *, drivers_k: int) -> pd.DataFrame:
+    """The payloads as flat columns: scalars, rule names joined by ';', drivers numbered."""
+    records = []
+    for p in payloads:
+        rec = {k: p[k] for k in _FLAT_SCALARS}
+        rec["signals"] = ";".join(r["name"] for r in p["signals"])
+        rec["triggers"] = ";".join(r["name"] for r in p["triggers"])
+        rec["play"] = p["play"]["intervention"]
+        rec["expansion_play"] = p["play"]["expansion_play"]
+        renewal = p["renewal"] or {}
+        rec["days_to_renewal"] = renewal.get("days_to_renewal")
+        rec["renewal_alert"] = renewal.get("alert")
+        rec["churn_model_version"] = p["model_versions"]["churn"]
+        rec["expansion_model_version"] = p["model_versions"]["expansion"]
+        for j in range(drivers_k):
+            d = p["drivers"][j] if j < len(p["drivers"]) else {}
+            rec[f"driver_{j + 1}_feature"] = d.get("feature")
+            rec[f"driver_{j + 1}_contribution"] = d.get("contribution")
+            rec[f"driver_{j + 1}_text"] = d.get("text")
+        records.append(rec)
+    frame = pd.DataFrame.from_records(records)
+    if not frame.empty:
+        frame["as_of"] = pd.to_datetime(frame["as_of"])
+    return frame
+
+
+_FLAT_SCALARS = (
+    "account_id",
+    "as_of",
+    "churn_probability",
+    "expansion_probability",
+    "health_score",
+    "health_band",
+    "pqa_score",
+    "pqa_band",
+    "source",
+    "fallback_reason",
+)

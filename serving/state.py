@@ -1,0 +1,247 @@
+"""What the API serves: models, rules and precomputed scores, built whole and swapped at once."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from features.registry import BY_NAME
+from serving.registry_client import ModelBundle
+from serving.schemas import Score
+from serving.settings import ServingSettings
+
+log = logging.getLogger(__name__)
+
+
+class Scorer(Protocol):
+    def __call__(
+        self,
+        rows: pd.DataFrame,
+        *,
+        bundle: ModelBundle,
+        rules: Any,
+        drivers_k: int,
+        provided: pd.DataFrame | None = None,
+    ) -> list[dict[str, Any]]: ...
+
+
+class StateError(RuntimeError):
+    """A state could not be built; the message says why."""
+
+
+@dataclass(frozen=True)
+class ServingState:
+    """One consistent generation of everything served; never mutated, only replaced."""
+
+    bundle: ModelBundle
+    rules: Any
+    scorer: Scorer
+    drivers_k: int
+    as_of: pd.Timestamp | None = None
+    encoded: dict[str, bytes] = field(default_factory=dict)
+    worklist: list[dict[str, Any]] = field(default_factory=list)
+    renewals: list[dict[str, Any]] = field(default_factory=list)
+    loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC).replace(tzinfo=None))
+
+    @property
+    def status(self) -> str:
+        return "fallback" if self.bundle.fallback_reason else "ready"
+
+
+class StateHolder:
+    """The one reference requests read; reloads build aside and swap it under a lock."""
+
+    def __init__(self) -> None:
+        self.current: ServingState | None = None
+        self.error: str | None = None
+        self.lock = asyncio.Lock()
+
+
+def latest_snapshots(frame: pd.DataFrame) -> pd.DataFrame:
+    """Each account's row at the latest as_of of the file."""
+    for column in ("account_id", "as_of"):
+        if column not in frame.columns:
+            raise StateError(f"snapshots file lacks column {column!r}")
+    if frame.empty:
+        return frame
+    as_of = pd.to_datetime(frame["as_of"])
+    latest = frame.loc[as_of == as_of.max()]
+    return latest.drop_duplicates("account_id", keep="last").reset_index(drop=True)
+
+
+def read_snapshots(path: Path) -> pd.DataFrame:
+    """The latest snapshot rows of a Parquet file written by `nrr snapshots`."""
+    try:
+        frame = pd.read_parquet(path)
+    except (OSError, ValueError) as exc:
+        raise StateError(f"cannot read snapshots {path}: {exc}") from exc
+    return latest_snapshots(frame)
+
+
+def check_bundle(bundle: ModelBundle, golden: pd.DataFrame) -> None:
+    """Raise StateError unless every loaded model gives finite probabilities on `golden`."""
+    for role in ("churn", "expansion"):
+        model = bundle.model(role)
+        if model is None:
+            continue
+        frame = golden_input(model.feature_names, golden)
+        try:
+            proba = np.asarray(model.predict_proba(frame), dtype=float)
+            contrib = np.asarray(model.contributions(frame), dtype=float)
+        except Exception as exc:  # a model that cannot even predict must never serve
+            raise StateError(f"golden check failed for {role}: {exc}") from exc
+        if proba.shape != (len(frame),) or not np.all((proba >= 0) & (proba <= 1)):
+            raise StateError(f"golden check failed for {role}: probabilities outside [0, 1]")
+        if contrib.shape != (len(frame), len(model.feature_names) + 1):
+            raise StateError(f"golden check failed for {role}: contributions of wrong shape")
+
+
+def golden_input(features: tuple[str, ...], sample: pd.DataFrame) -> pd.DataFrame:
+    """A few served rows when they carry the model features, else one all-unknown row."""
+    if not sample.empty and set(features) <= set(sample.columns):
+        return sample.head(5)
+    row: dict[str, Any] = {
+        f: pd.Series([pd.NA], dtype="string") if BY_NAME[f].kind == "category" else [math.nan]
+        for f in features
+    }
+    return pd.DataFrame(row)
+
+
+def align_bundle(bundle: ModelBundle, snapshots: pd.DataFrame) -> ModelBundle:
+    """Drop a model whose features the served snapshots lack: it would answer no account."""
+    if snapshots.empty:
+        return bundle
+    reasons = [bundle.fallback_reason] if bundle.fallback_reason else []
+    changes: dict[str, Any] = {}
+    for role in ("churn", "expansion"):
+        model = bundle.model(role)
+        if model is None:
+            continue
+        lacking = [f for f in model.feature_names if f not in snapshots.columns]
+        if lacking:
+            reasons.append(f"feature list mismatch: snapshots lack {role} features {lacking[:5]}")
+            changes[role] = None
+            changes["versions"] = {**bundle.versions, **changes.get("versions", {}), role: None}
+    if not changes:
+        return bundle
+    return replace(bundle, **changes, fallback_reason="; ".join(reasons))
+
+
+def build_state(
+    settings: ServingSettings,
+    *,
+    scorer: Scorer,
+    load_bundle: Callable[[ServingSettings], ModelBundle],
+    load_rules: Callable[[Path | None], Any],
+    strict: bool = False,
+) -> ServingState:
+    """Load rules, models and snapshots, check the models, precompute every account's score.
+
+    strict (reloads): a model failing its golden check fails the build instead of falling back.
+    """
+    try:
+        rules = load_rules(settings.rules_path)
+    except Exception as exc:  # without rules nothing can be served
+        raise StateError(f"cannot load rules: {exc}") from exc
+    snapshots = (
+        read_snapshots(settings.snapshots_path) if settings.snapshots_path else pd.DataFrame()
+    )
+    bundle = align_bundle(load_bundle(settings), snapshots)
+    try:
+        check_bundle(bundle, snapshots)
+    except StateError as exc:
+        if strict:
+            raise
+        versions: dict[str, str | None] = {"churn": None, "expansion": None}
+        bundle = replace(
+            bundle, churn=None, expansion=None, versions=versions, fallback_reason=str(exc)
+        )
+    if bundle.normaliser is None and not snapshots.empty:
+        # No trained anchors: the served population anchors POSTed rows too (one row cannot).
+        from models.health import HealthNormaliser
+
+        fitted = HealthNormaliser.fit(snapshots, config=rules).to_dict()
+        bundle = replace(bundle, normaliser=fitted)
+    base = ServingState(bundle=bundle, rules=rules, scorer=scorer, drivers_k=settings.drivers_k)
+    return precompute(base, snapshots)
+
+
+def precompute(state: ServingState, snapshots: pd.DataFrame) -> ServingState:
+    """The state with every latest snapshot scored, encoded, and indexed for lists."""
+    if snapshots.empty:
+        return state
+    payloads = state.scorer(
+        snapshots, bundle=state.bundle, rules=state.rules, drivers_k=state.drivers_k
+    )
+    encoded: dict[str, bytes] = {}
+    worklist, renewals = [], []
+    for payload, (_, row) in zip(payloads, snapshots.iterrows(), strict=True):
+        score = Score.model_validate(payload)
+        encoded[score.account_id] = score.model_dump_json().encode()
+        worklist.append(worklist_item(payload, row))
+        if payload["renewal"] is not None:
+            renewals.append(renewal_item(payload, row))
+    as_of = pd.Timestamp(pd.to_datetime(snapshots["as_of"]).max())
+    return replace(state, as_of=as_of, encoded=encoded, worklist=worklist, renewals=renewals)
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None or pd.isna(value) else str(value)
+
+
+def _opt_float(value: Any) -> float | None:
+    if value is None or pd.isna(value):
+        return None
+    out = float(value)
+    return out if math.isfinite(out) else None
+
+
+def worklist_item(payload: dict[str, Any], row: pd.Series) -> dict[str, Any]:
+    """The CSM worklist entry (the `WorklistItem` schema) of one scored account."""
+    arr = _opt_float(row.get("arr"))
+    churn = payload["churn_probability"]
+    return {
+        "account_id": payload["account_id"],
+        "csm_owner": _opt_str(row.get("csm_owner")),
+        "segment": _opt_str(row.get("segment")),
+        "arr": arr,
+        "churn_probability": churn,
+        "expansion_probability": payload["expansion_probability"],
+        "arr_at_risk": None if arr is None or churn is None else arr * churn,
+        "health_score": payload["health_score"],
+        "health_band": payload["health_band"],
+        "pqa_score": payload["pqa_score"],
+        "pqa_band": payload["pqa_band"],
+        "signals": [s["name"] for s in payload["signals"]],
+        "triggers": [t["name"] for t in payload["triggers"]],
+        "source": payload["source"],
+    }
+
+
+def renewal_item(payload: dict[str, Any], row: pd.Series) -> dict[str, Any]:
+    """The renewal calendar entry (the `RenewalItem` schema) of one scored account."""
+    renewal = payload["renewal"]
+    owner = _opt_str(row.get("csm_owner"))
+    return {
+        "account_id": payload["account_id"],
+        "csm_owner": owner,
+        "unowned": owner is None,
+        "renewal_at": renewal["renewal_at"],
+        "days_to_renewal": renewal["days_to_renewal"],
+        "month_to_month": renewal["month_to_month"],
+        "arr_at_stake": renewal["arr_at_stake"],
+        "health_score": payload["health_score"],
+        "health_band": payload["health_band"],
+        "churn_probability": payload["churn_probability"],
+        "high_risk": renewal["alert"] is not None,
+        "alert": renewal["alert"],
+    }

@@ -1,0 +1,85 @@
+"""A real `nrr serve` process on a free loopback port, called over HTTP, always terminated."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from api_factories import history, write_keys
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> httpx.Response:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "server exited early"
+        try:
+            response = httpx.get(f"{url}/readyz", timeout=1.0)
+            if response.status_code in (200, 503):
+                return response
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("server did not become ready in time")
+
+
+def test_nrr_serve_answers_over_http(tmp_path: Path) -> None:
+    snaps = tmp_path / "snapshots.parquet"
+    history().to_parquet(snaps)
+    keys = write_keys(tmp_path / "keys.json")
+    port = _free_port()
+    env = {
+        **os.environ,
+        "NRR_SNAPSHOTS_PATH": str(snaps),
+        "NRR_API_KEYS_PATH": str(tmp_path / "keys.json"),
+        "NRR_USE_REGISTRY": "false",
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "nrr.cli",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
+    proc = subprocess.Popen(
+        cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        ready = _wait_ready(url, proc)
+        assert ready.status_code == 200 and ready.json()["status"] == "fallback"
+        assert "registry disabled" in ready.json()["fallback_reason"]
+        headers = {"X-API-Key": keys["reader"]}
+        score = httpx.get(f"{url}/v1/accounts/acct-004/score", headers=headers, timeout=5)
+        assert score.status_code == 200 and score.json()["source"] == "rules"
+        assert httpx.get(f"{url}/v1/accounts/acct-004/score", timeout=5).status_code == 401
+        assert (
+            httpx.get(f"{url}/v1/accounts/none/score", headers=headers, timeout=5).status_code
+            == 404
+        )
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+    assert proc.returncode is not None
