@@ -1,0 +1,202 @@
+"""The forecast book: accounts with ARR at a forecast date, their probabilities and amounts.
+
+Shared by the serving forecast and the training backtest. Everything is computed from the
+subscriptions known at the forecast date (later periods are ignored, current ones are open).
+There is no contraction-probability model: each account's p_contract is its segment's
+historical quarterly contraction rate before the forecast date.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.special import log_ndtr
+
+from models.amounts import AmountModel
+from models.forecast import POOLED, exclusive_probabilities
+from models.nrr import UNKNOWN, account_flows, arr_at, arr_timeline
+
+_TS = "datetime64[ns]"
+BOOK_COLUMNS: tuple[str, ...] = (
+    "account_id",
+    "arr",
+    "segment",
+    "plan",
+    "churn_probability",
+    "expansion_probability",
+)
+
+
+def quarter_of(ts: pd.Timestamp) -> str:
+    """Calendar quarter label '2026Q1' of a timestamp."""
+    return f"{ts.year}Q{ts.quarter}"
+
+
+def quarter_start(label: str) -> pd.Timestamp:
+    """First day of a quarter given as '2026Q1'."""
+    text = label.strip().upper()
+    if len(text) != 6 or text[4] != "Q" or not text[:4].isdigit() or text[5] not in "1234":
+        raise ValueError(f"quarter must look like 2026Q1, got {label!r}")
+    return pd.Timestamp(year=int(text[:4]), month=3 * (int(text[5]) - 1) + 1, day=1)
+
+
+def subscriptions_known_at(subscriptions: pd.DataFrame, *, as_of: pd.Timestamp) -> pd.DataFrame:
+    """The subscription history as it stood at as_of: later periods dropped, current ones open."""
+    starts = subscriptions["start_at"]
+    known = subscriptions.loc[starts < as_of]
+    # an end after as_of was not yet a fact at as_of: the period is simply current
+    return known.assign(end_at=known["end_at"].where(known["end_at"] <= as_of))
+
+
+def _segments(accounts: pd.DataFrame) -> pd.DataFrame:
+    seg = accounts["segment"] if "segment" in accounts.columns else pd.NA
+    frame = pd.DataFrame({"account_id": accounts["account_id"].astype("string"), "segment": seg})
+    frame["segment"] = frame["segment"].astype("string").fillna(UNKNOWN)
+    return frame.drop_duplicates("account_id")
+
+
+def book_at(
+    subscriptions: pd.DataFrame,
+    accounts: pd.DataFrame,
+    *,
+    as_of: pd.Timestamp,
+    grace_days: int = 30,
+) -> pd.DataFrame:
+    """Accounts with ARR > 0 at as_of (known then): account_id, arr, plan, segment."""
+    known = subscriptions_known_at(subscriptions, as_of=as_of)
+    timeline = arr_timeline(known, data_end=as_of, grace_days=grace_days)
+    ids = timeline["account_id"].unique()
+    points = pd.DataFrame({"account_id": ids, "at": pd.Series([as_of] * len(ids), dtype=_TS)})
+    state = arr_at(timeline, points)
+    state = state[state["arr"] > 0]
+    book = pd.DataFrame(
+        {
+            "account_id": state["account_id"].astype("string").to_numpy(),
+            "arr": state["arr"].to_numpy(dtype=float),
+            "plan": state["plan"].astype("string").fillna(UNKNOWN).to_numpy(),
+        }
+    )
+    book = book.merge(_segments(accounts), on="account_id", how="left")
+    book["segment"] = book["segment"].astype("string").fillna(UNKNOWN)
+    return book.sort_values("account_id").reset_index(drop=True)
+
+
+def contraction_rates(
+    subscriptions: pd.DataFrame,
+    accounts: pd.DataFrame,
+    *,
+    as_of: pd.Timestamp,
+    quarters: int = 4,
+    grace_days: int = 30,
+    prior_accounts: float = 20.0,
+) -> pd.DataFrame:
+    """Per segment and pooled ('All'): share of active accounts that contracted in a quarter.
+
+    Measured over the last `quarters` complete 3-month windows ending at as_of; segments
+    with little history are shrunk toward the pooled rate (prior of `prior_accounts`).
+    Columns: segment, starts, contractions, rate.
+    """
+    if quarters < 1:
+        raise ValueError(f"quarters must be >= 1, got {quarters}")
+    known = subscriptions_known_at(subscriptions, as_of=as_of)
+    timeline = arr_timeline(known, data_end=as_of, grace_days=grace_days)
+    columns = ["segment", "starts", "contractions", "rate"]
+    if timeline.empty:
+        return pd.DataFrame([{"segment": POOLED, "starts": 0, "contractions": 0, "rate": 0.0}])
+    first = timeline["start_at"].min()
+    bounds = [as_of - pd.DateOffset(months=3 * k) for k in range(quarters, -1, -1)]
+    bounds = [b for b in bounds if b >= first]
+    if len(bounds) < 2:
+        return pd.DataFrame([{"segment": POOLED, "starts": 0, "contractions": 0, "rate": 0.0}])
+    flows = account_flows(timeline, boundaries=bounds)
+    flows = flows[flows["arr_start"] > 0].merge(_segments(accounts), on="account_id", how="left")
+    flows["segment"] = flows["segment"].astype("string").fillna(UNKNOWN)
+    flows["contracted"] = (flows["contraction_arr"] > 0) & (flows["churned_arr"] == 0)
+    per = flows.groupby("segment")["contracted"].agg(["size", "sum"]).reset_index()
+    pooled_rate = float(flows["contracted"].mean())
+    rows = [
+        {"segment": POOLED, "starts": len(flows), "contractions": int(flows["contracted"].sum())}
+    ]
+    rows[0]["rate"] = pooled_rate
+    for segment, size, count in per.itertuples(index=False):
+        rate = (float(count) + prior_accounts * pooled_rate) / (float(size) + prior_accounts)
+        rows.append({"segment": str(segment), "starts": int(size), "contractions": int(count)})
+        rows[-1]["rate"] = rate
+    return pd.DataFrame(rows, columns=columns)
+
+
+def contraction_probability(segments: pd.Series, rates: pd.DataFrame) -> np.ndarray:
+    """Per account: its segment's contraction rate, the pooled rate for unseen segments."""
+    lookup = dict(zip(rates["segment"].astype(str), rates["rate"].astype(float), strict=True))
+    pooled = lookup.get(POOLED, 0.0)
+    return np.array([lookup.get(str(s), pooled) for s in segments], dtype=float)
+
+
+def _truncated_exp_mean(mu: np.ndarray, sigma: np.ndarray, sign: float) -> np.ndarray:
+    """E[exp(X)] for X ~ N(mu, sigma) truncated to sign * X > 0."""
+    safe = np.where(sigma > 0, sigma, 1.0)
+    log_ratio = (
+        mu + sigma**2 / 2 + log_ndtr(sign * (mu + sigma**2) / safe) - log_ndtr(sign * mu / safe)
+    )
+    return np.asarray(np.where(sigma > 0, np.exp(log_ratio), np.exp(mu)), dtype=float)
+
+
+def _check_book(book: pd.DataFrame) -> None:
+    missing = [c for c in BOOK_COLUMNS if c not in book.columns]
+    if missing:
+        raise ValueError(f"forecast book is missing column(s) {missing}")
+    if book.empty:
+        raise ValueError("forecast book is empty: no account has ARR at the forecast date")
+    if book["account_id"].duplicated().any():
+        raise ValueError("forecast book has duplicate account_id rows")
+    for col in ("arr", "churn_probability", "expansion_probability"):
+        values = pd.to_numeric(book[col], errors="raise").to_numpy(dtype=float)
+        if not np.isfinite(values).all():
+            raise ValueError(f"forecast book column {col} has missing or non-finite values")
+        if col != "arr" and ((values < 0) | (values > 1)).any():
+            raise ValueError(f"forecast book column {col} must lie in [0, 1]")
+    if (book["arr"].to_numpy(dtype=float) <= 0).any():
+        raise ValueError("forecast book column arr must be > 0 for every account")
+
+
+def account_expectations(
+    book: pd.DataFrame, *, amount_model: AmountModel, rates: pd.DataFrame
+) -> pd.DataFrame:
+    """Book plus p_contract, amount parameters, expected expansion and ARR at risk per account."""
+    _check_book(book)
+    out = book.reset_index(drop=True).copy()
+    out["contraction_probability"] = contraction_probability(out["segment"], rates)
+    params = amount_model.predict_params(out.loc[:, ["segment", "plan"]])
+    out = pd.concat([out, params.reset_index(drop=True)], axis=1)
+    arr = out["arr"].to_numpy(dtype=float)
+    pc, pe, pk = exclusive_probabilities(
+        out["churn_probability"].to_numpy(dtype=float),
+        out["expansion_probability"].to_numpy(dtype=float),
+        out["contraction_probability"].to_numpy(dtype=float),
+    )
+    gain = _truncated_exp_mean(out["expand_mu"].to_numpy(), out["expand_sigma"].to_numpy(), 1.0)
+    keep = _truncated_exp_mean(
+        out["contract_mu"].to_numpy(), out["contract_sigma"].to_numpy(), -1.0
+    )
+    out["expected_expansion_arr"] = arr * pe * (gain - 1.0)
+    out["expected_contraction_arr"] = arr * pk * (1.0 - keep)
+    out["expected_churned_arr"] = arr * pc
+    out["arr_at_risk"] = out["expected_churned_arr"] + out["expected_contraction_arr"]
+    return out
+
+
+def simulation_inputs(accounts: pd.DataFrame) -> dict[str, Any]:
+    """Keyword arguments of simulate_outcomes / simulate_fan for an expectations frame."""
+    return {
+        "arr": accounts["arr"].to_numpy(dtype=float),
+        "p_churn": accounts["churn_probability"].to_numpy(dtype=float),
+        "p_expand": accounts["expansion_probability"].to_numpy(dtype=float),
+        "p_contract": accounts["contraction_probability"].to_numpy(dtype=float),
+        "expand_mu": accounts["expand_mu"].to_numpy(dtype=float),
+        "expand_sigma": accounts["expand_sigma"].to_numpy(dtype=float),
+        "contract_mu": accounts["contract_mu"].to_numpy(dtype=float),
+        "contract_sigma": accounts["contract_sigma"].to_numpy(dtype=float),
+        "groups": accounts["segment"].astype(str).to_numpy(dtype=object),
+    }

@@ -1,0 +1,75 @@
+"""GET /dashboard, /v1/forecast and /v1/nrr: the files `nrr forecast` wrote, served as-is.
+
+The JSON routes need a reader key like every /v1 route; /dashboard is a page for browsers,
+which cannot send the X-API-Key header, so it is open (put it behind the site's own login).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import HTMLResponse
+
+from serving.routes import require_reader
+
+REPORT_FILE = "report.html"
+FORECAST_FILE = "forecast.json"
+NRR_FILE = "nrr.json"
+COMMAND = "nrr forecast --data DIR --out REPORT_DIR"
+
+router = APIRouter()
+
+
+def _report_dir(request: Request) -> Path:
+    settings = getattr(request.app.state, "settings", None)
+    report_dir = getattr(settings, "report_dir", None)
+    if report_dir is None:
+        raise HTTPException(
+            status_code=503,
+            detail=(
+                "no forecast report configured: run `" + COMMAND + "` and start the API "
+                "with NRR_REPORT_DIR=REPORT_DIR"
+            ),
+        )
+    return Path(report_dir)
+
+
+def _file(request: Request, name: str) -> Path:
+    path = _report_dir(request) / name
+    if not path.is_file():
+        raise HTTPException(
+            status_code=404,
+            detail=f"{path} does not exist: run `{COMMAND}` to write the forecast report",
+        )
+    return path
+
+
+def _json(request: Request, name: str) -> Any:
+    path = _file(request, name)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise HTTPException(
+            status_code=503, detail=f"{path} is not valid JSON ({exc.msg}); rerun `{COMMAND}`"
+        ) from exc
+
+
+@router.get("/dashboard", response_class=HTMLResponse, tags=["forecast"])
+def dashboard(request: Request) -> HTMLResponse:
+    """The leadership forecast report (self-contained HTML)."""
+    return HTMLResponse(_file(request, REPORT_FILE).read_text(encoding="utf-8"))
+
+
+@router.get("/v1/forecast", tags=["forecast"], dependencies=[Depends(require_reader)])
+def forecast(request: Request) -> Any:
+    """Next-quarter and fan NRR forecast: P10/P50/P90 pooled and by segment, top accounts."""
+    return _json(request, FORECAST_FILE)
+
+
+@router.get("/v1/nrr", tags=["forecast"], dependencies=[Depends(require_reader)])
+def nrr(request: Request) -> Any:
+    """NRR history: monthly and quarterly bridges, splits, cohort heatmap, best/worst cohorts."""
+    return _json(request, NRR_FILE)

@@ -1,0 +1,262 @@
+"""`nrr forecast`: score the book at a forecast date, simulate NRR, write the leadership report."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import typer
+from rich.console import Console
+
+from models.amounts import arr_change_events, fit_amount_model
+from models.forecast_book import book_at, contraction_rates, quarter_start, subscriptions_known_at
+from serving.dashboard import FORECAST_FILE, NRR_FILE, REPORT_FILE
+from serving.forecasting import build_forecast, build_nrr_tables
+from serving.report_html import BACKTEST_COLUMNS, ReportInputs, render_report
+
+console = Console(stderr=True)
+out = Console()
+_SCORE_COLUMNS = ("churn_probability", "expansion_probability", "health_score", "health_band")
+
+
+def attach_scores(book: pd.DataFrame, scored: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """Book joined with the scores; accounts without a score get the book's mean probability.
+
+    Returns the joined frame and how many accounts were filled (the caller reports it).
+    """
+    missing = [
+        c for c in ("account_id", "churn_probability", "expansion_probability") if c not in scored
+    ]
+    if missing:
+        raise ValueError(f"scored rows lack column(s) {missing}")
+    cols = ["account_id", *(c for c in _SCORE_COLUMNS if c in scored.columns)]
+    scores = scored.loc[:, cols].assign(account_id=scored["account_id"].astype("string"))
+    if scores["account_id"].duplicated().any():
+        raise ValueError("scored rows hold more than one row per account: pass one as_of")
+    joined = book.merge(scores, on="account_id", how="left")
+    filled = 0
+    for col in ("churn_probability", "expansion_probability"):
+        values = pd.to_numeric(joined[col], errors="raise").astype(float)
+        gap = values.isna()
+        if gap.all():
+            reason = _first_text(scored, "fallback_reason")
+            raise ValueError(
+                f"no account of the book has a calibrated {col}"
+                + (f" ({reason})" if reason else "")
+                + ": train and promote models first (`nrr train --data DIR`, `nrr promote`)"
+            )
+        filled = max(filled, int(gap.sum()))
+        joined[col] = values.fillna(float(values.mean()))
+    return joined, filled
+
+
+def _first_text(frame: pd.DataFrame, column: str) -> str | None:
+    if column not in frame.columns:
+        return None
+    values = frame[column].dropna()
+    return None if values.empty else str(values.iloc[0])
+
+
+def write_tables(report: ReportInputs, folder: Path) -> list[Path]:
+    """Every table of the report as CSV into `folder`."""
+    nrr, fc = report.nrr, report.forecast
+    tables: dict[str, pd.DataFrame] = {
+        "nrr_monthly": nrr.monthly,
+        "nrr_quarterly": nrr.quarterly,
+        **{f"nrr_quarterly_by_{k}": v for k, v in nrr.by_split.items()},
+        "cohort_heatmap": nrr.cohort_heatmap,
+        "best_cohorts": nrr.best_cohorts,
+        "worst_cohorts": nrr.worst_cohorts,
+        "forecast_summary": fc.summary,
+        "forecast_fan": fc.fan,
+        "forecast_accounts": fc.accounts,
+        "top_accounts_at_risk": fc.top_at_risk,
+        "top_accounts_expansion": fc.top_expansion,
+        "health_bands": fc.health_bands,
+        "contraction_rates": fc.contraction_rates,
+    }
+    if report.backtest is not None:
+        tables["forecast_backtest"] = report.backtest
+    paths = []
+    for name, frame in tables.items():
+        path = folder / f"{name}.csv"
+        frame.to_csv(path, index=False)
+        paths.append(path)
+    return paths
+
+
+def write_report(report: ReportInputs, out_dir: Path) -> Path:
+    """Write report.html, forecast.json, nrr.json and the CSVs atomically; the report's path."""
+    out_dir = out_dir.resolve()
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir.parent / f".{out_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        (tmp / REPORT_FILE).write_text(render_report(report), encoding="utf-8")
+        forecast: dict[str, Any] = report.forecast.to_dict()
+        forecast["model_source"] = report.model_source
+        (tmp / FORECAST_FILE).write_text(json.dumps(forecast, indent=1), encoding="utf-8")
+        (tmp / NRR_FILE).write_text(json.dumps(report.nrr.to_dict(), indent=1), encoding="utf-8")
+        write_tables(report, tmp)
+        old = out_dir.parent / f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}"
+        if out_dir.exists():
+            out_dir.rename(old)
+        tmp.rename(out_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir / REPORT_FILE
+
+
+def read_backtest(path: Path) -> pd.DataFrame:
+    """A backtest table written by `nrr backtest-forecast` (CSV or Parquet)."""
+    if not path.is_file():
+        raise typer.BadParameter(f"--backtest: {path} does not exist")
+    frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    missing = [c for c in BACKTEST_COLUMNS if c not in frame.columns]
+    if missing:
+        raise typer.BadParameter(f"--backtest: {path} lacks column(s) {missing}")
+    return frame.assign(covered=frame["covered"].astype(bool))
+
+
+def prepare_report(
+    *,
+    subscriptions: pd.DataFrame,
+    accounts: pd.DataFrame,
+    scored: pd.DataFrame,
+    as_of: pd.Timestamp,
+    data_end: pd.Timestamp,
+    draws: int,
+    seed: int,
+    backtest: pd.DataFrame | None,
+    model_source: str = "",
+    origin: str = "",
+) -> tuple[ReportInputs, int]:
+    """All report tables from the raw tables and per-account scores at as_of.
+
+    Returns the report and how many book accounts had no score (filled with the mean).
+    """
+    book, filled = attach_scores(book_at(subscriptions, accounts, as_of=as_of), scored)
+    known = subscriptions_known_at(subscriptions, as_of=as_of)
+    # amounts are learned from ARR changes before the forecast date only
+    amounts = fit_amount_model(arr_change_events(known, accounts, data_end=as_of))
+    rates = contraction_rates(subscriptions, accounts, as_of=as_of)
+    forecast = build_forecast(
+        book, amount_model=amounts, rates=rates, as_of=as_of, draws=draws, seed=seed, workers=2
+    )
+    nrr = build_nrr_tables(subscriptions, accounts, data_end=data_end)
+    report = ReportInputs(
+        nrr=nrr,
+        forecast=forecast,
+        backtest=backtest,
+        model_source=model_source,
+        origin=origin,
+    )
+    return report, filled
+
+
+def _now() -> pd.Timestamp:
+    # The CLI is the edge where "now" may enter: only as the default extraction time.
+    return pd.Timestamp(datetime.now(UTC)).tz_localize(None)
+
+
+def _forecast_date(quarter: str | None, data_end: pd.Timestamp) -> pd.Timestamp:
+    if quarter is None:
+        return pd.Timestamp(year=data_end.year, month=data_end.month, day=1)
+    try:
+        as_of = quarter_start(quarter)
+    except ValueError as exc:
+        raise typer.BadParameter(f"--quarter: {exc}") from exc
+    if as_of > data_end:
+        raise typer.BadParameter(
+            f"--quarter {quarter} starts after the data ends ({data_end:%Y-%m-%d})"
+        )
+    return as_of
+
+
+def _snapshot_rows(source: Any, snapshots: Path | None, as_of: pd.Timestamp) -> pd.DataFrame:
+    if snapshots is not None:
+        frame = pd.read_parquet(snapshots)
+        rows = frame[frame["as_of"] == as_of]
+        if rows.empty:
+            found = ", ".join(f"{t:%Y-%m-%d}" for t in sorted(frame["as_of"].unique())[-3:])
+            raise typer.BadParameter(
+                f"--snapshots has no rows at {as_of:%Y-%m-%d} (latest: {found})"
+            )
+        return rows.reset_index(drop=True)
+    from features.config import SnapshotConfig
+    from features.snapshots import build_snapshots
+    from features.spine import build_spine
+
+    spine = build_spine(source, start=as_of, end=as_of)
+    return build_snapshots(source=source, spine=spine, config=SnapshotConfig.model_validate({}))
+
+
+def _score(rows: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    from models.rules_config import load_rules_config
+    from serving.registry_client import load_bundle
+    from serving.scoring import score_snapshots
+    from serving.settings import get_settings
+
+    settings = get_settings()
+    bundle = load_bundle(settings)
+    rules = load_rules_config(settings.rules_path)
+    scored = score_snapshots(rows, bundle=bundle, rules=rules, drivers_k=0)
+    versions = ", ".join(f"{k} v{v}" for k, v in bundle.versions.items() if v is not None)
+    if bundle.fallback_reason:
+        source = f"Probabilities: calibrated rule-based fallback ({bundle.fallback_reason})."
+    else:
+        source = f"Probabilities: registered models @{settings.model_alias} ({versions})."
+    return scored, source
+
+
+def forecast(
+    data: Path = typer.Option(..., "--data", help="folder (or DuckDB file) of the contract tables"),
+    out_dir: Path = typer.Option(..., "--out", help="folder to write the report into"),
+    quarter: str | None = typer.Option(
+        None, help="forecast from this quarter's start, e.g. 2026Q1"
+    ),
+    snapshots: Path | None = typer.Option(None, help="Parquet from `nrr snapshots` to score"),
+    backtest: Path | None = typer.Option(None, help="table from `nrr backtest-forecast`"),
+    draws: int = typer.Option(10_000, min=1000, help="Monte Carlo draws"),
+    seed: int = typer.Option(0, help="Monte Carlo seed"),
+) -> None:
+    """Write the NRR forecast report (HTML + JSON + CSV) served at /dashboard."""
+    from features.load import load_source
+
+    source = load_source(data, now=_now())
+    as_of = _forecast_date(quarter, source.data_end)
+    rows = _snapshot_rows(source, snapshots, as_of)
+    scored, model_source = _score(rows)
+    report, filled = prepare_report(
+        subscriptions=source.sql("SELECT * FROM subscriptions"),
+        accounts=source.sql("SELECT * FROM accounts"),
+        scored=scored,
+        as_of=as_of,
+        data_end=source.data_end,
+        draws=draws,
+        seed=seed,
+        backtest=read_backtest(backtest) if backtest is not None else None,
+        model_source=model_source,
+        origin=f"Data: {source.origin}.",
+    )
+    if filled:
+        console.print(f"[yellow]{filled} account(s) with ARR had no snapshot score: mean used")
+    path = write_report(report, out_dir)
+    fc = report.forecast
+    console.print(
+        f"{fc.quarter}: NRR P50 {fc.value('nrr'):.1%} "
+        f"(P10 {fc.value('nrr', 'p10'):.1%}, P90 {fc.value('nrr', 'p90'):.1%})"
+    )
+    out.print(str(path))
+
+
+def register(app: typer.Typer) -> None:
+    """Add `nrr forecast` to the root command."""
+    app.command("forecast")(forecast)

@@ -1,0 +1,242 @@
+"""Leadership forecast tables: the book at as-of, NRR history, Monte Carlo quarter and fan.
+
+Pure functions: frames in, frames out. The forecast covers the existing book only (accounts
+with ARR > 0 at as-of); new-logo ARR is out of scope. There is no contraction-probability
+model: each account's p_contract is its segment's historical quarterly contraction rate,
+measured on the subscriptions known before as-of.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from models.amounts import AmountModel
+from models.forecast import POOLED, simulate_fan, simulate_outcomes
+from models.forecast_book import (
+    account_expectations,
+    quarter_of,
+    quarter_start,
+    simulation_inputs,
+)
+from models.nrr import (
+    UNKNOWN,
+    available_splits,
+    best_and_worst_cohorts,
+    cohort_heatmap,
+    decompose,
+)
+
+QUANTILES: tuple[float, float, float] = (0.1, 0.5, 0.9)
+HEALTH_BAND_ORDER: tuple[str, ...] = ("Thriving", "Healthy", "At risk", "Critical", "Churning")
+NEW_LOGO_NOTE = (
+    "New-logo ARR is out of scope: the forecast covers the existing customer base only "
+    "(accounts with ARR at the forecast date)."
+)
+CONTRACTION_NOTE = (
+    "Contraction probability is each segment's historical quarterly contraction rate "
+    "(share of active accounts that contracted in a quarter, last four quarters before "
+    "the forecast date); there is no contraction model."
+)
+
+
+@dataclass(frozen=True)
+class ForecastTables:
+    """Everything the forecast part of the report shows, as tidy frames."""
+
+    as_of: pd.Timestamp
+    quarter: str
+    draws: int
+    seed: int
+    accounts: pd.DataFrame  # per account inputs and expectations
+    summary: pd.DataFrame  # group, metric, mean, p10, p50, p90 (next quarter)
+    fan: pd.DataFrame  # quarter, quarter_label, group, metric, mean, p10, p50, p90
+    top_at_risk: pd.DataFrame
+    top_expansion: pd.DataFrame
+    health_bands: pd.DataFrame
+    contraction_rates: pd.DataFrame
+
+    def value(self, metric: str, column: str = "p50", group: str = POOLED) -> float:
+        """One figure of the next-quarter summary, e.g. value('nrr', 'p10')."""
+        rows = self.summary[(self.summary["group"] == group) & (self.summary["metric"] == metric)]
+        if rows.empty:
+            raise KeyError(f"no forecast for group {group!r} and metric {metric!r}")
+        return float(rows[column].iloc[0])
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready content of forecast.json."""
+        return {
+            "as_of": self.as_of.isoformat(),
+            "quarter": self.quarter,
+            "draws": self.draws,
+            "seed": self.seed,
+            "scope": NEW_LOGO_NOTE,
+            "contraction_probability": CONTRACTION_NOTE,
+            "summary": records(self.summary),
+            "fan": records(self.fan),
+            "top_at_risk": records(self.top_at_risk),
+            "top_expansion": records(self.top_expansion),
+            "health_bands": records(self.health_bands),
+            "contraction_rates": records(self.contraction_rates),
+        }
+
+
+def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows of a frame as JSON-safe dicts (timestamps ISO, NaN as null)."""
+    text = frame.to_json(orient="records", date_format="iso", double_precision=10)
+    out: list[dict[str, Any]] = json.loads(text)
+    return out
+
+
+_TOP_COLUMNS = (
+    "account_id",
+    "segment",
+    "plan",
+    "arr",
+    "churn_probability",
+    "expansion_probability",
+    "health_score",
+    "health_band",
+)
+
+
+def top_accounts(accounts: pd.DataFrame, *, by: str, n: int = 10) -> pd.DataFrame:
+    """The n accounts with the largest `by`, ties broken by ARR then account_id."""
+    cols = [c for c in (*_TOP_COLUMNS, "arr_at_risk", "expected_expansion_arr") if c in accounts]
+    ordered = accounts.sort_values(
+        [by, "arr", "account_id"], ascending=[False, False, True], kind="stable"
+    )
+    return ordered.loc[:, cols].head(n).reset_index(drop=True)
+
+
+def health_band_distribution(accounts: pd.DataFrame) -> pd.DataFrame:
+    """Accounts, ARR, share of ARR and mean churn probability per health band."""
+    columns = ["health_band", "accounts", "arr", "arr_share", "mean_churn_probability"]
+    if "health_band" not in accounts.columns:
+        return pd.DataFrame(columns=columns)
+    band = accounts["health_band"].astype("string").fillna(UNKNOWN)
+    g = accounts.assign(health_band=band).groupby("health_band")
+    out = g.agg(
+        accounts=("account_id", "size"),
+        arr=("arr", "sum"),
+        mean_churn_probability=("churn_probability", "mean"),
+    ).reset_index()
+    out["arr_share"] = out["arr"] / float(accounts["arr"].sum())
+    known = {b: i for i, b in enumerate(HEALTH_BAND_ORDER)}
+    out["_order"] = [known.get(str(b), len(known)) for b in out["health_band"]]
+    out = out.sort_values(["_order", "health_band"]).reset_index(drop=True)
+    return out.loc[:, columns]
+
+
+def build_forecast(
+    book: pd.DataFrame,
+    *,
+    amount_model: AmountModel,
+    rates: pd.DataFrame,
+    as_of: pd.Timestamp,
+    draws: int = 10_000,
+    seed: int,
+    quarters: int = 4,
+    top_n: int = 10,
+    workers: int = 1,
+) -> ForecastTables:
+    """Monte Carlo of the next quarter and a `quarters` fan, pooled and by segment.
+
+    `book` holds BOOK_COLUMNS (optionally health_score, health_band) for accounts with
+    ARR > 0 at as_of; probabilities are over the next 90 days.
+    """
+    if draws < 100:
+        raise ValueError(f"draws must be >= 100 for stable quantiles, got {draws}")
+    accounts = account_expectations(book, amount_model=amount_model, rates=rates)
+    inputs = simulation_inputs(accounts)
+    result = simulate_outcomes(
+        **inputs, draws=draws, seed=seed, quantiles=QUANTILES, workers=workers
+    )
+    fan = simulate_fan(
+        **inputs,
+        quarters=quarters,
+        draws=draws,
+        seed=seed + 1,
+        quantiles=QUANTILES,
+        workers=workers,
+    ).summary
+    first = quarter_start(quarter_of(as_of))
+    labels = {q: quarter_of(first + pd.DateOffset(months=3 * q)) for q in range(1, quarters + 1)}
+    if as_of == first:  # at a quarter start the first horizon is this very quarter
+        labels = {q: quarter_of(first + pd.DateOffset(months=3 * (q - 1))) for q in labels}
+    fan = fan.assign(quarter_label=fan["quarter"].map(labels).astype("string"))
+    return ForecastTables(
+        as_of=as_of,
+        quarter=labels[1],
+        draws=draws,
+        seed=seed,
+        accounts=accounts,
+        summary=result.summary,
+        fan=fan,
+        top_at_risk=top_accounts(accounts, by="arr_at_risk", n=top_n),
+        top_expansion=top_accounts(accounts, by="expected_expansion_arr", n=top_n),
+        health_bands=health_band_distribution(accounts),
+        contraction_rates=rates,
+    )
+
+
+@dataclass(frozen=True)
+class NrrTables:
+    """NRR history: bridges by month and quarter, quarterly splits, cohorts."""
+
+    data_end: pd.Timestamp
+    monthly: pd.DataFrame
+    quarterly: pd.DataFrame
+    by_split: Mapping[str, pd.DataFrame]  # split name -> quarterly decomposition
+    cohort_heatmap: pd.DataFrame
+    best_cohorts: pd.DataFrame
+    worst_cohorts: pd.DataFrame
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready content of nrr.json."""
+        return {
+            "data_end": self.data_end.isoformat(),
+            "scope": NEW_LOGO_NOTE,
+            "monthly": records(self.monthly),
+            "quarterly": records(self.quarterly),
+            "by_split": {k: records(v) for k, v in self.by_split.items()},
+            "cohort_heatmap": records(self.cohort_heatmap),
+            "best_cohorts": records(self.best_cohorts),
+            "worst_cohorts": records(self.worst_cohorts),
+        }
+
+
+def build_nrr_tables(
+    subscriptions: pd.DataFrame,
+    accounts: pd.DataFrame,
+    *,
+    data_end: pd.Timestamp,
+    grace_days: int = 30,
+) -> NrrTables:
+    """Every NRR history table of the report from the subscriptions and accounts."""
+    common: dict[str, Any] = {"data_end": data_end, "grace_days": grace_days}
+    splits = available_splits(accounts)
+    by_split = {
+        split: decompose(subscriptions, accounts, freq="quarter", by=split, **common)
+        for split in splits
+    }
+    has_created = "cohort" in splits
+    heat = cohort_heatmap(subscriptions, accounts, **common) if has_created else pd.DataFrame()
+    extremes = best_and_worst_cohorts(subscriptions, accounts, **common)
+    # without any cohort split the ranking is one pooled row, not cohorts
+    has_groups = "group" in extremes.ranked.columns
+    best = extremes.best if has_groups else pd.DataFrame()
+    worst = extremes.worst if has_groups else pd.DataFrame()
+    return NrrTables(
+        data_end=data_end,
+        monthly=decompose(subscriptions, accounts, freq="month", **common),
+        quarterly=decompose(subscriptions, accounts, freq="quarter", **common),
+        by_split=by_split,
+        cohort_heatmap=heat,
+        best_cohorts=best,
+        worst_cohorts=worst,
+    )

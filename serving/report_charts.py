@@ -1,0 +1,208 @@
+"""Charts of the leadership report as inline PNG data URIs (matplotlib, Agg, no pyplot)."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from models.forecast import POOLED
+
+BLUE, GREEN, RED, ORANGE, GREY = "#1f5fa8", "#2e8b57", "#c0392b", "#e67e22", "#7f8c8d"
+PALETTE = ("#1f5fa8", "#e67e22", "#2e8b57", "#8e44ad", "#c0392b", "#16a085", "#7f8c8d")
+BAND_COLOURS = {
+    "Thriving": "#1e8449",
+    "Healthy": "#58d68d",
+    "At risk": "#f4d03f",
+    "Critical": "#e67e22",
+    "Churning": "#c0392b",
+}
+
+
+def _figure(width: float = 7.5, height: float = 3.6) -> Figure:
+    fig = Figure(figsize=(width, height), dpi=110, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def to_data_uri(fig: Figure) -> str:
+    """Render a figure to an inline `data:image/png;base64,...` URI."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _money(value: float) -> str:
+    size = abs(value)
+    if size >= 1e6:
+        return f"{value / 1e6:,.1f}M"
+    if size >= 1e3:
+        return f"{value / 1e3:,.0f}k"
+    return f"{value:,.0f}"
+
+
+def _empty(fig: Figure, message: str) -> str:
+    ax = fig.add_subplot()
+    ax.axis("off")
+    ax.text(0.5, 0.5, message, ha="center", va="center", color=GREY)
+    return to_data_uri(fig)
+
+
+def arr_bridge_chart(period: pd.Series) -> str:
+    """Waterfall of one period: starting ARR, +expansion, -contraction, -churn, retained, +new."""
+    fig = _figure()
+    start = float(period["starting_arr"])
+    steps = [
+        ("Starting ARR", start, BLUE),
+        ("Expansion", float(period["expansion_arr"]), GREEN),
+        ("Contraction", -float(period["contraction_arr"]), ORANGE),
+        ("Churn", -float(period["churned_arr"]), RED),
+    ]
+    ax = fig.add_subplot()
+    level = 0.0
+    for i, (name, value, colour) in enumerate(steps):
+        bottom = 0.0 if i == 0 else level + min(value, 0.0)
+        ax.bar(name, abs(value), bottom=bottom, color=colour)
+        level = value if i == 0 else level + value
+        ax.annotate(_money(value), (i, bottom + abs(value)), ha="center", va="bottom", fontsize=8)
+    ax.bar("Retained (NRR)", level, color=BLUE, alpha=0.7)
+    ax.annotate(_money(level), (len(steps), level), ha="center", va="bottom", fontsize=8)
+    new = float(period["new_arr"]) + float(period["reactivation_arr"])
+    ax.bar("New + reactivated", new, bottom=level, color=GREY, hatch="//", alpha=0.6)
+    ax.set_ylabel("ARR")
+    ax.set_title(f"ARR bridge {period['period_label']}")
+    return to_data_uri(fig)
+
+
+def nrr_over_time_chart(pooled: pd.DataFrame, by_segment: pd.DataFrame | None) -> str:
+    """Quarterly NRR and GRR, pooled and by segment."""
+    fig = _figure(height=3.8)
+    axes = fig.subplots(1, 2, sharey=True)
+    for ax, metric in zip(axes, ("nrr", "grr"), strict=True):
+        ax.plot(pooled["period_label"], 100 * pooled[metric], color="black", lw=2, label=POOLED)
+        if by_segment is not None and not by_segment.empty:
+            for i, (segment, part) in enumerate(by_segment.groupby("segment", sort=True)):
+                ax.plot(
+                    part["period_label"],
+                    100 * part[metric],
+                    color=PALETTE[i % len(PALETTE)],
+                    label=str(segment),
+                )
+        ax.axhline(100, color=GREY, lw=0.8, ls="--")
+        ax.set_title(metric.upper() + " by quarter (%)")
+        ax.tick_params(axis="x", labelrotation=60, labelsize=7)
+    axes[0].legend(fontsize=7)
+    return to_data_uri(fig)
+
+
+def cohort_heatmap_chart(heatmap: pd.DataFrame) -> str:
+    """Signup-quarter cohort x months since start: ARR retained as % of starting ARR."""
+    fig = _figure(height=4.0)
+    if heatmap.empty:
+        return _empty(fig, "No cohort data (accounts.created_at absent)")
+    grid = heatmap.pivot(index="cohort", columns="months_since_start", values="retention")
+    ax = fig.add_subplot()
+    image = ax.imshow(
+        100 * grid.to_numpy(dtype=float), aspect="auto", cmap="RdYlGn", vmin=50, vmax=150
+    )
+    ax.set_yticks(range(len(grid.index)), [str(c) for c in grid.index], fontsize=7)
+    step = max(1, len(grid.columns) // 12)
+    ticks = list(range(0, len(grid.columns), step))
+    ax.set_xticks(ticks, [str(grid.columns[t]) for t in ticks], fontsize=7)
+    ax.set_xlabel("months since first ARR")
+    fig.colorbar(image, ax=ax, label="ARR retained %")
+    return to_data_uri(fig)
+
+
+def _fan_band(ax: Axes, part: pd.DataFrame, colour: str, label: str) -> None:
+    labels = [str(q) for q in part["quarter_label"]]
+    ax.fill_between(labels, 100 * part["p10"], 100 * part["p90"], color=colour, alpha=0.25)
+    ax.plot(labels, 100 * part["p50"], "o-", color=colour, label=label)
+
+
+def fan_chart(fan: pd.DataFrame, history: pd.DataFrame | None = None) -> str:
+    """Quarterly NRR fan after the history, and the cumulative NRR of today's book."""
+    fig = _figure(width=9.0, height=3.8)
+    left, right = fig.subplots(1, 2)
+    pooled = fan[fan["group"] == POOLED].sort_values("quarter")
+    if history is not None and not history.empty:
+        tail = history.tail(8)
+        left.plot(
+            list(tail["period_label"].astype(str)),
+            100 * tail["nrr"],
+            "o-",
+            color=GREY,
+            label="actual",
+        )
+    _fan_band(left, pooled[pooled["metric"] == "quarter_nrr"], BLUE, "forecast P50 (P10-P90)")
+    _fan_band(right, pooled[pooled["metric"] == "nrr"], BLUE, "NRR P50 (P10-P90)")
+    _fan_band(right, pooled[pooled["metric"] == "grr"], ORANGE, "GRR P50 (P10-P90)")
+    left.set_title("Quarterly NRR %", fontsize=10)
+    right.set_title("Cumulative NRR / GRR of today's book %", fontsize=10)
+    for ax in (left, right):
+        ax.axhline(100, color=GREY, lw=0.8, ls="--")
+        ax.legend(fontsize=7)
+        ax.tick_params(axis="x", labelrotation=45, labelsize=8)
+    return to_data_uri(fig)
+
+
+def health_band_chart(bands: pd.DataFrame) -> str:
+    """ARR and accounts per health band."""
+    fig = _figure(height=3.2)
+    if bands.empty:
+        return _empty(fig, "No health scores available")
+    ax = fig.add_subplot()
+    colours = [BAND_COLOURS.get(str(b), GREY) for b in bands["health_band"]]
+    names = [str(b) for b in bands["health_band"]]
+    ax.barh(names, bands["arr"], color=colours)
+    for i, (arr, n) in enumerate(zip(bands["arr"], bands["accounts"], strict=True)):
+        ax.annotate(
+            f"{_money(float(arr))} ({int(n)} accts)", (float(arr), i), va="center", fontsize=8
+        )
+    ax.invert_yaxis()
+    ax.set_xlabel("ARR")
+    return to_data_uri(fig)
+
+
+def top_accounts_chart(top: pd.DataFrame, *, value: str, title: str, colour: str) -> str:
+    """Horizontal bars of the top accounts by `value`."""
+    fig = _figure(height=3.4)
+    if top.empty:
+        return _empty(fig, "No accounts")
+    ax = fig.add_subplot()
+    ax.barh([str(a) for a in top["account_id"]], top[value], color=colour)
+    ax.invert_yaxis()
+    ax.set_title(title)
+    ax.tick_params(axis="y", labelsize=7)
+    return to_data_uri(fig)
+
+
+def backtest_chart(backtest: pd.DataFrame) -> str:
+    """Pooled NRR P10-P90 interval per backtest quarter against the actual NRR."""
+    fig = _figure()
+    pooled = backtest[backtest["segment"] == POOLED].sort_values("quarter")
+    if pooled.empty:
+        return _empty(fig, "No backtest quarters")
+    ax = fig.add_subplot()
+    x = np.arange(len(pooled))
+    p50 = 100 * pooled["p50"].to_numpy(dtype=float)
+    low = p50 - 100 * pooled["p10"].to_numpy(dtype=float)
+    high = 100 * pooled["p90"].to_numpy(dtype=float) - p50
+    ax.errorbar(x, p50, yerr=[low, high], fmt="o", color=BLUE, capsize=4, label="forecast P10-P90")
+    covered = pooled["covered"].astype(bool).to_numpy()
+    actual = 100 * pooled["actual"].to_numpy(dtype=float)
+    ax.scatter(
+        x[covered], actual[covered], marker="x", color=GREEN, zorder=3, label="actual, inside"
+    )
+    ax.scatter(
+        x[~covered], actual[~covered], marker="x", color=RED, zorder=3, label="actual, outside"
+    )
+    ax.set_xticks(x, [str(q) for q in pooled["quarter"]], rotation=45, fontsize=8)
+    ax.set_ylabel("quarterly NRR %")
+    ax.legend(fontsize=7)
+    return to_data_uri(fig)

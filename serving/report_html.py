@@ -1,0 +1,393 @@
+"""Self-contained HTML leadership report: every chart inline with a one-line reading."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from models.forecast import POOLED
+from models.nrr import DEFAULT_NRR_BANDS, nrr_band, segment_context
+from serving import report_charts as charts
+from serving.forecasting import CONTRACTION_NOTE, NEW_LOGO_NOTE, ForecastTables, NrrTables
+
+BACKTEST_COLUMNS: tuple[str, ...] = (
+    "quarter",
+    "segment",
+    "p10",
+    "p50",
+    "p90",
+    "actual",
+    "covered",
+    "pinball",
+    "naive_pinball",
+)
+
+
+@dataclass(frozen=True)
+class Section:
+    """One block of the report: a title, a one-line reading and a figure or table."""
+
+    key: str
+    title: str
+    reading: str
+    image: str | None = None  # data URI
+    table: str = ""  # HTML
+    aside: str = ""  # HTML shown beside the figure
+
+
+@dataclass(frozen=True)
+class ReportInputs:
+    """Everything the report shows."""
+
+    nrr: NrrTables
+    forecast: ForecastTables
+    backtest: pd.DataFrame | None = None
+    title: str = "NRR forecast"
+    model_source: str = ""  # which models produced the probabilities (or the fallback)
+    origin: str = ""
+
+    def __post_init__(self) -> None:
+        if self.backtest is not None:
+            missing = [c for c in BACKTEST_COLUMNS if c not in self.backtest.columns]
+            if missing:
+                raise ValueError(f"backtest table is missing column(s) {missing}")
+
+
+def pct(value: float) -> str:
+    """0.1234 -> '12%' ('n/a' when not finite)."""
+    return f"{100 * value:.0f}%" if np.isfinite(value) else "n/a"
+
+
+def _loss(value: float) -> str:
+    return f"{value:.4f}"
+
+
+def money(value: float) -> str:
+    """ARR amount with a k/M suffix."""
+    size = abs(value)
+    if size >= 1e6:
+        return f"{value / 1e6:,.2f}M"
+    if size >= 1e3:
+        return f"{value / 1e3:,.0f}k"
+    return f"{value:,.0f}"
+
+
+def table_html(frame: pd.DataFrame, formats: Mapping[str, Callable[[float], str]]) -> str:
+    """An escaped HTML table; columns in `formats` are formatted by their function."""
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    rows = []
+    for record in frame.itertuples(index=False):
+        cells = []
+        for col, value in zip(frame.columns, record, strict=True):
+            fmt = formats.get(str(col))
+            missing = value is None or (isinstance(value, float) and not np.isfinite(value))
+            text = "" if missing else fmt(float(value)) if fmt else str(value)
+            cells.append(f"<td>{html.escape(text)}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _expansion_leader(forecast: ForecastTables) -> str:
+    by_segment = forecast.accounts.groupby("segment")["expected_expansion_arr"].sum()
+    total = float(by_segment.sum())
+    if total <= 0 or by_segment.empty:
+        return "no expansion expected"
+    top = str(by_segment.idxmax())
+    return f"expansion concentrated in {top} ({pct(float(by_segment.max()) / total)} of expected)"
+
+
+def forecast_reading(forecast: ForecastTables) -> str:
+    """'2026Q1 NRR P50 104%, 80% interval 99-109%; expansion concentrated in Enterprise'."""
+    p10, p50, p90 = (forecast.value("nrr", c) for c in ("p10", "p50", "p90"))
+    grr = forecast.value("grr")
+    text = (
+        f"{forecast.quarter} NRR P50 {pct(p50)}, 80% interval {pct(p10)}-{pct(p90)} "
+        f"(GRR P50 {pct(grr)}); {_expansion_leader(forecast)}"
+    )
+    last = forecast.fan[(forecast.fan["group"] == POOLED) & (forecast.fan["metric"] == "nrr")]
+    if len(last) > 1:
+        row = last.sort_values("quarter").iloc[-1]
+        text += (
+            f"; {len(last)}-quarter NRR of today's book P50 {pct(float(row['p50']))} "
+            f"({pct(float(row['p10']))}-{pct(float(row['p90']))})"
+        )
+    return text + "."
+
+
+def forecast_table(forecast: ForecastTables) -> str:
+    """Next-quarter figures per group as 'P50 (P10-P90)' cells."""
+    metrics = ("starting_arr", "expansion_arr", "contraction_arr", "churned_arr", "ending_arr")
+    rows = []
+    for group, part in forecast.summary.groupby("group", sort=False):
+        by = part.set_index("metric")
+        row: dict[str, str] = {"group": str(group)}
+        for metric in (*metrics, "nrr", "grr"):
+            fmt = pct if metric in ("nrr", "grr") else money
+            p10, p50, p90 = (float(by.loc[metric, c]) for c in ("p10", "p50", "p90"))
+            row[metric] = (
+                fmt(p50) if metric == "starting_arr" else f"{fmt(p50)} ({fmt(p10)}-{fmt(p90)})"
+            )
+        rows.append(row)
+    return table_html(pd.DataFrame(rows), {})
+
+
+def band_aside(forecast: ForecastTables) -> str:
+    """DOMAIN NRR bands with the forecast's band highlighted, and segment benchmarks."""
+    p50 = forecast.value("nrr")
+    current, strategy = nrr_band(p50)
+    items = []
+    for name, text in zip(DEFAULT_NRR_BANDS.names, DEFAULT_NRR_BANDS.strategies, strict=True):
+        mark = ' class="current"' if name == current else ""
+        items.append(f"<li{mark}><b>{html.escape(name)}</b>: {html.escape(text)}</li>")
+    contexts = []
+    for segment in sorted(set(forecast.summary["group"]) - {POOLED}):
+        ctx = segment_context(forecast.value("nrr", group=segment), segment)
+        if ctx is not None:
+            contexts.append(f"<li>{html.escape(ctx.text)}</li>")
+    bench = f"<p>Segment benchmarks:</p><ul>{''.join(contexts)}</ul>" if contexts else ""
+    return (
+        f"<p>Forecast band <b>{html.escape(current)}</b>: {html.escape(strategy)}.</p>"
+        f"<p>NRR bands and strategy:</p><ul class='bands'>{''.join(items)}</ul>{bench}"
+    )
+
+
+def _last_complete(quarterly: pd.DataFrame) -> pd.Series | None:
+    rows = quarterly[quarterly["starting_arr"] > 0]
+    return None if rows.empty else rows.iloc[-1]
+
+
+def bridge_section(nrr: NrrTables) -> Section:
+    """ARR bridge / NRR waterfall of the last complete quarter."""
+    last = _last_complete(nrr.quarterly)
+    if last is None:
+        return Section("bridge", "ARR bridge", "No complete quarter with starting ARR yet.")
+    reading = (
+        f"{last['period_label']}: NRR {pct(float(last['nrr']))}, GRR {pct(float(last['grr']))}; "
+        f"expansion {money(float(last['expansion_arr']))} against contraction "
+        f"{money(float(last['contraction_arr']))} and churn {money(float(last['churned_arr']))}."
+    )
+    return Section("bridge", "ARR bridge / NRR waterfall", reading, charts.arr_bridge_chart(last))
+
+
+def trend_section(nrr: NrrTables) -> Section:
+    """NRR and GRR over time, pooled and by segment."""
+    pooled = nrr.quarterly[nrr.quarterly["starting_arr"] > 0]
+    by_segment = nrr.by_split.get("segment")
+    if pooled.empty:
+        return Section("trend", "NRR and GRR over time", "No quarter with starting ARR yet.")
+    recent = pooled.tail(4)
+    reading = (
+        f"Last {len(recent)} quarters: NRR {pct(float(recent['nrr'].min()))}-"
+        f"{pct(float(recent['nrr'].max()))}, GRR {pct(float(recent['grr'].min()))}-"
+        f"{pct(float(recent['grr'].max()))}"
+    )
+    if by_segment is not None and not by_segment.empty:
+        last = by_segment[by_segment["period_label"] == pooled["period_label"].iloc[-1]]
+        last = last[last["starting_arr"] > 0]
+        if not last.empty:
+            best, worst = last.loc[last["nrr"].idxmax()], last.loc[last["nrr"].idxmin()]
+            reading += (
+                f"; latest quarter strongest {best['segment']} ({pct(float(best['nrr']))}), "
+                f"weakest {worst['segment']} ({pct(float(worst['nrr']))})"
+            )
+    image = charts.nrr_over_time_chart(pooled, by_segment)
+    return Section("trend", "NRR and GRR over time by segment", reading + ".", image)
+
+
+def cohort_section(nrr: NrrTables) -> Section:
+    """Cohort heatmap with the best and worst cohorts named."""
+    reading = "No cohort to rank: cohorts need segment, industry or created_at and 5+ accounts."
+    if not nrr.best_cohorts.empty:
+        best = nrr.best_cohorts.iloc[0]
+        reading = f"Best cohort {best['group']} at {pct(float(best['nrr']))} trailing-12-month NRR"
+        if not nrr.worst_cohorts.empty:
+            worst = nrr.worst_cohorts.iloc[0]
+            reading += f"; worst {worst['group']} at {pct(float(worst['nrr']))}"
+        reading += "."
+    fmt = {"nrr": pct, "grr": pct, "starting_arr": money}
+    cols = ["group", "starting_arr", "starting_logos", "nrr", "grr"]
+    tables = "".join(
+        f"<h3>{name} cohorts</h3>" + table_html(frame.loc[:, cols], fmt)
+        for name, frame in (("Best", nrr.best_cohorts), ("Worst", nrr.worst_cohorts))
+        if not frame.empty and set(cols) <= set(frame.columns)
+    )
+    image = charts.cohort_heatmap_chart(nrr.cohort_heatmap)
+    return Section("cohorts", "Cohort NRR heatmap", reading, image, tables)
+
+
+def fan_section(inputs: ReportInputs) -> Section:
+    """Next-quarter forecast and the four-quarter fan, with the NRR bands beside it."""
+    fc = inputs.forecast
+    notes = f"<p>{html.escape(NEW_LOGO_NOTE)} {html.escape(CONTRACTION_NOTE)}</p>"
+    table = f"<h3>{html.escape(fc.quarter)}: P50 (P10-P90)</h3>{forecast_table(fc)}{notes}"
+    history = inputs.nrr.quarterly[inputs.nrr.quarterly["starting_arr"] > 0]
+    image = charts.fan_chart(fc.fan, history)
+    return Section(
+        "fan", "NRR forecast fan (P10-P90)", forecast_reading(fc), image, table, band_aside(fc)
+    )
+
+
+def health_section(forecast: ForecastTables) -> Section:
+    """Health band distribution of the book."""
+    bands = forecast.health_bands
+    if bands.empty:
+        return Section("health", "Health bands", "No health scores available.", None)
+    weak = bands[bands["health_band"].isin(["At risk", "Critical", "Churning"])]
+    reading = (
+        f"{pct(float(weak['arr_share'].sum()))} of ARR ({int(weak['accounts'].sum())} accounts) "
+        "sits in At risk or worse."
+    )
+    fmt = {"arr": money, "arr_share": pct, "mean_churn_probability": pct}
+    return Section(
+        "health",
+        "Health band distribution",
+        reading,
+        charts.health_band_chart(bands),
+        table_html(bands, fmt),
+    )
+
+
+_ACCOUNT_FORMATS: Mapping[str, Callable[[float], str]] = {
+    "arr": money,
+    "arr_at_risk": money,
+    "expected_expansion_arr": money,
+    "churn_probability": pct,
+    "expansion_probability": pct,
+    "health_score": lambda v: f"{v:.0f}",
+}
+
+
+_PHRASES = {
+    "arr_at_risk": "expected ARR at risk",
+    "expected_expansion_arr": "expected expansion ARR",
+}
+
+
+def top_sections(forecast: ForecastTables) -> list[Section]:
+    """Top accounts by ARR at risk and by expected expansion."""
+    out = []
+    specs = (
+        (
+            "top_risk",
+            "Top accounts by ARR at risk",
+            "arr_at_risk",
+            forecast.top_at_risk,
+            charts.RED,
+        ),
+        (
+            "top_expansion",
+            "Top accounts by expected expansion",
+            "expected_expansion_arr",
+            forecast.top_expansion,
+            charts.GREEN,
+        ),
+    )
+    for key, title, column, top, colour in specs:
+        total = float(forecast.accounts[column].sum())
+        share = float(top[column].sum()) / total if total > 0 else float("nan")
+        reading = (
+            f"The top {len(top)} accounts carry {money(float(top[column].sum()))} "
+            f"({pct(share)} of the book's {_PHRASES[column]})."
+        )
+        image = charts.top_accounts_chart(top, value=column, title=title, colour=colour)
+        out.append(Section(key, title, reading, image, table_html(top, _ACCOUNT_FORMATS)))
+    return out
+
+
+def backtest_reading(backtest: pd.DataFrame) -> str:
+    """Coverage of pooled and segment intervals and pinball loss against the naive baseline."""
+    pooled = backtest[backtest["segment"] == POOLED]
+    cells = backtest[backtest["segment"] != POOLED]
+    beats = float(backtest["pinball"].mean()) < float(backtest["naive_pinball"].mean())
+    seg = f", segment cells {pct(float(cells['covered'].mean()))}" if not cells.empty else ""
+    return (
+        f"Over {len(pooled)} past quarters the P10-P90 interval held the actual pooled NRR "
+        f"{int(pooled['covered'].sum())} times ({pct(float(pooled['covered'].mean()))}){seg}; "
+        f"mean pinball loss {float(backtest['pinball'].mean()):.4f} vs naive "
+        f"{float(backtest['naive_pinball'].mean()):.4f} "
+        f"({'better' if beats else 'not better'} than the trailing four-quarter average)."
+    )
+
+
+def backtest_section(backtest: pd.DataFrame | None) -> Section:
+    """Past forecasts against what happened."""
+    if backtest is None or backtest.empty:
+        return Section(
+            "backtest",
+            "Forecast backtest",
+            "No backtest in this report: run `nrr backtest-forecast --data DIR --out FILE` and "
+            "pass it with `nrr forecast --backtest FILE`.",
+        )
+    fmt: dict[str, Callable[[float], str]] = dict.fromkeys(("p10", "p50", "p90", "actual"), pct)
+    fmt |= dict.fromkeys(("pinball", "naive_pinball"), _loss)
+    table = table_html(backtest.loc[:, list(BACKTEST_COLUMNS)], fmt)
+    image = charts.backtest_chart(backtest)
+    return Section(
+        "backtest", "Forecast backtest: coverage", backtest_reading(backtest), image, table
+    )
+
+
+def build_sections(inputs: ReportInputs) -> list[Section]:
+    """The report's sections in reading order."""
+    return [
+        fan_section(inputs),
+        bridge_section(inputs.nrr),
+        trend_section(inputs.nrr),
+        cohort_section(inputs.nrr),
+        health_section(inputs.forecast),
+        *top_sections(inputs.forecast),
+        backtest_section(inputs.backtest),
+    ]
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:1100px;
+color:#222;line-height:1.4;padding:0 1rem}
+h1{margin-bottom:.2rem} .meta{color:#666;font-size:.9rem}
+.scope{background:#fff7e0;border-left:4px solid #e67e22;padding:.5rem 1rem}
+section{border-top:1px solid #ddd;margin-top:1.5rem;padding-top:.5rem}
+.reading{font-size:1.1rem;font-weight:600;color:#1f5fa8}
+.row{display:flex;gap:1.5rem;flex-wrap:wrap} .row img{max-width:100%;height:auto}
+.aside{flex:1;min-width:260px;font-size:.9rem} .bands li.current{background:#e8f0fb}
+table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}
+td,th{border:1px solid #ddd;padding:.2rem .5rem;text-align:right} th{background:#f4f4f4}
+"""
+
+
+def _section_html(section: Section) -> str:
+    img = (
+        f'<img class="chart" alt="{html.escape(section.title)}" src="{section.image}">'
+        if section.image
+        else ""
+    )
+    aside = f'<div class="aside">{section.aside}</div>' if section.aside else ""
+    return (
+        f'<section id="{section.key}"><h2>{html.escape(section.title)}</h2>'
+        f'<p class="reading">{html.escape(section.reading)}</p>'
+        f'<div class="row">{img}{aside}</div>{section.table}</section>'
+    )
+
+
+def render_report(inputs: ReportInputs, sections: Sequence[Section] | None = None) -> str:
+    """The whole report as one HTML document with no external resources."""
+    body = "".join(_section_html(s) for s in (sections or build_sections(inputs)))
+    fc = inputs.forecast
+    meta = (
+        f"Forecast from {fc.as_of:%Y-%m-%d} for {fc.quarter}; data through "
+        f"{inputs.nrr.data_end:%Y-%m-%d}; {fc.draws:,} Monte Carlo draws (seed {fc.seed}); "
+        f"{len(fc.accounts):,} accounts in the book."
+    )
+    extra = " ".join(x for x in (inputs.model_source, inputs.origin) if x)
+    return (
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        # an inline empty icon: browsers would otherwise request /favicon.ico (a 404)
+        "<link rel='icon' href='data:,'>"
+        f"<title>{html.escape(inputs.title)}</title><style>{_CSS}</style></head><body>"
+        f"<h1>{html.escape(inputs.title)}</h1><p class='meta'>{html.escape(meta)} "
+        f"{html.escape(extra)}</p><p class='scope'>{html.escape(NEW_LOGO_NOTE)}</p>"
+        f"{body}</body></html>"
+    )

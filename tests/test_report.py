@@ -1,0 +1,228 @@
+"""The leadership report: self-contained HTML with every chart and its reading."""
+
+from __future__ import annotations
+
+import base64
+import re
+from pathlib import Path
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from models.amounts import arr_change_events, fit_amount_model
+from models.forecast_book import contraction_rates, subscriptions_known_at
+from serving.forecast_cli import attach_scores, write_report
+from serving.forecasting import build_forecast, build_nrr_tables
+from serving.report_html import (
+    ReportInputs,
+    Section,
+    backtest_reading,
+    backtest_section,
+    build_sections,
+    forecast_reading,
+    render_report,
+)
+from tests.test_forecasting import forecast_for, make_book, synthetic_company
+
+EXPECTED_SECTIONS = (
+    "fan",
+    "bridge",
+    "trend",
+    "cohorts",
+    "health",
+    "top_risk",
+    "top_expansion",
+    "backtest",
+)
+
+
+def tiny_backtest() -> pd.DataFrame:
+    rows = []
+    for i, quarter in enumerate(("2025Q1", "2025Q2", "2025Q3")):
+        for segment in ("All", "SMB"):
+            actual = 1.0 + 0.05 * i
+            rows.append(
+                {
+                    "quarter": quarter,
+                    "segment": segment,
+                    "p10": 0.97,
+                    "p50": 1.02,
+                    "p90": 1.07,
+                    "actual": actual,
+                    "covered": 0.97 <= actual <= 1.07,
+                    "pinball": 0.01,
+                    "naive_pinball": 0.02,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="module")
+def inputs() -> ReportInputs:
+    subs, accounts = synthetic_company(0)
+    nrr = build_nrr_tables(subs, accounts, data_end=pd.Timestamp("2025-07-01"))
+    return ReportInputs(nrr=nrr, forecast=forecast_for(draws=500), backtest=tiny_backtest())
+
+
+@pytest.fixture(scope="module")
+def sections(inputs: ReportInputs) -> list[Section]:
+    return build_sections(inputs)
+
+
+@pytest.fixture(scope="module")
+def page(inputs: ReportInputs, sections: list[Section]) -> str:
+    return render_report(inputs, sections)
+
+
+@pytest.fixture(scope="module")
+def written(inputs: ReportInputs, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("written")
+    out = root / "report"
+    out.mkdir()
+    (out / "stale.csv").write_text("old")
+    write_report(inputs, out)
+    return out
+
+
+def test_report_has_no_external_resources(page: str) -> None:
+    refs = re.findall(r"""(?:src|href)\s*=\s*["']([^"']*)""", page, flags=re.IGNORECASE)
+    assert refs, "expected inline images"
+    assert all(r.startswith("data:") for r in refs)
+    assert sum(r.startswith("data:image/png;base64,") for r in refs) == len(EXPECTED_SECTIONS)
+    assert "http://" not in page and "https://" not in page
+    assert "@import" not in page and "<script" not in page.lower()
+
+
+def test_every_chart_is_present_with_a_reading_and_a_valid_png(
+    sections: list[Section], page: str
+) -> None:
+    assert tuple(s.key for s in sections) == EXPECTED_SECTIONS
+    for section in sections:
+        assert f'id="{section.key}"' in page
+        assert section.reading and section.reading in page.replace("&#x27;", "'")
+        assert section.image is not None, section.key
+        png = base64.b64decode(section.image.split(",", 1)[1])
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 2000
+
+
+def test_forecast_reading_quotes_the_summary_figures(inputs: ReportInputs) -> None:
+    fc = inputs.forecast
+    text = forecast_reading(fc)
+    for column in ("p10", "p50", "p90"):
+        assert f"{100 * fc.value('nrr', column):.0f}%" in text
+    assert fc.quarter in text and "expansion concentrated in" in text
+
+
+def test_report_states_scope_and_nrr_bands(page: str) -> None:
+    assert "New-logo ARR is out of scope" in page
+    assert "Fix gross retention" in page and "Compound" in page
+    assert 'class="current"' in page
+
+
+def test_backtest_reading_counts_covered_quarters() -> None:
+    text = backtest_reading(tiny_backtest())
+    assert "3 past quarters" in text and "held the actual pooled NRR 2 times (67%)" in text
+    assert "better than" in text
+
+
+def test_missing_backtest_names_the_command() -> None:
+    section = backtest_section(None)
+    assert section.image is None and "nrr backtest-forecast" in section.reading
+
+
+def test_malformed_backtest_is_rejected(inputs: ReportInputs) -> None:
+    bad = tiny_backtest().drop(columns=["naive_pinball"])
+    with pytest.raises(ValueError, match="naive_pinball"):
+        ReportInputs(nrr=inputs.nrr, forecast=inputs.forecast, backtest=bad)
+
+
+def _app(report_dir: Path | None, *, auth: bool = False) -> TestClient:
+    from fastapi import FastAPI
+
+    from serving.dashboard import router
+    from serving.security import KeyStore
+
+    app = FastAPI()
+    app.include_router(router)
+    app.state.settings = SimpleNamespace(report_dir=report_dir, auth_enabled=auth)
+    app.state.keys = KeyStore([])
+    return TestClient(app)
+
+
+def test_write_report_writes_every_file_and_replaces_atomically(
+    inputs: ReportInputs, written: Path
+) -> None:
+    assert not (written / "stale.csv").exists()
+    names = {p.name for p in written.iterdir()}
+    assert {"report.html", "forecast.json", "nrr.json", "forecast_backtest.csv"} <= names
+    assert {"nrr_monthly.csv", "cohort_heatmap.csv", "forecast_fan.csv"} <= names
+    assert [p.name for p in written.parent.iterdir()] == ["report"]  # no temp folder left
+    fan = pd.read_csv(written / "forecast_fan.csv")
+    assert len(fan) == len(inputs.forecast.fan)
+
+
+def test_dashboard_routes_serve_the_written_report(inputs: ReportInputs, written: Path) -> None:
+    client = _app(written)
+    page = client.get("/dashboard")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert 'id="fan"' in page.text
+    body = client.get("/v1/forecast").json()
+    assert body["quarter"] == inputs.forecast.quarter
+    assert body["summary"] and "New-logo" in body["scope"]
+    nrr = client.get("/v1/nrr").json()
+    assert len(nrr["quarterly"]) == len(inputs.nrr.quarterly)
+
+
+def test_dashboard_routes_explain_a_missing_report(tmp_path: Path) -> None:
+    missing = _app(tmp_path / "nowhere")
+    for route in ("/dashboard", "/v1/forecast", "/v1/nrr"):
+        response = missing.get(route)
+        assert response.status_code == 404
+        assert "nrr forecast" in response.json()["detail"]
+    locked = _app(tmp_path, auth=True)
+    assert locked.get("/v1/forecast").status_code == 401
+    assert locked.get("/v1/nrr").status_code == 401
+    unconfigured = _app(None).get("/v1/forecast")
+    assert unconfigured.status_code == 503 and "NRR_REPORT_DIR" in unconfigured.json()["detail"]
+
+
+def test_attach_scores_fills_unscored_accounts_and_rejects_empty_scores() -> None:
+    book = pd.DataFrame({"account_id": ["a", "b", "c"], "arr": [1.0, 2.0, 3.0]})
+    scored = pd.DataFrame(
+        {
+            "account_id": ["a", "b"],
+            "churn_probability": [0.1, 0.3],
+            "expansion_probability": [0.2, 0.4],
+        }
+    )
+    joined, filled = attach_scores(book, scored)
+    assert filled == 1
+    assert joined.set_index("account_id").loc["c", "churn_probability"] == pytest.approx(0.2)
+    empty = scored.assign(churn_probability=None, fallback_reason="no fallback calibration")
+    with pytest.raises(ValueError, match="no fallback calibration.*nrr train"):
+        attach_scores(book, empty)
+    with pytest.raises(ValueError, match="one row per account"):
+        attach_scores(book, pd.concat([scored, scored]))
+
+
+def test_report_renders_for_accounts_without_optional_columns() -> None:
+    subs, accounts = synthetic_company(6, n_accounts=24)
+    bare = accounts.loc[:, ["account_id"]]
+    as_of = pd.Timestamp("2025-07-01")
+    book = make_book(subs, bare, as_of).drop(columns=["health_band", "health_score"])
+    known = subscriptions_known_at(subs, as_of=as_of)
+    forecast = build_forecast(
+        book,
+        amount_model=fit_amount_model(arr_change_events(known, bare, data_end=as_of)),
+        rates=contraction_rates(subs, bare, as_of=as_of),
+        as_of=as_of,
+        draws=200,
+        seed=0,
+    )
+    assert set(forecast.summary["group"]) == {"All", "Unknown"}
+    nrr = build_nrr_tables(subs, bare, data_end=as_of)
+    assert set(nrr.by_split) == {"plan"} and nrr.cohort_heatmap.empty
+    page = render_report(ReportInputs(nrr=nrr, forecast=forecast))
+    assert "No health scores available" in page and 'id="cohorts"' in page
