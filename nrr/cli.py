@@ -5,6 +5,10 @@ from __future__ import annotations
 import typer
 
 from features.cli import register as register_features
+from models.cli import register as register_rules
+from serving.cli import register as register_serving
+from training.cli import register as register_training
+from training.forecast_backtest import register as register_forecast_backtest
 
 
 def build_app() -> typer.Typer:
@@ -15,23 +19,13 @@ def build_app() -> typer.Typer:
         add_completion=False,
         pretty_exceptions_enable=False,
     )
+    # Order here is the order of `nrr --help`: the quarterly workflow from data to API.
     register_features(app)
-    for module in ("models.cli", "training.cli", "serving.cli"):
-        _register_optional(app, module)
+    register_rules(app)
+    register_training(app)
+    register_forecast_backtest(app)
+    register_serving(app)
     return app
-
-
-def _register_optional(app: typer.Typer, module: str) -> None:
-    # Stages land one by one; a stage without a cli module simply has no commands yet.
-    import importlib
-
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name != module:
-            raise
-        return
-    mod.register(app)
 
 
 def main() -> None:
