@@ -6,6 +6,13 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO   ?= demo
 DEMO_ACCOUNTS ?= 1500
+DEMO_SEED ?= 7
+DEMO_EXPERIMENT ?= experiments/quarterly.yaml
+DEMO_HOST ?= 127.0.0.1
+DEMO_PORT ?= 8000
+SERVE ?= 1
+# One MLflow store for every demo stage (training writes it, forecast/score/serve read it).
+DEMO_ENV = MLFLOW_TRACKING_URI=sqlite:///$(abspath $(DEMO))/mlops/mlflow.db
 PYTEST_ARGS ?=
 
 .PHONY: demo test lint install clean
@@ -17,10 +24,34 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
+# The whole product on a simulated company: data -> validation -> snapshots -> models in
+# MLflow -> forecast report -> API. Every stage reads the same MLflow store, so the API
+# serves exactly the champion the training step promoted. SERVE=0 stops before the server.
 demo: $(STAMP)
-	$(BIN)/nrr simulate --out $(DEMO)/data --accounts $(DEMO_ACCOUNTS)
+	$(BIN)/nrr simulate --out $(DEMO)/data --accounts $(DEMO_ACCOUNTS) --seed $(DEMO_SEED)
 	$(BIN)/nrr validate --data $(DEMO)/data
-	@echo "Demo outputs are in $(abspath $(DEMO))"
+	$(BIN)/nrr snapshots --data $(DEMO)/data --out $(DEMO)/snapshots.parquet
+	$(DEMO_ENV) $(BIN)/nrr train --snapshots $(DEMO)/snapshots.parquet --experiment $(DEMO_EXPERIMENT) --workdir $(DEMO)/mlops
+	$(DEMO_ENV) $(BIN)/nrr backtest-forecast --data $(DEMO)/data --snapshots $(DEMO)/snapshots.parquet --out $(DEMO)/forecast_backtest.csv
+	$(DEMO_ENV) $(BIN)/nrr forecast --data $(DEMO)/data --snapshots $(DEMO)/snapshots.parquet --backtest $(DEMO)/forecast_backtest.csv --out $(DEMO)/report
+	$(DEMO_ENV) $(BIN)/nrr score --data $(DEMO)/data --out $(DEMO)/scores.csv
+	@rm -f $(DEMO)/api_keys.json
+	@$(DEMO_ENV) $(BIN)/nrr apikey create --role admin --note "make demo" --keys-file $(DEMO)/api_keys.json | tail -n 1 > $(DEMO)/demo_api_key.txt
+	@echo ""
+	@echo "Demo outputs are in $(abspath $(DEMO)):"
+	@echo "  data, snapshots   $(abspath $(DEMO))/data, $(abspath $(DEMO))/snapshots.parquet"
+	@echo "  MLflow runs       $(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath $(DEMO))/mlops/mlflow.db"
+	@echo "  account scores    $(abspath $(DEMO))/scores.csv"
+	@echo "  forecast report   $(abspath $(DEMO))/report/index.html"
+	@echo "  demo API key      $(abspath $(DEMO))/demo_api_key.txt"
+	@if [ "$(SERVE)" = "1" ]; then \
+	  echo ""; \
+	  echo "API: http://$(DEMO_HOST):$(DEMO_PORT)  (docs http://$(DEMO_HOST):$(DEMO_PORT)/docs, report http://$(DEMO_HOST):$(DEMO_PORT)/dashboard)"; \
+	  echo "Try: curl -H 'X-API-Key: '$$(cat $(DEMO)/demo_api_key.txt) 'http://$(DEMO_HOST):$(DEMO_PORT)/v1/accounts?sort=churn_probability&limit=5'"; \
+	  echo "Stop with Ctrl-C."; \
+	  $(DEMO_ENV) NRR_SNAPSHOTS_PATH=$(abspath $(DEMO))/snapshots.parquet NRR_API_KEYS_PATH=$(abspath $(DEMO))/api_keys.json \
+	    NRR_REPORT_DIR=$(abspath $(DEMO))/report $(BIN)/nrr serve --host $(DEMO_HOST) --port $(DEMO_PORT); \
+	fi
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)

@@ -58,13 +58,17 @@ def score(
     data: Path = typer.Option(
         ..., "--data", exists=True, help="folder (or DuckDB file) of raw tables"
     ),
-    as_of: str = typer.Option(..., "--as-of", help="score accounts active at this date (UTC)"),
+    as_of: str | None = typer.Option(
+        None,
+        "--as-of",
+        help="score accounts active at this date (UTC); default: the data's last day",
+    ),
     out: Path = typer.Option(..., "--out", help="output file: .csv or .parquet"),
 ) -> None:
     """Score every account active at --as-of from the raw tables (models or rules fallback)."""
     if out.suffix.lower() not in {".csv", ".parquet"}:
         raise typer.BadParameter(f"--out must end in .csv or .parquet, got {out.name!r}")
-    when = _parse_as_of(as_of)
+    when = None if as_of is None else _parse_as_of(as_of)
     from features.validate import InvalidDataError
 
     try:
@@ -81,15 +85,16 @@ def score(
     else:
         table.to_parquet(out, index=False)
     n_rules = int((table["source"] == "rules").sum()) if len(table) else 0
-    console.print(f"scored {len(table)} accounts at {when.date()} -> {out}")
+    scored_at = table["as_of"].iloc[0].date() if len(table) else when
+    console.print(f"scored {len(table)} accounts at {scored_at} -> {out}")
     if bundle.fallback_reason:
         console.print(f"[yellow]{n_rules} scored by the rules:[/yellow] {bundle.fallback_reason}")
 
 
 def batch_score(
-    data: Path, *, as_of: pd.Timestamp, settings: ServingSettings
+    data: Path, *, as_of: pd.Timestamp | None, settings: ServingSettings
 ) -> tuple[pd.DataFrame, Any]:
-    """The flat score table of every account active at as_of, and the bundle that scored it."""
+    """The flat score table of every account active at as_of (default: the data's last day)."""
     from features.config import SnapshotConfig
     from features.load import load_source
     from features.snapshots import build_features
@@ -100,6 +105,9 @@ def batch_score(
 
     now = pd.Timestamp(datetime.now(UTC)).tz_localize(None)
     source = load_source(data, now=now)
+    if as_of is None:
+        # The extract day at 00:00: features look strictly before it, so nothing is cut off.
+        as_of = pd.Timestamp(source.data_end).normalize()
     if as_of > source.data_end:
         raise ValueError(f"--as-of {as_of.date()} is after the data's end {source.data_end}")
     rows = build_features(

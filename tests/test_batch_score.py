@@ -43,6 +43,18 @@ def test_batch_scores_only_accounts_active_at_as_of(company: Path) -> None:
     assert (table["as_of"] == pd.Timestamp("2026-09-15")).all()
 
 
+def test_batch_without_as_of_scores_at_the_data_end(company: Path) -> None:
+    from datetime import UTC, datetime
+
+    from features.load import load_source
+
+    end = load_source(company, now=pd.Timestamp(datetime.now(UTC)).tz_localize(None)).data_end
+    table, _ = batch_score(company, as_of=None, settings=ServingSettings(use_registry=False))
+    assert (table["as_of"] == pd.Timestamp(end).normalize()).all()
+    # The accounts that ended 60 days before the end are no longer active then.
+    assert sorted(table["account_id"]) == [f"c{i:02d}" for i in range(9) if i % 3]
+
+
 def test_batch_before_the_churn_includes_the_churned_accounts(company: Path) -> None:
     table, _ = batch_score(
         company, as_of=pd.Timestamp("2026-07-01"), settings=ServingSettings(use_registry=False)
