@@ -42,7 +42,7 @@ demo: $(STAMP)
 	@echo "  data, snapshots   $(abspath $(DEMO))/data, $(abspath $(DEMO))/snapshots.parquet"
 	@echo "  MLflow runs       $(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath $(DEMO))/mlops/mlflow.db"
 	@echo "  account scores    $(abspath $(DEMO))/scores.csv"
-	@echo "  forecast report   $(abspath $(DEMO))/report/index.html"
+	@echo "  forecast report   $(abspath $(DEMO))/report/report.html"
 	@echo "  demo API key      $(abspath $(DEMO))/demo_api_key.txt"
 	@if [ "$(SERVE)" = "1" ]; then \
 	  echo ""; \
@@ -50,7 +50,7 @@ demo: $(STAMP)
 	  echo "Try: curl -H 'X-API-Key: '$$(cat $(DEMO)/demo_api_key.txt) 'http://$(DEMO_HOST):$(DEMO_PORT)/v1/accounts?sort=churn_probability&limit=5'"; \
 	  echo "Stop with Ctrl-C."; \
 	  $(DEMO_ENV) NRR_SNAPSHOTS_PATH=$(abspath $(DEMO))/snapshots.parquet NRR_API_KEYS_PATH=$(abspath $(DEMO))/api_keys.json \
-	    NRR_REPORT_DIR=$(abspath $(DEMO))/report $(BIN)/nrr serve --host $(DEMO_HOST) --port $(DEMO_PORT); \
+	    NRR_REPORT_DIR=$(abspath $(DEMO))/report NRR_DASHBOARD_PUBLIC=true $(BIN)/nrr serve --host $(DEMO_HOST) --port $(DEMO_PORT); \
 	fi
 
 test: $(STAMP)

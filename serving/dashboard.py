@@ -1,19 +1,20 @@
 """GET /dashboard, /v1/forecast and /v1/nrr: the files `nrr forecast` wrote, served as-is.
 
-The JSON routes need a reader key like every /v1 route; /dashboard is a page for browsers,
-which cannot send the X-API-Key header, so it is open (put it behind the site's own login).
+Every route needs a reader key by default: the report names the accounts most at risk and
+their ARR. Browsers cannot send the X-API-Key header, so a deployment that puts /dashboard
+behind its own login (or the local demo) sets NRR_DASHBOARD_PUBLIC=true to open that page.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse
 
-from serving.routes import require_reader
+from serving.routes import _api_key, require_reader
 
 REPORT_FILE = "report.html"
 FORECAST_FILE = "forecast.json"
@@ -58,8 +59,12 @@ def _json(request: Request, name: str) -> Any:
 
 
 @router.get("/dashboard", response_class=HTMLResponse, tags=["forecast"])
-def dashboard(request: Request) -> HTMLResponse:
-    """The leadership forecast report (self-contained HTML)."""
+def dashboard(
+    request: Request, key: Annotated[str | None, Depends(_api_key)] = None
+) -> HTMLResponse:
+    """The leadership forecast report (self-contained HTML); reader key unless public."""
+    if not getattr(request.app.state.settings, "dashboard_public", False):
+        require_reader(request, key)
     return HTMLResponse(_file(request, REPORT_FILE).read_text(encoding="utf-8"))
 
 

@@ -53,6 +53,10 @@ class ServingSettings(BaseSettings):
         default=None,
         description="folder written by `nrr forecast`; served at /dashboard, /v1/forecast, /v1/nrr",
     )
+    dashboard_public: bool = Field(
+        default=False,
+        description="True: /dashboard needs no key (only behind your own login, or locally)",
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
 

@@ -49,7 +49,9 @@ def base_url(report_dir: Path) -> Iterator[str]:
 
     app = FastAPI()
     app.include_router(router)
-    app.state.settings = SimpleNamespace(report_dir=report_dir, auth_enabled=False)
+    app.state.settings = SimpleNamespace(
+        report_dir=report_dir, auth_enabled=False, dashboard_public=False
+    )
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -138,7 +138,7 @@ def test_malformed_backtest_is_rejected(inputs: ReportInputs) -> None:
         ReportInputs(nrr=inputs.nrr, forecast=inputs.forecast, backtest=bad)
 
 
-def _app(report_dir: Path | None, *, auth: bool = False) -> TestClient:
+def _app(report_dir: Path | None, *, auth: bool = False, public: bool = False) -> TestClient:
     from fastapi import FastAPI
 
     from serving.dashboard import router
@@ -146,7 +146,9 @@ def _app(report_dir: Path | None, *, auth: bool = False) -> TestClient:
 
     app = FastAPI()
     app.include_router(router)
-    app.state.settings = SimpleNamespace(report_dir=report_dir, auth_enabled=auth)
+    app.state.settings = SimpleNamespace(
+        report_dir=report_dir, auth_enabled=auth, dashboard_public=public
+    )
     app.state.keys = KeyStore([])
     return TestClient(app)
 
@@ -184,6 +186,9 @@ def test_dashboard_routes_explain_a_missing_report(tmp_path: Path) -> None:
     locked = _app(tmp_path, auth=True)
     assert locked.get("/v1/forecast").status_code == 401
     assert locked.get("/v1/nrr").status_code == 401
+    # The page names the accounts most at risk: locked unless the deployment opens it.
+    assert locked.get("/dashboard").status_code == 401
+    assert _app(tmp_path, auth=True, public=True).get("/dashboard").status_code == 404
     unconfigured = _app(None).get("/v1/forecast")
     assert unconfigured.status_code == 503 and "NRR_REPORT_DIR" in unconfigured.json()["detail"]
 
