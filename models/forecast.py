@@ -13,6 +13,13 @@ removes part of it but never all. x is drawn by rejection from N(mu, sigma), fin
 inverse CDF for the few draws still on the wrong side after a few rounds. Each account-draw
 costs one 32-bit random number; only events draw amounts. The forecast covers the existing
 book only: no new logos.
+
+Common shocks: accounts are not independent. A quarter with a recession, a pricing change
+or a strong launch moves every account's odds together, which independent draws cannot
+show, so their intervals are too narrow for the book as a whole. A `RateShock` splits the
+draws into scenarios; each scenario shifts every account's churn and expansion log-odds by
+one shared normal draw (sigma estimated from how much past quarterly rates moved beyond
+binomial noise, see `models.forecast_book.rate_shock`). With sigma 0 nothing changes.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -46,6 +53,50 @@ _MIN_STANDARDISED_MU = -8.0  # below this an expansion (contraction) is all but 
 def quantile_name(q: float) -> str:
     """Column name of a quantile: 0.1 -> 'p10', 0.025 -> 'p2.5'."""
     return f"p{q * 100:g}"
+
+
+@dataclass(frozen=True)
+class RateShock:
+    """Shared log-odds shifts of churn and expansion, one per scenario of draws."""
+
+    churn_sigma: float = 0.0
+    expand_sigma: float = 0.0
+    scenarios: int = 20
+
+    def __post_init__(self) -> None:
+        for name in ("churn_sigma", "expand_sigma"):
+            value = getattr(self, name)
+            if not (np.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+        if self.scenarios < 1:
+            raise ValueError(f"scenarios must be >= 1, got {self.scenarios}")
+
+    @property
+    def active(self) -> bool:
+        return self.scenarios > 1 and (self.churn_sigma > 0 or self.expand_sigma > 0)
+
+    def plan(self, draws: int, seed: int) -> list[tuple[int, int, float, float]]:
+        """Per scenario: draws, seed, churn and expansion log-odds shift (deterministic)."""
+        n = min(self.scenarios, draws)
+        z = np.random.default_rng([seed, 0x5E0C]).standard_normal((n, 2))
+        sizes = np.full(n, draws // n)
+        sizes[: draws % n] += 1
+        seeds = np.random.SeedSequence([seed, 0x5E0D]).generate_state(n)
+        return [
+            (int(sizes[i]), int(seeds[i]), self.churn_sigma * z[i, 0], self.expand_sigma * z[i, 1])
+            for i in range(n)
+        ]
+
+
+def shift_log_odds(p: ArrayLike, shift: float) -> FloatArray:
+    """p moved by `shift` on the log-odds scale; 0 and 1 stay where they are."""
+    q = np.asarray(p, dtype=float)
+    if shift == 0:
+        return q
+    inner = (q > 0) & (q < 1)
+    safe = np.clip(q, 1e-12, 1 - 1e-12)
+    moved = 1.0 / (1.0 + np.exp(-(np.log(safe / (1 - safe)) + shift)))
+    return np.where(inner, moved, q)
 
 
 @dataclass(frozen=True)
@@ -233,9 +284,13 @@ def _group_codes(groups: np.ndarray | None, n: int) -> tuple[IntArray, tuple[str
     return codes.astype(np.int64), tuple(str(u) for u in uniques)
 
 
-def _chunks(draws: int, n: int) -> list[int]:
+def _check_draws(draws: int) -> None:
     if draws < 1:
         raise ValueError(f"draws must be >= 1, got {draws}")
+
+
+def _chunks(draws: int, n: int) -> list[int]:
+    _check_draws(draws)
     size = max(1, _CHUNK_ELEMENTS // n)
     return [min(size, draws - start) for start in range(0, draws, size)]
 
@@ -349,13 +404,61 @@ def simulate_outcomes(
     seed: int,
     quantiles: Sequence[float] = (0.1, 0.5, 0.9),
     workers: int = 1,
+    shock: RateShock | None = None,
 ) -> ForecastResult:
     """Distribution of next-horizon expansion, contraction, churn, ending ARR, NRR and GRR.
 
     Each chunk of draws has its own generator spawned from `seed`, so the result depends on
-    the seed and the inputs only, not on `workers` (threads sharing the chunks).
+    the seed and the inputs only, not on `workers` (threads sharing the chunks). With an
+    active `shock` the draws are split into its scenarios (see the module docstring).
     """
     qs = _check_quantiles(quantiles)
+    common: dict[str, Any] = {
+        "arr": arr,
+        "p_contract": p_contract,
+        "expand_mu": expand_mu,
+        "expand_sigma": expand_sigma,
+        "contract_mu": contract_mu,
+        "contract_sigma": contract_sigma,
+        "groups": groups,
+        "workers": workers,
+    }
+    if shock is None or not shock.active:
+        metrics, labels = _outcome_metrics(
+            **common, p_churn=p_churn, p_expand=p_expand, draws=draws, seed=seed
+        )
+    else:
+        _check_draws(draws)
+        parts = [
+            _outcome_metrics(
+                **common,
+                p_churn=shift_log_odds(p_churn, churn_shift),
+                p_expand=shift_log_odds(p_expand, expand_shift),
+                draws=size,
+                seed=part_seed,
+            )
+            for size, part_seed, churn_shift, expand_shift in shock.plan(draws, seed)
+        ]
+        labels = parts[0][1]
+        metrics = {k: np.concatenate([m[k] for m, _ in parts], axis=0) for k in parts[0][0]}
+    return ForecastResult(_draws_frame(metrics, labels), _tidy(metrics, labels, qs), qs)
+
+
+def _outcome_metrics(
+    *,
+    arr: ArrayLike,
+    p_churn: ArrayLike,
+    p_expand: ArrayLike,
+    p_contract: ArrayLike,
+    expand_mu: ArrayLike,
+    expand_sigma: ArrayLike,
+    contract_mu: ArrayLike,
+    contract_sigma: ArrayLike,
+    groups: np.ndarray | None,
+    draws: int,
+    seed: int,
+    workers: int,
+) -> tuple[dict, tuple[str, ...]]:
     book = _book(
         arr=arr,
         p_churn=p_churn,
@@ -388,8 +491,7 @@ def simulate_outcomes(
         flows, start = _with_pooled(flows), _with_pooled(start)
     ending = start + flows[0] - flows[1] - flows[2]
     metrics = _metrics(start, flows, ending, start - flows[1] - flows[2])
-    labels = (POOLED, *names)
-    return ForecastResult(_draws_frame(metrics, labels), _tidy(metrics, labels, qs), qs)
+    return metrics, (POOLED, *names)
 
 
 def _truncated_exp_mean(mu: FloatArray, sigma: FloatArray, sign: float) -> FloatArray:
@@ -469,13 +571,15 @@ def simulate_fan(
     seed: int,
     quantiles: Sequence[float] = (0.1, 0.5, 0.9),
     workers: int = 1,
+    shock: RateShock | None = None,
 ) -> FanResult:
     """Fan over the next quarters: each draw carries every account's ARR from quarter to quarter.
 
     Probabilities are per quarter: shape (n,) for the same every quarter or (n, quarters).
     Churned accounts stay churned and ARR compounds. `nrr` and `grr` are cumulative from the
     start (GRR caps each account at its starting ARR); `quarter_nrr` is the quarter's own.
-    Deterministic for a seed whatever `workers` is, as in `simulate_outcomes`.
+    Deterministic for a seed whatever `workers` is, as in `simulate_outcomes`. A scenario of
+    an active `shock` keeps its shift for every quarter of its draws: a bad year stays bad.
     """
     qs = _check_quantiles(quantiles)
     if quarters < 1:
@@ -490,31 +594,43 @@ def simulate_fan(
             ("p_contract", p_contract),
         )
     }
-    books = [
-        _book(
-            arr=start_arr,
-            p_churn=per_q["p_churn"][q],
-            p_expand=per_q["p_expand"][q],
-            p_contract=per_q["p_contract"][q],
-            expand=(expand_mu, expand_sigma),
-            contract=(contract_mu, contract_sigma),
-        )
-        for q in range(quarters)
-    ]
     codes, names = _group_codes(groups, n)
     n_groups = max(1, len(names))
     onehot = np.zeros((n, n_groups))
     onehot[np.arange(n), codes] = 1.0
 
-    def chunk(job: tuple[np.random.Generator, int]) -> tuple[FloatArray, ...]:
-        return _fan_chunk(job[0], books, codes, onehot, job[1])
+    def run(churn_shift: float, expand_shift: float, size: int, run_seed: int) -> list:
+        books = [
+            _book(
+                arr=start_arr,
+                p_churn=shift_log_odds(per_q["p_churn"][q], churn_shift),
+                p_expand=shift_log_odds(per_q["p_expand"][q], expand_shift),
+                p_contract=per_q["p_contract"][q],
+                expand=(expand_mu, expand_sigma),
+                contract=(contract_mu, contract_sigma),
+            )
+            for q in range(quarters)
+        ]
 
-    results = _run_chunks(chunk, seed, _chunks(draws, n), workers)
+        def chunk(job: tuple[np.random.Generator, int]) -> tuple[FloatArray, ...]:
+            return _fan_chunk(job[0], books, codes, onehot, job[1])
+
+        return _run_chunks(chunk, run_seed, _chunks(size, n), workers)
+
+    if shock is None or not shock.active:
+        results = run(0.0, 0.0, draws, seed)
+    else:
+        _check_draws(draws)
+        results = [
+            part
+            for size, part_seed, churn_shift, expand_shift in shock.plan(draws, seed)
+            for part in run(churn_shift, expand_shift, size, part_seed)
+        ]
     # stacked per quarter: flows (3, draws, groups), ending and kept (draws, groups)
     flows = np.concatenate([r[0] for r in results], axis=2)
     ending = np.concatenate([r[1] for r in results], axis=1)
     kept = np.concatenate([r[2] for r in results], axis=1)
-    start = np.asarray(np.bincount(codes, weights=books[0].arr, minlength=n_groups), dtype=float)
+    start = np.asarray(np.bincount(codes, weights=start_arr, minlength=n_groups), dtype=float)
     if names:
         flows, ending, kept, start = (_with_pooled(x) for x in (flows, ending, kept, start))
     labels = (POOLED, *names)

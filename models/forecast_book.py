@@ -15,7 +15,7 @@ import pandas as pd
 from scipy.special import log_ndtr
 
 from models.amounts import AmountModel
-from models.forecast import POOLED, exclusive_probabilities
+from models.forecast import POOLED, RateShock, exclusive_probabilities
 from models.nrr import UNKNOWN, account_flows, arr_at, arr_timeline
 
 _TS = "datetime64[ns]"
@@ -125,6 +125,64 @@ def contraction_rates(
         rows.append({"segment": str(segment), "starts": int(size), "contractions": int(count)})
         rows[-1]["rate"] = rate
     return pd.DataFrame(rows, columns=columns)
+
+
+def _excess_sigma(events: np.ndarray, starts: np.ndarray) -> float:
+    """Spread of quarter-to-quarter log-odds changes beyond what binomial noise explains."""
+    rate = (events + 0.5) / (starts + 1.0)
+    log_odds = np.log(rate / (1.0 - rate))
+    noise = 1.0 / ((starts + 1.0) * rate * (1.0 - rate))  # sampling variance of each log-odds
+    diffs = np.diff(log_odds)
+    # a change between independent quarters has variance 2 sigma^2 + both sampling variances
+    excess = (float(np.mean(diffs**2)) - float(np.mean(noise[1:] + noise[:-1]))) / 2.0
+    return float(np.sqrt(max(excess, 0.0)))
+
+
+def rate_shock(
+    subscriptions: pd.DataFrame,
+    accounts: pd.DataFrame,
+    *,
+    as_of: pd.Timestamp,
+    quarters: int = 8,
+    grace_days: int = 30,
+    scenarios: int = 20,
+    max_sigma: float = 1.0,
+) -> RateShock:
+    """How much churn and expansion rates of the whole book moved together, quarter to quarter.
+
+    Measured on the last `quarters` complete 3-month windows before as_of (known then):
+    the logo churn and expansion rates' log-odds changes, minus binomial noise. Fewer than
+    three windows give no estimate (sigma 0: independent accounts, the narrowest interval).
+    """
+    if quarters < 3:
+        raise ValueError(f"quarters must be >= 3 to measure a spread, got {quarters}")
+    known = subscriptions_known_at(subscriptions, as_of=as_of)
+    timeline = arr_timeline(known, data_end=as_of, grace_days=grace_days)
+    if timeline.empty:
+        return RateShock(scenarios=scenarios)
+    first = timeline["start_at"].min()
+    bounds = [as_of - pd.DateOffset(months=3 * k) for k in range(quarters, -1, -1)]
+    bounds = [b for b in bounds if b >= first]
+    if len(bounds) < 4:
+        return RateShock(scenarios=scenarios)
+    flows = account_flows(timeline, boundaries=bounds)
+    flows = flows[flows["arr_start"] > 0]
+    per = (
+        flows.assign(
+            churned=flows["churned_arr"] > 0,
+            expanded=(flows["expansion_arr"] > 0) & (flows["churned_arr"] == 0),
+        )
+        .groupby("period_start")[["churned", "expanded"]]
+        .agg(["sum", "size"])
+    )
+    starts = per[("churned", "size")].to_numpy(dtype=float)
+    sigmas = {
+        kind: min(_excess_sigma(per[(kind, "sum")].to_numpy(dtype=float), starts), max_sigma)
+        for kind in ("churned", "expanded")
+    }
+    return RateShock(
+        churn_sigma=sigmas["churned"], expand_sigma=sigmas["expanded"], scenarios=scenarios
+    )
 
 
 def contraction_probability(segments: pd.Series, rates: pd.DataFrame) -> np.ndarray:

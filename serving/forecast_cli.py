@@ -14,7 +14,13 @@ import typer
 from rich.console import Console
 
 from models.amounts import arr_change_events, fit_amount_model
-from models.forecast_book import book_at, contraction_rates, quarter_start, subscriptions_known_at
+from models.forecast_book import (
+    book_at,
+    contraction_rates,
+    quarter_start,
+    rate_shock,
+    subscriptions_known_at,
+)
 from serving.dashboard import FORECAST_FILE, NRR_FILE, REPORT_FILE
 from serving.forecasting import build_forecast, build_nrr_tables
 from serving.report_html import BACKTEST_COLUMNS, ReportInputs, render_report
@@ -148,7 +154,14 @@ def prepare_report(
     amounts = fit_amount_model(arr_change_events(known, accounts, data_end=as_of))
     rates = contraction_rates(subscriptions, accounts, as_of=as_of)
     forecast = build_forecast(
-        book, amount_model=amounts, rates=rates, as_of=as_of, draws=draws, seed=seed, workers=2
+        book,
+        amount_model=amounts,
+        rates=rates,
+        as_of=as_of,
+        draws=draws,
+        seed=seed,
+        workers=2,
+        shock=rate_shock(subscriptions, accounts, as_of=as_of),
     )
     nrr = build_nrr_tables(subscriptions, accounts, data_end=data_end)
     report = ReportInputs(

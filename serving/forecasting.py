@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from models.amounts import AmountModel
-from models.forecast import POOLED, simulate_fan, simulate_outcomes
+from models.forecast import POOLED, RateShock, simulate_fan, simulate_outcomes
 from models.forecast_book import (
     account_expectations,
     quarter_of,
@@ -42,6 +42,11 @@ CONTRACTION_NOTE = (
     "(share of active accounts that contracted in a quarter, last four quarters before "
     "the forecast date); there is no contraction model."
 )
+SHOCK_NOTE = (
+    "Accounts do not churn or expand independently: each Monte Carlo scenario shifts every "
+    "account's churn and expansion log-odds together by a normal draw whose spread is how "
+    "much past quarterly rates moved beyond sampling noise (last eight quarters)."
+)
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,7 @@ class ForecastTables:
     top_expansion: pd.DataFrame
     health_bands: pd.DataFrame
     contraction_rates: pd.DataFrame
+    shock: RateShock = RateShock()
 
     def value(self, metric: str, column: str = "p50", group: str = POOLED) -> float:
         """One figure of the next-quarter summary, e.g. value('nrr', 'p10')."""
@@ -82,6 +88,12 @@ class ForecastTables:
             "top_expansion": records(self.top_expansion),
             "health_bands": records(self.health_bands),
             "contraction_rates": records(self.contraction_rates),
+            "common_shock": {
+                "churn_log_odds_sigma": self.shock.churn_sigma,
+                "expansion_log_odds_sigma": self.shock.expand_sigma,
+                "scenarios": self.shock.scenarios,
+                "note": SHOCK_NOTE,
+            },
         }
 
 
@@ -143,6 +155,7 @@ def build_forecast(
     quarters: int = 4,
     top_n: int = 10,
     workers: int = 1,
+    shock: RateShock | None = None,
 ) -> ForecastTables:
     """Monte Carlo of the next quarter and a `quarters` fan, pooled and by segment.
 
@@ -153,8 +166,9 @@ def build_forecast(
         raise ValueError(f"draws must be >= 100 for stable quantiles, got {draws}")
     accounts = account_expectations(book, amount_model=amount_model, rates=rates)
     inputs = simulation_inputs(accounts)
+    shock = shock or RateShock()
     result = simulate_outcomes(
-        **inputs, draws=draws, seed=seed, quantiles=QUANTILES, workers=workers
+        **inputs, draws=draws, seed=seed, quantiles=QUANTILES, workers=workers, shock=shock
     )
     fan = simulate_fan(
         **inputs,
@@ -163,6 +177,7 @@ def build_forecast(
         seed=seed + 1,
         quantiles=QUANTILES,
         workers=workers,
+        shock=shock,
     ).summary
     first = quarter_start(quarter_of(as_of))
     labels = {q: quarter_of(first + pd.DateOffset(months=3 * q)) for q in range(1, quarters + 1)}
@@ -181,6 +196,7 @@ def build_forecast(
         top_expansion=top_accounts(accounts, by="expected_expansion_arr", n=top_n),
         health_bands=health_band_distribution(accounts),
         contraction_rates=rates,
+        shock=shock,
     )
 
 

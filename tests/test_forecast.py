@@ -275,3 +275,89 @@ def test_naive_forecast_averages_last_four_quarters_before_as_of() -> None:
     assert list(everyone["group"]) == [POOLED]
     with pytest.raises(ValueError, match="segment"):
         naive_forecast(history.drop(columns="segment"), as_of=pd.Timestamp("2025-01-01"))
+
+
+def _shock_inputs(n: int = 400) -> dict:
+    rng = np.random.default_rng(3)
+    return {
+        "arr": rng.uniform(1_000, 50_000, n),
+        "p_churn": rng.uniform(0.01, 0.15, n),
+        "p_expand": rng.uniform(0.05, 0.3, n),
+        "p_contract": np.full(n, 0.04),
+        "expand_mu": 0.3,
+        "expand_sigma": 0.2,
+        "contract_mu": -0.3,
+        "contract_sigma": 0.2,
+    }
+
+
+def _pooled(result, metric: str = "nrr") -> pd.Series:
+    summary = result.summary
+    return summary[(summary["group"] == "All") & (summary["metric"] == metric)].iloc[0]
+
+
+def test_a_zero_shock_changes_nothing() -> None:
+    from models.forecast import RateShock
+
+    plain = simulate_outcomes(**_shock_inputs(), draws=2_000, seed=5)
+    zero = simulate_outcomes(**_shock_inputs(), draws=2_000, seed=5, shock=RateShock())
+    pd.testing.assert_frame_equal(plain.summary, zero.summary)
+
+
+def test_a_common_shock_widens_the_book_interval_and_is_seeded() -> None:
+    from models.forecast import RateShock
+
+    shock = RateShock(churn_sigma=0.4, expand_sigma=0.4, scenarios=20)
+    plain = _pooled(simulate_outcomes(**_shock_inputs(), draws=4_000, seed=5))
+    shocked = simulate_outcomes(**_shock_inputs(), draws=4_000, seed=5, shock=shock)
+    again = simulate_outcomes(**_shock_inputs(), draws=4_000, seed=5, shock=shock)
+    pd.testing.assert_frame_equal(shocked.summary, again.summary)
+    wide = _pooled(shocked)
+    assert (wide["p90"] - wide["p10"]) > 1.5 * (plain["p90"] - plain["p10"])
+    assert abs(wide["p50"] - plain["p50"]) < 0.5 * (plain["p90"] - plain["p10"])
+    assert len(shocked.draws[shocked.draws["group"] == "All"]) == 4_000
+
+
+def test_the_fan_carries_the_shock_through_every_quarter() -> None:
+    from models.forecast import RateShock, simulate_fan
+
+    shock = RateShock(churn_sigma=0.5, expand_sigma=0.5, scenarios=10)
+    plain = simulate_fan(**_shock_inputs(), quarters=2, draws=2_000, seed=1).summary
+    wide = simulate_fan(**_shock_inputs(), quarters=2, draws=2_000, seed=1, shock=shock).summary
+    for frame in (plain, wide):
+        assert set(frame["quarter"]) == {1, 2}
+    pick = (wide["group"] == "All") & (wide["metric"] == "nrr") & (wide["quarter"] == 2)
+    base = (plain["group"] == "All") & (plain["metric"] == "nrr") & (plain["quarter"] == 2)
+    width = float((wide.loc[pick, "p90"] - wide.loc[pick, "p10"]).iloc[0])
+    assert width > 1.5 * float((plain.loc[base, "p90"] - plain.loc[base, "p10"]).iloc[0])
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("churn_sigma", -0.1), ("expand_sigma", float("nan")), ("scenarios", 0)]
+)
+def test_rate_shock_rejects_bad_parameters(field: str, value: float) -> None:
+    from models.forecast import RateShock
+
+    with pytest.raises(ValueError, match=field):
+        RateShock(**{field: value})
+
+
+def test_shift_log_odds_keeps_certain_outcomes_and_moves_the_rest() -> None:
+    from models.forecast import shift_log_odds
+
+    moved = shift_log_odds(np.array([0.0, 0.5, 1.0]), 1.0)
+    assert moved[0] == 0.0 and moved[2] == 1.0
+    assert moved[1] == pytest.approx(1 / (1 + np.exp(-1.0)))
+
+
+def test_excess_sigma_separates_common_moves_from_sampling_noise() -> None:
+    from models.forecast_book import _excess_sigma
+
+    rng = np.random.default_rng(0)
+    starts = np.full(400, 800.0)  # many quarters so the estimate itself is precise
+    steady = rng.binomial(800, 0.06, size=400).astype(float)
+    # raw quarter-to-quarter spread of these log-odds is about 0.15: noise is taken out
+    assert _excess_sigma(steady, starts) < 0.08
+    log_odds = np.log(0.06 / 0.94) + rng.normal(0, 0.4, size=400)
+    moving = rng.binomial(800, 1 / (1 + np.exp(-log_odds))).astype(float)
+    assert _excess_sigma(moving, starts) == pytest.approx(0.4, abs=0.08)

@@ -24,6 +24,7 @@ from models.forecast_book import (
     book_at,
     contraction_rates,
     quarter_of,
+    rate_shock,
     simulation_inputs,
     subscriptions_known_at,
 )
@@ -198,9 +199,14 @@ def forecast_quarter(
         arr_change_events(known, accounts, data_end=quarter_start, grace_days=grace_days)
     )
     rates = contraction_rates(subscriptions, accounts, as_of=quarter_start, grace_days=grace_days)
+    shock = rate_shock(subscriptions, accounts, as_of=quarter_start, grace_days=grace_days)
     expectations = account_expectations(book, amount_model=amounts, rates=rates)
     result = simulate_outcomes(
-        **simulation_inputs(expectations), draws=draws, seed=seed, quantiles=QUANTILES
+        **simulation_inputs(expectations),
+        draws=draws,
+        seed=seed,
+        quantiles=QUANTILES,
+        shock=shock,
     )
     nrr = result.summary[result.summary["metric"] == "nrr"]
     counts = book.groupby("segment").size()
