@@ -47,4 +47,6 @@ def render_markdown() -> str:
 
 
 if __name__ == "__main__":
-    print(render_markdown(), end="")
+    import sys
+
+    sys.stdout.write(render_markdown())

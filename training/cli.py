@@ -60,8 +60,12 @@ def _summary(result: object) -> Table:
 
 
 def train_command(
-    data: Path | None = typer.Option(None, "--data", help="folder of tables (builds snapshots)"),
-    snapshots: Path | None = typer.Option(None, "--snapshots", help="snapshot Parquet file"),
+    data: Path | None = typer.Option(
+        None, "--data", help="folder of tables (builds snapshots unless --snapshots is given)"
+    ),
+    snapshots: Path | None = typer.Option(
+        None, "--snapshots", help="snapshot Parquet file from `nrr snapshots` to reuse"
+    ),
     experiment: Path = typer.Option(DEFAULT_EXPERIMENT, "--experiment", help="experiment YAML"),
     as_of: str | None = typer.Option(None, "--as-of", help="train as if on this date"),
     workdir: Path | None = typer.Option(None, "--workdir", help="MLflow/Optuna store folder"),
@@ -71,13 +75,15 @@ def train_command(
     from training.pipeline import as_of_view, train
     from training.tracking import TrainingSettings, get_settings
 
-    if (data is None) == (snapshots is None):
-        raise typer.BadParameter("give exactly one of --data or --snapshots")
+    if data is None and snapshots is None:
+        raise typer.BadParameter("give --data, --snapshots, or both")
     try:
         config = load_experiment(experiment)
     except ExperimentConfigError as exc:
         raise typer.BadParameter(str(exc)) from None
     if snapshots is not None:
+        # --data beside --snapshots still feeds the data fingerprint and, on a simulated
+        # company, the oracle; the snapshots are not rebuilt.
         frame = pd.read_parquet(snapshots)
     else:
         assert data is not None
@@ -103,7 +109,17 @@ def train_command(
         )  # fmt: skip
     out.print(_summary(result))
     for target, outcome in result.outcomes.items():
-        out.print(f"{target}: {outcome.message}")
+        out.print(_decision_line(target, outcome))
+
+
+def _decision_line(target: str, outcome: object) -> str:
+    from training.pipeline import TargetOutcome
+
+    assert isinstance(outcome, TargetOutcome)
+    if not outcome.registered or outcome.decision is None:
+        return f"{target}: not registered: {outcome.message}"
+    verdict = "promoted to champion" if outcome.decision.promoted else "stays challenger"
+    return f"{target}: version {outcome.version} {verdict} ({outcome.message})"
 
 
 def promote_command(
