@@ -6,9 +6,13 @@ Every number of DOMAIN.md lives in `experiments/rules.yaml` (packaged copy at
 
 from __future__ import annotations
 
+import difflib
 import re
+import types
+import typing
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -270,6 +274,10 @@ class RulesConfig(_Frozen):
         return self
 
 
+class RulesConfigError(ValueError):
+    """A rules file that does not match the schema; the message names each wrong key path."""
+
+
 def load_rules_config(path: Path | None = None) -> RulesConfig:
     """Read and validate a rules YAML (None -> experiments/rules.yaml, else the packaged copy)."""
     source = path or (REPO_RULES_PATH if REPO_RULES_PATH.is_file() else PACKAGED_RULES_PATH)
@@ -280,4 +288,92 @@ def load_rules_config(path: Path | None = None) -> RulesConfig:
     try:
         return RulesConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ValueError(f"invalid rules config {source}:\n{exc}") from exc
+        problems = "\n".join(f"  {line}" for line in validation_problems(exc, RulesConfig, raw))
+        raise RulesConfigError(f"invalid rules config {source}:\n{problems}") from exc
+
+
+def validation_problems(exc: ValidationError, schema: type[BaseModel], data: Any) -> list[str]:
+    """One line per wrong key path of a YAML config: `path: problem (got value)`.
+
+    Union member tags that pydantic adds to error locations are dropped, so the path is
+    the one the user wrote; an unknown key gets the closest valid key as a suggestion.
+    """
+    lines: dict[str, list[str]] = {}
+    for err in exc.errors():
+        keys = _written_path(err["loc"], data)
+        where = ".".join(str(k) for k in keys) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            problem = f"unknown key{_suggestion(str(keys[-1]), _valid_keys(schema, keys[:-1]))}"
+        elif err["type"] == "missing":
+            problem = "required key is missing"
+        elif isinstance(err["input"], dict | list):  # a whole section: its value says nothing
+            problem = err["msg"]
+        else:
+            problem = f"{err['msg']} (got {_short(err['input'])})"
+        if problem not in lines.setdefault(where, []):
+            lines[where].append(problem)
+    return [f"{where}: {' or '.join(problems)}" for where, problems in lines.items()]
+
+
+def _written_path(loc: Sequence[int | str], data: Any) -> list[int | str]:
+    """The error location as keys of the input (union member tags left out)."""
+    keys: list[int | str] = []
+    node = data
+    for i, part in enumerate(loc):
+        last = i == len(loc) - 1
+        if isinstance(node, dict) and (part in node or last):
+            keys.append(part)
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            keys.append(part)
+            node = node[part]
+    return keys
+
+
+def _members(annotation: Any) -> Iterator[Any]:
+    """The alternatives of a union (or Annotated) type, else the type itself."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Union or origin is types.UnionType:
+        for arg in typing.get_args(annotation):
+            yield from _members(arg)
+    elif origin is typing.Annotated:
+        yield from _members(typing.get_args(annotation)[0])
+    else:
+        yield annotation
+
+
+def _valid_keys(schema: type[BaseModel], keys: Sequence[int | str]) -> list[str]:
+    """Field names of the model(s) found at `keys` below `schema`."""
+    current: list[Any] = [schema]
+    for key in keys:
+        below: list[Any] = []
+        for member in (m for ann in current for m in _members(ann)):
+            if isinstance(member, type) and issubclass(member, BaseModel):
+                field = member.model_fields.get(str(key))
+                if field is not None:
+                    below.append(field.annotation)
+            elif typing.get_origin(member) in (list, tuple, dict) and typing.get_args(member):
+                below.append(
+                    typing.get_args(member)[-1 if typing.get_origin(member) is dict else 0]
+                )
+        current = below
+    return sorted(
+        {
+            name
+            for member in (m for ann in current for m in _members(ann))
+            if isinstance(member, type) and issubclass(member, BaseModel)
+            for name in member.model_fields
+        }
+    )
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:57]}..."
+
+
+def _suggestion(key: str, valid: list[str]) -> str:
+    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+    if close:
+        return f" (did you mean {close[0]!r}?)"
+    return f" (valid keys: {', '.join(valid)})" if valid else ""

@@ -9,6 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from features.config import SnapshotConfig
+from models.rules_config import validation_problems
 
 Target = Literal["churn", "expansion"]
 LABEL_OF: dict[str, str] = {"churn": "churned", "expansion": "expanded"}
@@ -73,6 +74,20 @@ class PromotionConfig(_Frozen):
     brier_tolerance: float = Field(default=0.002, ge=0)
 
 
+class DriftConfig(_Frozen):
+    bins: int = Field(default=10, ge=2, description="quantile bins per numeric feature")
+    thresholds: tuple[float, float] = Field(
+        default=(0.1, 0.2), description="PSI from which a feature is moderate / significant drift"
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DriftConfig:
+        low, high = self.thresholds
+        if not 0 < low < high:
+            raise ValueError(f"thresholds must satisfy 0 < low < high, got {self.thresholds}")
+        return self
+
+
 class ExperimentConfig(_Frozen):
     name: str = "quarterly"
     seed: int = 42
@@ -85,6 +100,7 @@ class ExperimentConfig(_Frozen):
     tuning: TuningConfig = TuningConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     promotion: PromotionConfig = PromotionConfig()
+    drift: DriftConfig = DriftConfig()
 
     @model_validator(mode="after")
     def _unique_targets(self) -> ExperimentConfig:
@@ -110,7 +126,5 @@ def load_experiment(path: Path) -> ExperimentConfig:
     try:
         return ExperimentConfig.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
+        problems = "; ".join(validation_problems(exc, ExperimentConfig, data))
         raise ExperimentConfigError(f"{path}: {problems}") from exc
