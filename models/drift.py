@@ -8,13 +8,20 @@ reported is drift too.
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
+log = logging.getLogger(__name__)
+
+# The file name of the reference inside a registered model's artefacts (beside model.json).
+REFERENCE_FILE = "drift_reference.json"
 # Conventional PSI reading: below 0.1 stable, 0.1-0.2 moderate shift, above 0.2 significant.
 DEFAULT_THRESHOLDS = (0.1, 0.2)
 # Floor for an empty bin's share, so one empty bin does not make PSI infinite.
@@ -169,4 +176,23 @@ def summarise(table: pd.DataFrame) -> dict[str, Any]:
             {"feature": str(r.feature), "psi": round(float(r.psi), 4), "status": str(r.status)}
             for r in worst.itertuples()
         ],
+        "max_psi": round(float(table["psi"].max()), 4) if len(table) else 0.0,
+        "significant_features": [
+            str(f) for f in table.loc[table["status"] == "significant", "feature"]
+        ],
+        "moderate_features": [str(f) for f in table.loc[table["status"] == "moderate", "feature"]],
     }
+
+
+def find_reference(folder: Path) -> DriftReference | None:
+    """The drift reference stored anywhere under a downloaded model folder, or None.
+
+    Models registered before references existed have none; an unreadable file is logged and
+    treated the same way, so a damaged sidecar never stops a model from serving.
+    """
+    for path in sorted(folder.rglob(REFERENCE_FILE)):
+        try:
+            return DriftReference.from_dict(json.loads(path.read_text()))
+        except (OSError, ValueError) as exc:
+            log.warning("ignoring unreadable drift reference %s: %s", path, exc)
+    return None

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 import typer
 
 from features.cli import register as register_features
 from models.cli import register as register_rules
 from serving.cli import register as register_serving
 from training.cli import register as register_training
+from training.drift_cli import register as register_drift
 from training.forecast_backtest import register as register_forecast_backtest
 
 
@@ -24,11 +27,15 @@ def build_app() -> typer.Typer:
     register_rules(app)
     register_training(app)
     register_forecast_backtest(app)
+    register_drift(app)
     register_serving(app)
     return app
 
 
 def main() -> None:
+    # MLflow draws a progress bar per artifact download (several per model load); in a
+    # terminal log they bury the product's own output. Users can still turn them back on.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     build_app()()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ import pandas as pd
 
 from features.registry import LABEL_COLUMNS
 from models.booster import ScoringModel
+from models.drift import REFERENCE_FILE, fit_reference
 from models.health import HealthNormaliser
 from models.rules_config import RulesConfig, load_rules_config
 from training.baselines import RuleBaseline
@@ -245,6 +246,7 @@ def _log_and_register(
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         _write_artifacts(folder, rows=rows, model=model, backtest=backtest, rules=rules)
+        _write_drift_reference(folder / "model", rows=rows, model=model, config=config)
         mlflow.log_artifacts(str(folder / "report"), artifact_path=target)
         example = model.matrix(rows.tail(5))
         # Every feature may be missing at scoring time (LightGBM handles NaN): none required.
@@ -335,6 +337,21 @@ def _write_artifacts(
         model=model, metrics=backtest.metrics, decision="see promotion.json", data_window=window
     )
     (report / "model_card.md").write_text(card)
+
+
+def _write_drift_reference(
+    model_dir: Path, *, rows: pd.DataFrame, model: ScoringModel, config: ExperimentConfig
+) -> None:
+    """PSI bins of the final model's training rows, stored as JSON beside the model files."""
+    reference = fit_reference(
+        rows, model.feature_names, bins=config.drift.bins, thresholds=config.drift.thresholds
+    )
+    meta = {
+        "as_of_min": str(rows["as_of"].min().date()),
+        "as_of_max": str(rows["as_of"].max().date()),
+    }
+    reference = replace(reference, meta=meta)
+    (model_dir / REFERENCE_FILE).write_text(json.dumps(reference.to_dict()))
 
 
 def _gate(

@@ -1,0 +1,300 @@
+"""`nrr drift`: PSI of the latest snapshot against the champion models' training data.
+
+Exit code 0 whenever the check ran, whatever drift it found (drift is for a person to
+judge, not a failure); 1 when it could not run: no champion, a champion without a stored
+drift reference, unreadable data, or no snapshot on or before --as-of.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from models.drift import REFERENCE_FILE, DriftReference, find_reference, population_stability
+from models.drift import summarise as summarise_drift
+from training.config import REGISTERED_NAME, ExperimentConfig, ExperimentConfigError, Target
+from training.tracking import TrainingSettings
+
+console = Console(stderr=True)
+out = Console()
+DEFAULT_EXPERIMENT = Path("experiments/quarterly.yaml")
+DRIFT_EXPERIMENT = "nrr-drift"
+_COLOURS = {"stable": "green", "moderate": "yellow", "significant": "red"}
+
+
+class DriftCheckError(RuntimeError):
+    """The check cannot run; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class ModelDrift:
+    """One champion's PSI table on the checked snapshot rows."""
+
+    target: Target
+    name: str
+    version: str
+    reference: DriftReference
+    table: pd.DataFrame
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON summary: counts, worst features, the whole ranked table."""
+        rows = [
+            {"feature": str(r.feature), "psi": round(float(r.psi), 6), "status": str(r.status)}
+            for r in self.table.itertuples()
+        ]
+        return {
+            "model": self.name,
+            "version": self.version,
+            "reference_rows": self.reference.rows,
+            "reference_window": dict(self.reference.meta),
+            "thresholds": list(self.reference.thresholds),
+            **summarise_drift(self.table),
+            "table": rows,
+        }
+
+
+def latest_rows(frame: pd.DataFrame, *, as_of: pd.Timestamp | None) -> pd.DataFrame:
+    """The rows of the latest snapshot date on or before `as_of` (any date when None)."""
+    if "as_of" not in frame.columns or frame.empty:
+        raise DriftCheckError("the snapshots have no rows (or no as_of column)")
+    dates = pd.to_datetime(frame["as_of"])
+    eligible = dates if as_of is None else dates[dates <= as_of]
+    if eligible.empty:
+        raise DriftCheckError(f"no snapshot on or before {as_of}; first is {dates.min()}")
+    return frame.loc[dates == eligible.max()].reset_index(drop=True)
+
+
+def champion_reference(client: Any, name: str) -> tuple[str, DriftReference]:
+    """The champion version of `name` and the drift reference stored with it."""
+    import mlflow
+
+    from training.registry import champion_version
+
+    version = champion_version(client, name)
+    if version is None:
+        raise DriftCheckError(f"{name} has no champion: run `nrr train` (or `nrr promote`) first")
+    with tempfile.TemporaryDirectory() as tmp:
+        uri = client.get_model_version_download_uri(name, version)
+        local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp)
+        reference = find_reference(Path(local))
+    if reference is None:
+        raise DriftCheckError(
+            f"{name} v{version} has no {REFERENCE_FILE} (registered before drift references "
+            "were stored); retrain to get one"
+        )
+    return version, reference
+
+
+def check_drift(
+    rows: pd.DataFrame, *, targets: list[Target], config: ExperimentConfig, explicit: bool
+) -> tuple[list[ModelDrift], dict[str, str]]:
+    """PSI tables of each target's champion; targets without one are skipped unless explicit."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    results: list[ModelDrift] = []
+    skipped: dict[str, str] = {}
+    for target in targets:
+        name = REGISTERED_NAME[target]
+        try:
+            version, reference = champion_reference(client, name)
+        except DriftCheckError as exc:
+            if explicit:
+                raise
+            skipped[target] = str(exc)
+            continue
+        # Thresholds come from the experiment config, so they can be tuned without retraining.
+        reference = replace(reference, thresholds=config.drift.thresholds)
+        table = population_stability(reference, rows)
+        results.append(ModelDrift(target, name, version, reference, table))
+    if not results:
+        raise DriftCheckError("; ".join(skipped.values()) or "no model to check")
+    return results, skipped
+
+
+def drift_table(result: ModelDrift, *, as_of: pd.Timestamp, rows: int) -> Table:
+    """The ranked rich table of one model's PSI."""
+    window = result.reference.meta
+    span = f" ({window['as_of_min']}..{window['as_of_max']})" if "as_of_min" in window else ""
+    table = Table(
+        title=f"{result.name} v{result.version}: snapshot {as_of.date()} ({rows} accounts) "
+        f"vs {result.reference.rows} training rows{span}"
+    )
+    for col, justify in (("#", "right"), ("feature", "left"), ("PSI", "right"), ("status", "left")):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for rank, r in enumerate(result.table.itertuples(), start=1):
+        colour = _COLOURS.get(str(r.status), "white")
+        status = f"[{colour}]{r.status}[/{colour}]"
+        table.add_row(str(rank), str(r.feature), f"{float(r.psi):.3f}", status)
+    low, high = result.reference.thresholds
+    table.caption = f"stable < {low} <= moderate < {high} <= significant"
+    return table
+
+
+def log_to_mlflow(
+    results: list[ModelDrift], *, settings: TrainingSettings, as_of: pd.Timestamp, rows: int
+) -> list[str]:
+    """One run per model in the drift experiment: psi_<feature> metrics, table and summary."""
+    import mlflow
+
+    from training.tracking import setup_tracking
+
+    experiment_id = setup_tracking(
+        settings.model_copy(update={"experiment_name": DRIFT_EXPERIMENT})
+    )
+    run_ids = []
+    for result in results:
+        name = f"drift-{result.target}-{as_of.date()}"
+        with mlflow.start_run(experiment_id=experiment_id, run_name=name) as run:
+            mlflow.set_tags({"model": result.name, "model_version": result.version})
+            mlflow.log_params({"as_of": str(as_of.date()), "rows": rows, "target": result.target})
+            summary = summarise_drift(result.table)
+            metrics = {f"psi_{r.feature}": float(r.psi) for r in result.table.itertuples()}
+            metrics |= {k: float(summary[k]) for k in ("max_psi", "significant", "moderate")}
+            mlflow.log_metrics(metrics)
+            mlflow.log_text(result.table.to_csv(index=False), "drift_table.csv")
+            mlflow.log_dict(result.to_dict(), "drift_summary.json")
+            run_ids.append(run.info.run_id)
+    return run_ids
+
+
+def _snapshot_rows(
+    data: Path | None,
+    snapshots: Path | None,
+    *,
+    as_of: pd.Timestamp | None,
+    config: ExperimentConfig,
+) -> pd.DataFrame:
+    if snapshots is not None:
+        try:
+            frame = pd.read_parquet(snapshots)
+        except (OSError, ValueError) as exc:
+            raise DriftCheckError(f"cannot read snapshots {snapshots}: {exc}") from exc
+        return latest_rows(frame, as_of=as_of)
+    assert data is not None
+    return _latest_from_data(data, as_of=as_of, config=config)
+
+
+def _latest_from_data(
+    data: Path, *, as_of: pd.Timestamp | None, config: ExperimentConfig
+) -> pd.DataFrame:
+    """Snapshot rows (features as `nrr train` builds them) at the latest grid date."""
+    from features.load import load_source
+    from features.snapshots import build_snapshots
+    from features.spine import build_spine
+    from features.validate import InvalidDataError
+
+    now = pd.Timestamp(datetime.now(UTC)).tz_localize(None)
+    try:
+        source = load_source(data, now=now)
+    except InvalidDataError as exc:
+        out.print(exc.report.render())
+        raise typer.Exit(code=1) from None
+    end = source.data_end if as_of is None else min(as_of, source.data_end)
+    # A window a little longer than a month holds at least one grid date of either frequency.
+    spine = build_spine(
+        source, start=end - pd.Timedelta(days=40), end=end, freq=config.snapshot.freq
+    )
+    if spine.empty:
+        raise DriftCheckError(f"no active account on a snapshot date on or before {end}")
+    spine = spine[spine["as_of"] == spine["as_of"].max()]
+    return latest_rows(
+        build_snapshots(source=source, spine=spine, config=config.snapshot), as_of=None
+    )
+
+
+def _point_at_store(settings: TrainingSettings) -> None:
+    """Point MLflow at the training store; a missing local store is an error, not a new one."""
+    import mlflow
+
+    uri = settings.resolved_tracking_uri()
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+        raise DriftCheckError(
+            f"no MLflow store at {uri}: run `nrr train` first (or give --workdir)"
+        )
+    mlflow.set_tracking_uri(uri)
+
+
+def _parse_date(value: str | None) -> pd.Timestamp | None:
+    if value is None:
+        return None
+    try:
+        return pd.Timestamp(value)
+    except ValueError as exc:
+        raise typer.BadParameter(f"--as-of: {value!r} is not an ISO-8601 date") from exc
+
+
+def drift_command(
+    data: Path | None = typer.Option(None, "--data", help="folder of tables (builds the snapshot)"),
+    snapshots: Path | None = typer.Option(None, "--snapshots", help="snapshot Parquet file"),
+    as_of: str | None = typer.Option(
+        None, "--as-of", help="check the latest snapshot on or before"
+    ),
+    model: str | None = typer.Option(None, "--model", help="churn or expansion (default: both)"),
+    experiment: Path = typer.Option(DEFAULT_EXPERIMENT, "--experiment", help="experiment YAML"),
+    workdir: Path | None = typer.Option(None, "--workdir", help="MLflow store folder"),
+    tracking_uri: str | None = typer.Option(None, "--tracking-uri", help="MLflow tracking URI"),
+    out_file: Path | None = typer.Option(
+        None, "--out", help="JSON summary (default: WORKDIR/drift_summary.json)"
+    ),
+) -> None:
+    """PSI per feature of the latest snapshot vs each champion's training data; logs to MLflow.
+
+    Exit 0 whenever the check ran (whatever drift it found), 1 when it could not run.
+    """
+    from training.config import load_experiment
+    from training.tracking import get_settings
+
+    if (data is None) == (snapshots is None):
+        raise typer.BadParameter("give exactly one of --data or --snapshots")
+    if model is not None and model not in REGISTERED_NAME:
+        raise typer.BadParameter(f"--model must be one of {sorted(REGISTERED_NAME)}, got {model!r}")
+    try:
+        config = load_experiment(experiment)
+    except ExperimentConfigError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    settings = get_settings()
+    if workdir is not None or tracking_uri is not None:
+        # As `nrr train --workdir`: the options replace the environment's store entirely.
+        settings = TrainingSettings(workdir=workdir or settings.workdir, tracking_uri=tracking_uri)
+    targets: list[Target] = [model] if model is not None else ["churn", "expansion"]  # type: ignore[list-item]
+    try:
+        rows = _snapshot_rows(data, snapshots, as_of=_parse_date(as_of), config=config)
+        _point_at_store(settings)
+        results, skipped = check_drift(
+            rows, targets=targets, config=config, explicit=model is not None
+        )
+    except DriftCheckError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(code=1) from None
+    checked = pd.Timestamp(pd.to_datetime(rows["as_of"]).max())
+    for result in results:
+        out.print(drift_table(result, as_of=checked, rows=len(rows)))
+    for target, reason in skipped.items():
+        console.print(f"[yellow]{target} skipped:[/yellow] {reason}")
+    run_ids = log_to_mlflow(results, settings=settings, as_of=checked, rows=len(rows))
+    summary = {
+        "as_of": str(checked.date()),
+        "rows": len(rows),
+        "models": {r.target: r.to_dict() for r in results},
+        "skipped": skipped,
+        "mlflow_runs": dict(zip([r.target for r in results], run_ids, strict=True)),
+    }
+    path = out_file or settings.workdir / "drift_summary.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(summary, indent=2))
+    console.print(f"wrote {path} and logged to MLflow experiment {DRIFT_EXPERIMENT!r}")
+
+
+def register(app: typer.Typer) -> None:
+    """Attach `nrr drift` to the root app."""
+    app.command("drift")(drift_command)
