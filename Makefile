@@ -31,7 +31,7 @@ demo: $(STAMP)
 	$(BIN)/nrr simulate --out $(DEMO)/data --accounts $(DEMO_ACCOUNTS) --seed $(DEMO_SEED)
 	$(BIN)/nrr validate --data $(DEMO)/data
 	$(BIN)/nrr snapshots --data $(DEMO)/data --out $(DEMO)/snapshots.parquet
-	$(DEMO_ENV) $(BIN)/nrr train --snapshots $(DEMO)/snapshots.parquet --experiment $(DEMO_EXPERIMENT) --workdir $(DEMO)/mlops
+	$(DEMO_ENV) $(BIN)/nrr train --data $(DEMO)/data --snapshots $(DEMO)/snapshots.parquet --experiment $(DEMO_EXPERIMENT) --workdir $(DEMO)/mlops
 	$(DEMO_ENV) $(BIN)/nrr backtest-forecast --data $(DEMO)/data --snapshots $(DEMO)/snapshots.parquet --out $(DEMO)/forecast_backtest.csv
 	$(DEMO_ENV) $(BIN)/nrr forecast --data $(DEMO)/data --snapshots $(DEMO)/snapshots.parquet --backtest $(DEMO)/forecast_backtest.csv --out $(DEMO)/report
 	$(DEMO_ENV) $(BIN)/nrr score --data $(DEMO)/data --out $(DEMO)/scores.csv
@@ -47,14 +47,14 @@ demo: $(STAMP)
 	@if [ "$(SERVE)" = "1" ]; then \
 	  echo ""; \
 	  echo "API: http://$(DEMO_HOST):$(DEMO_PORT)  (docs http://$(DEMO_HOST):$(DEMO_PORT)/docs, report http://$(DEMO_HOST):$(DEMO_PORT)/dashboard)"; \
-	  echo "Try: curl -H 'X-API-Key: '$$(cat $(DEMO)/demo_api_key.txt) 'http://$(DEMO_HOST):$(DEMO_PORT)/v1/accounts?sort=churn_probability&limit=5'"; \
+	  echo "Try: curl -H 'X-API-Key: '$$(cat $(DEMO)/demo_api_key.txt) 'http://$(DEMO_HOST):$(DEMO_PORT)/v1/accounts?sort=churn_probability&page_size=5'"; \
 	  echo "Stop with Ctrl-C."; \
 	  $(DEMO_ENV) NRR_SNAPSHOTS_PATH=$(abspath $(DEMO))/snapshots.parquet NRR_API_KEYS_PATH=$(abspath $(DEMO))/api_keys.json \
 	    NRR_REPORT_DIR=$(abspath $(DEMO))/report NRR_DASHBOARD_PUBLIC=true $(BIN)/nrr serve --host $(DEMO_HOST) --port $(DEMO_PORT); \
 	fi
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+	rm -rf notebooks/.work && $(BIN)/python -m pytest -n 2 --nbmake $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
