@@ -35,6 +35,7 @@ demo: $(STAMP)
 	$(DEMO_ENV) $(BIN)/nrr backtest-forecast --data $(DEMO)/data --snapshots $(DEMO)/snapshots.parquet --out $(DEMO)/forecast_backtest.csv
 	$(DEMO_ENV) $(BIN)/nrr forecast --data $(DEMO)/data --snapshots $(DEMO)/snapshots.parquet --backtest $(DEMO)/forecast_backtest.csv --out $(DEMO)/report
 	$(DEMO_ENV) $(BIN)/nrr score --data $(DEMO)/data --out $(DEMO)/scores.csv
+	$(DEMO_ENV) $(BIN)/nrr drift --snapshots $(DEMO)/snapshots.parquet --workdir $(DEMO)/mlops --out $(DEMO)/drift.json
 	@rm -f $(DEMO)/api_keys.json
 	@$(DEMO_ENV) $(BIN)/nrr apikey create --role admin --note "make demo" --keys-file $(DEMO)/api_keys.json | tail -n 1 > $(DEMO)/demo_api_key.txt
 	@echo ""

@@ -95,14 +95,24 @@ def test_registered_model_carries_its_drift_reference(
     reference = DriftReference.from_dict(json.loads(path.read_text()))
     model = ScoringModel.load(local)
     assert [f.name for f in reference.features] == list(model.feature_names)
-    assert reference.rows == len(labelled_rows(snapshots))
+    labelled = labelled_rows(snapshots)
+    # fitted on the latest three training dates only (drift.reference_periods)
+    recent = sorted(labelled["as_of"].unique())[-3:]
+    assert reference.rows == int(labelled["as_of"].isin(recent).sum())
     assert reference.thresholds == (0.1, 0.2)
-    assert reference.meta["as_of_max"] == str(labelled_rows(snapshots)["as_of"].max().date())
+    assert reference.meta["as_of_min"] == str(pd.Timestamp(recent[0]).date())
+    assert reference.meta["as_of_max"] == str(labelled["as_of"].max().date())
+
+
+def _reference_rows(snapshots: pd.DataFrame) -> pd.DataFrame:
+    """The training rows the stored reference was fitted on: the latest three dates."""
+    labelled = labelled_rows(snapshots)
+    return labelled[labelled["as_of"].isin(sorted(labelled["as_of"].unique())[-3:])]
 
 
 def _shifted_file(snapshots: pd.DataFrame, folder: Path) -> Path:
-    """The snapshots plus, one month after, a shifted copy of the training rows as latest."""
-    latest = shift(labelled_rows(snapshots))
+    """The snapshots plus, one month after, a shifted copy of the reference rows as latest."""
+    latest = shift(_reference_rows(snapshots))
     latest["as_of"] = snapshots["as_of"].max() + pd.DateOffset(months=1)
     latest["account_id"] = [f"copy-{i}" for i in range(len(latest))]
     latest["account_id"] = latest["account_id"].astype("string")
@@ -173,7 +183,7 @@ def test_served_bundle_computes_drift_of_served_snapshots(
     )
     bundle = load_bundle(settings)
     assert set(bundle.drift_references) == {"churn"}
-    served = shift(labelled_rows(snapshots))
+    served = shift(_reference_rows(snapshots))
     drift, reason = drift_status(bundle, served)
     assert drift is not None and drift["expansion"] is None
     assert drift["churn"] is not None

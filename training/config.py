@@ -76,6 +76,11 @@ class PromotionConfig(_Frozen):
 
 class DriftConfig(_Frozen):
     bins: int = Field(default=10, ge=2, description="quantile bins per numeric feature")
+    reference_periods: int = Field(
+        default=3,
+        ge=0,
+        description="latest snapshot dates of the training rows the reference is fitted on; 0 = all",
+    )
     thresholds: tuple[float, float] = Field(
         default=(0.1, 0.2), description="PSI from which a feature is moderate / significant drift"
     )

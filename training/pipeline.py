@@ -342,7 +342,16 @@ def _write_artifacts(
 def _write_drift_reference(
     model_dir: Path, *, rows: pd.DataFrame, model: ScoringModel, config: ExperimentConfig
 ) -> None:
-    """PSI bins of the final model's training rows, stored as JSON beside the model files."""
+    """PSI bins of the final model's latest training rows, stored as JSON beside the model.
+
+    Only the latest snapshot dates: a growing company's whole multi-year history differs from
+    any one recent month (more seats, more ARR), so a reference over all of it would flag
+    drift every quarter and teach users to ignore the check.
+    """
+    periods = config.drift.reference_periods
+    if periods:
+        recent = np.sort(rows["as_of"].unique())[-periods:]
+        rows = rows[rows["as_of"].isin(recent)]
     reference = fit_reference(
         rows, model.feature_names, bins=config.drift.bins, thresholds=config.drift.thresholds
     )
