@@ -99,6 +99,13 @@ FEATURES: tuple[FeatureSpec, ...] = (
     ),
     _f("seat_utilisation", "adoption", 1, "MAU / licensed seats", needs=("subscriptions.seats",)),
     _f(
+        "licence_utilisation",
+        "adoption",
+        1,
+        "users holding a licence at as_of / licensed seats (1 = every seat assigned)",
+        needs=("subscriptions.seats",),
+    ),
+    _f(
         "usage_limit_ratio_30d",
         "adoption",
         1,
@@ -111,6 +118,12 @@ FEATURES: tuple[FeatureSpec, ...] = (
         1,
         "change of the usage-limit ratio vs the 30 days before",
         needs=("subscriptions.usage_limit",),
+    ),
+    _f(
+        "metered_usage_yoy",
+        "adoption",
+        1,
+        "metered quantity, last 30 days vs the same 30 days a year earlier (0 = flat)",
     ),
     _f("workspaces", "adoption", 1, "workspaces created so far"),
     # people -----------------------------------------------------------------------------
@@ -125,8 +138,20 @@ FEATURES: tuple[FeatureSpec, ...] = (
     _f("admin_actions_30d", "people", 1, "admin actions in the last 30 days"),
     _f("invites_30d", "people", 1, "teammate invitations in the last 30 days"),
     _f("invites_90d", "people", 1, "teammate invitations in the last 90 days"),
+    _f(
+        "invite_rate_90d",
+        "people",
+        1,
+        "teammate invitations per tracked action, last 90 days",
+    ),
     _f("new_users_60d", "people", 1, "users provisioned in the last 60 days"),
     _f("users_deactivated_90d", "people", -1, "users deactivated in the last 90 days"),
+    _f(
+        "licence_growth_365d",
+        "people",
+        1,
+        "relative change of users holding a licence vs a year earlier (0 = flat)",
+    ),
     _f(
         "has_champion",
         "people",
@@ -277,7 +302,7 @@ FEATURES: tuple[FeatureSpec, ...] = (
         "days_to_renewal",
         "commercial",
         0,
-        "days until the committed term ends",
+        "days until the committed term ends (absent for month-to-month terms)",
         needs=("subscriptions.renewal_at",),
     ),
     _f(

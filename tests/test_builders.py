@@ -101,6 +101,8 @@ def _tables() -> dict[str, pd.DataFrame]:
         _event("u1", "2023-06-01 10:00", "new_space"),
         _event("u1", "2023-12-01 10:00", "automate"),
         _event("u1", "2023-05-01 10:00", "open"),
+        # metered a year before the last 30 days: [2023-04-02, 2023-05-02)
+        _event("u1", "2023-04-10 10:00", "sync", 25.0),
         # at as_of: ignored
         _event("u5", "2024-04-01 00:00", "share"),
         _event("u1", "2024-04-01 00:00", "gate"),
@@ -211,8 +213,10 @@ EXPECTED_A: dict[str, float | str] = {
     "advanced_share_30d": 1 / 8,
     "features_newly_adopted_30d": 1,
     "seat_utilisation": 3 / 8,
+    "licence_utilisation": 4 / 8,
     "usage_limit_ratio_30d": 0.25,
     "usage_limit_ratio_trend": 0.1,
+    "metered_usage_yoy": (50 - 25) / 25,
     "workspaces": 1,
     # people
     "users_active_licences": 4,
@@ -220,8 +224,11 @@ EXPECTED_A: dict[str, float | str] = {
     "admin_actions_30d": 1,
     "invites_30d": 1,
     "invites_90d": 2,
+    "invite_rate_90d": 2 / 10,
     "new_users_60d": 1,
     "users_deactivated_90d": 1,
+    # a year earlier (2023-04-02) u1, u2, u4, u5 held licences; now u1, u2, u3, u5
+    "licence_growth_365d": 0.0,
     "has_champion": 1,
     "champion_active_14d": 1,
     "champion_departed_90d": 1,
@@ -294,7 +301,11 @@ EXPECTED_B_MISSING = [
     "usage_trend_30d",
     "advanced_share_30d",
     "seat_utilisation",
+    "licence_utilisation",
     "usage_limit_ratio_30d",
+    "metered_usage_yoy",
+    "invite_rate_90d",
+    "licence_growth_365d",
     "ticket_rate_ratio",
     "sentiment_90d",
     "resolution_hours_90d",
@@ -393,6 +404,8 @@ def test_empty_event_roles_remove_their_features() -> None:
         "admin_actions_30d",
         "invites_30d",
         "invites_90d",
+        "invite_rate_90d",
+        "metered_usage_yoy",
         "gate_hits_7d",
         "gate_hits_30d",
     ):

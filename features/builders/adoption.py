@@ -7,7 +7,12 @@ scale). `advanced_share_30d` = advanced event rows / all event rows (NaN without
 last 30 days. The usage-limit ratio sums `quantity` of metered events over 30 days
 (a month) and divides by the limit of the period at as_of; its trend is that ratio minus
 the one of the 30 days before, both over the limit at as_of (NaN when the limit is
-missing or 0). `workspaces` counts workspace events before as_of.
+missing or 0). `metered_usage_yoy` = metered quantity of the last 30 days vs the same
+30 days a year earlier, (now - then) / then (NaN when then was 0 or empty).
+`workspaces` counts workspace events before as_of.
+Seats: `seat_utilisation` = MAU / seats; `licence_utilisation` = users holding a licence
+at as_of (created before as_of, not deactivated before it, as `users_active_licences`)
+/ seats - how full the contract is, whatever those users did (NaN without seats or 0).
 Absent: core/advanced/metered/workspace features when their event role is empty;
 seat and limit features when the subscriptions column is absent.
 """
@@ -19,7 +24,7 @@ from functools import reduce
 import pandas as pd
 
 from features.builders.context import BuildContext
-from features.sql import days_ago, period_at, ratio
+from features.sql import before, days_ago, period_at, ratio, rel_change
 
 KEYS = ["account_id", "as_of"]
 
@@ -34,6 +39,8 @@ def build(ctx: BuildContext) -> pd.DataFrame:
         parts.append(_seat_utilisation(ctx))
     if ctx.source.has("subscriptions", "usage_limit") and ctx.has_role("metered_events"):
         parts.append(_limit_ratio(ctx))
+    if ctx.has_role("metered_events"):
+        parts.append(_metered_yoy(ctx))
     if ctx.has_role("workspace_events"):
         parts.append(_workspaces(ctx))
     return reduce(lambda a, b: a.merge(b, on=KEYS, how="left", validate="1:1"), parts)
@@ -98,12 +105,24 @@ def _newly_adopted(ctx: BuildContext) -> pd.DataFrame:
 
 
 def _seat_utilisation(ctx: BuildContext) -> pd.DataFrame:
+    gone = before("u.deactivated_at", "s.as_of")
     return ctx.sql(f"""
         WITH mau AS (SELECT account_id, as_of, COUNT(CASE WHEN n_30d > 0 THEN user_id END) AS mau
-                     FROM {ctx.user_window} GROUP BY account_id, as_of)
-        SELECT s.account_id, s.as_of, {ratio("COALESCE(m.mau, 0)", "p.seats")} AS seat_utilisation
+                     FROM {ctx.user_window} GROUP BY account_id, as_of),
+        licensed AS (
+            -- provisioned before as_of and not deactivated by then (a later exit is unknown)
+            SELECT s.account_id, s.as_of, COUNT(u.user_id) AS n
+            FROM {ctx.spine} s
+            JOIN users u ON u.account_id = s.account_id AND u.created_at < s.as_of
+            WHERE {gone} IS NULL
+            GROUP BY s.account_id, s.as_of
+        )
+        SELECT s.account_id, s.as_of,
+            {ratio("COALESCE(m.mau, 0)", "p.seats")} AS seat_utilisation,
+            {ratio("COALESCE(l.n, 0)", "p.seats")} AS licence_utilisation
         FROM {ctx.spine} s
         LEFT JOIN mau m ON m.account_id = s.account_id AND m.as_of = s.as_of
+        LEFT JOIN licensed l ON l.account_id = s.account_id AND l.as_of = s.as_of
         LEFT JOIN ({period_at(ctx.spine)}) p ON p.account_id = s.account_id AND p.as_of = s.as_of
     """)
 
@@ -120,6 +139,29 @@ def _limit_ratio(ctx: BuildContext) -> pd.DataFrame:
         FROM {ctx.spine} s
         LEFT JOIN q ON q.account_id = s.account_id AND q.as_of = s.as_of
         LEFT JOIN ({period_at(ctx.spine)}) p ON p.account_id = s.account_id AND p.as_of = s.as_of
+    """)
+
+
+def _metered_yoy(ctx: BuildContext) -> pd.DataFrame:
+    metered = f"d.event IN {ctx.role_events('metered_events')}"
+    # Only the window of a year ago: [as_of - 365d, as_of - 335d), aligned with q_30d.
+    rows = ctx.windowed(
+        ctx.event_day,
+        columns="d.qty",
+        days=365,
+        where=f"{metered} AND d.day < {days_ago('s.as_of', 335)}",
+    )
+    return ctx.sql(f"""
+        WITH q AS (SELECT account_id, as_of, SUM(q_30d) AS q_now
+                   FROM {ctx.event_window} WHERE event IN {ctx.role_events("metered_events")}
+                   GROUP BY account_id, as_of),
+        y AS (SELECT account_id, as_of, SUM(qty) AS q_then FROM ({rows}) r
+              GROUP BY account_id, as_of)
+        SELECT s.account_id, s.as_of,
+            {rel_change("COALESCE(q.q_now, 0)", "y.q_then")} AS metered_usage_yoy
+        FROM {ctx.spine} s
+        LEFT JOIN q ON q.account_id = s.account_id AND q.as_of = s.as_of
+        LEFT JOIN y ON y.account_id = s.account_id AND y.as_of = s.as_of
     """)
 
 

@@ -4,7 +4,10 @@ Decisions:
 - Terms (arr, plan, seats, modules, renewal) come from the period with the latest
   `start_at < as_of`; its end_at is ignored. `modules_count` counts `;`-separated names
   (NULL or blank = 0). `days_to_renewal` = renewal_at - as_of in days (negative when the
-  committed term already ended without a new period).
+  committed term already ended without a new period). Month-to-month periods (NULL
+  renewal_at) have no committed renewal and get NULL: a "next monthly renewal" of 0-30
+  days would drag every monthly account's health score down and fire the renewal
+  signals for all of them; `billing_term` = monthly tells the models instead.
 - `billing_term`: `monthly` when renewal_at is NULL; otherwise the term runs from the
   first period before as_of carrying the same renewal_at to renewal_at, and is
   `multi_year` when longer than 400 days (a year plus slack), else `annual`.

@@ -8,6 +8,10 @@ window. `active_stakeholders_90d` counts distinct users who are an admin, a cham
 an executive and acted in the last 90 days. Invitations and admin actions count event
 rows of the `invite_events` / `admin_events` roles; those features are absent when the
 role is empty, champion/executive features when their users column is absent.
+`invite_rate_90d` = invitation rows / all event rows in the last 90 days (NaN without any
+event). `licence_growth_365d` = relative change of the users holding a licence: at as_of
+vs at as_of - 365 days (created before then, not deactivated by then); NaN when nobody
+held one a year earlier.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from __future__ import annotations
 import pandas as pd
 
 from features.builders.context import BuildContext
-from features.sql import before, flag, in_window
+from features.sql import before, days_ago, flag, in_window, rel_change
 
 KEYS = ["account_id", "as_of"]
 IS_ADMIN = "LOWER(TRIM(u.role)) = 'admin'"
@@ -37,6 +41,10 @@ def _roster(ctx: BuildContext) -> pd.DataFrame:
         "users_active_licences": f"COUNT(CASE WHEN {gone} IS NULL THEN u.user_id END)",
         "new_users_60d": f"COUNT(CASE WHEN {in_window('u.created_at', 's.as_of', 60)} THEN 1 END)",
         "users_deactivated_90d": f"COUNT(CASE WHEN {in_window(gone, 's.as_of', 90)} THEN 1 END)",
+        "licence_growth_365d": rel_change(
+            f"COUNT(CASE WHEN {gone} IS NULL THEN u.user_id END)",
+            f"COUNT(CASE WHEN {_licensed_at(days_ago('s.as_of', 365))} THEN u.user_id END)",
+        ),
     }
     if ctx.source.has("users", "is_champion"):
         cols["has_champion"] = flag(
@@ -51,6 +59,11 @@ def _roster(ctx: BuildContext) -> pd.DataFrame:
         LEFT JOIN users u ON u.account_id = s.account_id AND u.created_at < s.as_of
         GROUP BY s.account_id, s.as_of
     """)
+
+
+def _licensed_at(t: str) -> str:
+    """The user held a licence at time t (t before as_of: both timestamps were known)."""
+    return f"(u.created_at < {t} AND (u.deactivated_at IS NULL OR u.deactivated_at >= {t}))"
 
 
 def _activity(ctx: BuildContext) -> pd.DataFrame:
@@ -90,4 +103,19 @@ def _role_counts(ctx: BuildContext) -> pd.DataFrame:
         f"SELECT account_id, as_of, {exprs} FROM {ctx.event_window} GROUP BY account_id, as_of"
     )
     spine = ctx.sql(f"SELECT account_id, as_of FROM {ctx.spine}")
-    return spine.merge(found, on=KEYS, how="left", validate="1:1").fillna(dict.fromkeys(cols, 0.0))
+    frame = spine.merge(found, on=KEYS, how="left", validate="1:1").fillna(dict.fromkeys(cols, 0.0))
+    if "invites_90d" in frame:
+        frame = frame.merge(_all_events_90d(ctx), on=KEYS, how="left", validate="1:1")
+        total = frame.pop("events_90d").astype("float64")
+        # invitations per tracked action: the pull for more seats, whatever the team's size
+        frame["invite_rate_90d"] = (frame["invites_90d"] / total).where(total > 0)
+    return frame
+
+
+def _all_events_90d(ctx: BuildContext) -> pd.DataFrame:
+    return ctx.sql(f"""
+        SELECT s.account_id, s.as_of, COALESCE(SUM(w.n_90d), 0) AS events_90d
+        FROM {ctx.spine} s
+        LEFT JOIN {ctx.user_window} w ON w.account_id = s.account_id AND w.as_of = s.as_of
+        GROUP BY s.account_id, s.as_of
+    """)
