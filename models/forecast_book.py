@@ -83,6 +83,26 @@ def book_at(
     return book.sort_values("account_id").reset_index(drop=True)
 
 
+def _quarterly_flows(
+    subscriptions: pd.DataFrame, *, as_of: pd.Timestamp, quarters: int, grace_days: int
+) -> pd.DataFrame | None:
+    """Flows of accounts active at each of the last `quarters` 3-month windows before as_of.
+
+    None when the history known at as_of covers less than one whole window.
+    """
+    known = subscriptions_known_at(subscriptions, as_of=as_of)
+    timeline = arr_timeline(known, data_end=as_of, grace_days=grace_days)
+    if timeline.empty:
+        return None
+    first = timeline["start_at"].min()
+    bounds = [as_of - pd.DateOffset(months=3 * k) for k in range(quarters, -1, -1)]
+    bounds = [b for b in bounds if b >= first]
+    if len(bounds) < 2:
+        return None
+    flows = account_flows(timeline, boundaries=bounds)
+    return flows[flows["arr_start"] > 0]
+
+
 def contraction_rates(
     subscriptions: pd.DataFrame,
     accounts: pd.DataFrame,
@@ -100,18 +120,11 @@ def contraction_rates(
     """
     if quarters < 1:
         raise ValueError(f"quarters must be >= 1, got {quarters}")
-    known = subscriptions_known_at(subscriptions, as_of=as_of)
-    timeline = arr_timeline(known, data_end=as_of, grace_days=grace_days)
     columns = ["segment", "starts", "contractions", "rate"]
-    if timeline.empty:
+    flows = _quarterly_flows(subscriptions, as_of=as_of, quarters=quarters, grace_days=grace_days)
+    if flows is None:
         return pd.DataFrame([{"segment": POOLED, "starts": 0, "contractions": 0, "rate": 0.0}])
-    first = timeline["start_at"].min()
-    bounds = [as_of - pd.DateOffset(months=3 * k) for k in range(quarters, -1, -1)]
-    bounds = [b for b in bounds if b >= first]
-    if len(bounds) < 2:
-        return pd.DataFrame([{"segment": POOLED, "starts": 0, "contractions": 0, "rate": 0.0}])
-    flows = account_flows(timeline, boundaries=bounds)
-    flows = flows[flows["arr_start"] > 0].merge(_segments(accounts), on="account_id", how="left")
+    flows = flows.merge(_segments(accounts), on="account_id", how="left")
     flows["segment"] = flows["segment"].astype("string").fillna(UNKNOWN)
     flows["contracted"] = (flows["contraction_arr"] > 0) & (flows["churned_arr"] == 0)
     per = flows.groupby("segment")["contracted"].agg(["size", "sum"]).reset_index()
@@ -156,17 +169,9 @@ def rate_shock(
     """
     if quarters < 3:
         raise ValueError(f"quarters must be >= 3 to measure a spread, got {quarters}")
-    known = subscriptions_known_at(subscriptions, as_of=as_of)
-    timeline = arr_timeline(known, data_end=as_of, grace_days=grace_days)
-    if timeline.empty:
+    flows = _quarterly_flows(subscriptions, as_of=as_of, quarters=quarters, grace_days=grace_days)
+    if flows is None or flows["period_start"].nunique() < 3:
         return RateShock(scenarios=scenarios)
-    first = timeline["start_at"].min()
-    bounds = [as_of - pd.DateOffset(months=3 * k) for k in range(quarters, -1, -1)]
-    bounds = [b for b in bounds if b >= first]
-    if len(bounds) < 4:
-        return RateShock(scenarios=scenarios)
-    flows = account_flows(timeline, boundaries=bounds)
-    flows = flows[flows["arr_start"] > 0]
     per = (
         flows.assign(
             churned=flows["churned_arr"] > 0,
