@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,22 +47,55 @@ def design_matrix(
     levels: Mapping[str, Sequence[str]],
 ) -> pd.DataFrame:
     """float64 matrix of `features`; categories as integer codes of `levels`, unknown -> NaN."""
+    x = design_array(frame, features=features, levels=levels)
+    return pd.DataFrame(x, index=frame.index, columns=list(features))
+
+
+def design_array(
+    frame: Any,
+    *,
+    features: Sequence[str],
+    levels: Mapping[str, Sequence[str]],
+) -> np.ndarray:
+    """`design_matrix` as a C-ordered float64 array, of a DataFrame or any table of columns.
+
+    A table is anything with `columns`, `len()` and `table[name]` (e.g. `models.table.Table`).
+    """
     missing = [name for name in features if name not in frame.columns]
     if missing:
         raise ValueError(f"snapshot frame lacks model feature column(s): {missing}")
-    columns: dict[str, np.ndarray] = {}
-    for name in features:
+    out = np.empty((len(frame), len(features)), dtype="float64")
+    for j, name in enumerate(features):
         col = frame[name]
         if name in levels:
             codes = {level: float(i) for i, level in enumerate(levels[name])}
-            values = [codes.get(str(v), np.nan) if not pd.isna(v) else np.nan for v in col]
-            columns[name] = np.asarray(values, dtype="float64")
+            out[:, j] = [codes.get(str(v), np.nan) if not pd.isna(v) else np.nan for v in col]
         else:
             try:
-                columns[name] = col.to_numpy(dtype="float64", na_value=np.nan)
+                out[:, j] = _float_values(col)
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"feature {name!r} is not numeric: {exc}") from exc
-    return pd.DataFrame(columns, index=frame.index, columns=list(features))
+    return out
+
+
+def _float_values(col: Any) -> np.ndarray:
+    if isinstance(col, np.ndarray) and col.dtype.kind in "fiub":
+        return col.astype("float64", copy=False)
+    if isinstance(col, pd.Series):
+        return col.to_numpy(dtype="float64", na_value=np.nan)
+    return pd.Series(col).to_numpy(dtype="float64", na_value=np.nan)
+
+
+# Rows per call from which LightGBM's OpenMP pool pays for itself; below, one thread.
+PARALLEL_ROWS = 64
+
+
+def prediction_threads(rows: int) -> int:
+    """LightGBM threads for one call: 1 for a few rows (no pool overhead), all cores for a batch.
+
+    Always explicit: LightGBM keeps the last value as a process-wide default.
+    """
+    return 1 if rows < PARALLEL_ROWS else max(1, os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)
@@ -78,20 +112,31 @@ class ScoringModel:
         """The booster's input matrix for a snapshot frame."""
         return design_matrix(frame, features=self.feature_names, levels=self.levels)
 
-    def predict_raw(self, frame: pd.DataFrame) -> np.ndarray:
-        """Raw booster score (log-odds) per row."""
-        return np.asarray(self.booster.predict(self.matrix(frame), raw_score=True), dtype=float)
+    def matrix_array(self, frame: Any) -> np.ndarray:
+        """The booster's input as a float64 array: build it once, pass it to every call below."""
+        return design_array(frame, features=self.feature_names, levels=self.levels)
 
-    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+    def _input(self, frame: pd.DataFrame | np.ndarray) -> np.ndarray:
+        # An ndarray is a matrix already built by `matrix_array` (same numbers, no rebuild).
+        return frame if isinstance(frame, np.ndarray) else self.matrix_array(frame)
+
+    def predict_raw(self, frame: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """Raw booster score (log-odds) per row."""
+        x = self._input(frame)
+        out = self.booster.predict(x, raw_score=True, num_threads=prediction_threads(len(x)))
+        return np.asarray(out, dtype=float)
+
+    def predict_proba(self, frame: pd.DataFrame | np.ndarray) -> np.ndarray:
         """Calibrated probability per row (the booster's sigmoid when no calibrator)."""
         raw = self.predict_raw(frame)
         if self.calibrator is None:
             return 1.0 / (1.0 + np.exp(-raw))
         return self.calibrator.predict(raw)
 
-    def contributions(self, frame: pd.DataFrame) -> np.ndarray:
+    def contributions(self, frame: pd.DataFrame | np.ndarray) -> np.ndarray:
         """TreeSHAP contributions in log-odds; last column is the expected value."""
-        out = self.booster.predict(self.matrix(frame), pred_contrib=True)
+        x = self._input(frame)
+        out = self.booster.predict(x, pred_contrib=True, num_threads=prediction_threads(len(x)))
         return np.asarray(out, dtype=float)
 
     def save(self, directory: Path) -> None:

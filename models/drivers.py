@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -26,26 +26,39 @@ class Driver:
     text: str
 
 
-def top_drivers(model: ScoringModel, frame: pd.DataFrame, *, k: int = 5) -> list[list[Driver]]:
-    """Up to k drivers per row of `frame`, largest absolute contribution first."""
+def top_drivers(
+    model: ScoringModel, frame: Any, *, k: int = 5, matrix: np.ndarray | None = None
+) -> list[list[Driver]]:
+    """Up to k drivers per row of `frame`, largest absolute contribution first.
+
+    `frame` is a DataFrame or a `models.table.Table`; `matrix` the model's input already
+    built from it by `model.matrix_array` (saves rebuilding it).
+    """
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
-    contrib = model.contributions(frame)[:, :-1]
+    contrib = model.contributions(frame if matrix is None else matrix)[:, :-1]
     outcome = _OUTCOME.get(str(model.metadata.get("target", "")), "score")
+    # Stable sort so equal contributions keep registry order (deterministic output).
+    orders = np.argsort(-np.abs(contrib), axis=1, kind="stable")[:, :k]
+    columns: dict[str, Any] = {}
     result: list[list[Driver]] = []
     for row_pos in range(len(frame)):
         row = contrib[row_pos]
-        # Stable sort so equal contributions keep registry order (deterministic output).
-        order = np.argsort(-np.abs(row), kind="stable")[:k]
-        drivers = [
-            _driver(
-                model.feature_names[j], frame.iloc[row_pos][model.feature_names[j]], row[j], outcome
-            )
-            for j in order
-            if row[j] != 0.0
-        ]
+        drivers = []
+        for j in orders[row_pos].tolist():
+            if row[j] == 0.0:
+                continue
+            name = model.feature_names[j]
+            if name not in columns:
+                columns[name] = _column_values(frame[name])
+            drivers.append(_driver(name, columns[name][row_pos], row[j], outcome))
         result.append(drivers)
     return result
+
+
+def _column_values(col: Any) -> Any:
+    # The raw (not encoded) values: category strings, numbers, missing markers.
+    return col.to_numpy() if isinstance(col, pd.Series) else col
 
 
 def _driver(feature: str, raw_value: object, contribution: float, outcome: str) -> Driver:

@@ -18,11 +18,18 @@ import pandas as pd
 from models.rules_config import AbsoluteNorm, Band, RulesConfig, segment_key
 
 
-def numeric_column(frame: pd.DataFrame, name: str) -> np.ndarray:
-    """A numeric/bool column as float64 (NaN for missing); all-NaN when the column is absent."""
+def numeric_column(frame: Any, name: str) -> np.ndarray:
+    """A numeric/bool column as float64 (NaN for missing); all-NaN when the column is absent.
+
+    `frame` is a snapshot DataFrame or a `models.table.Table` of the same columns.
+    """
     if name not in frame.columns:
         return np.full(len(frame), np.nan)
     col = frame[name]
+    if isinstance(col, np.ndarray):
+        if col.dtype.kind not in "fiub":
+            raise ValueError(f"column {name!r} must be numeric or boolean, got dtype {col.dtype}")
+        return col.astype("float64")
     if not (pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)):
         raise ValueError(f"column {name!r} must be numeric or boolean, got dtype {col.dtype}")
     return col.to_numpy(dtype="float64", na_value=np.nan)
@@ -120,12 +127,18 @@ def _mid_rank_anchors(
 
 def band_of(scores: np.ndarray | pd.Series, bands: list[Band]) -> pd.Series:
     """Band name of each score, on the score rounded half up to an integer; NA when NaN."""
+    out = band_names(scores, bands)
+    return pd.Series(out, dtype="string", index=getattr(scores, "index", None))
+
+
+def band_names(scores: np.ndarray | pd.Series, bands: list[Band]) -> np.ndarray:
+    """`band_of` as an object array (pd.NA when NaN), without building a Series."""
     values = np.asarray(scores, dtype="float64")
     rounded = np.floor(values + 0.5)
-    out = np.full(values.shape, None, dtype=object)
+    out = np.full(values.shape, pd.NA, dtype=object)
     for band in reversed(bands):  # lowest first, so higher bands overwrite
         out[rounded >= band.min] = band.name
-    return pd.Series(out, dtype="string", index=getattr(scores, "index", None))
+    return out
 
 
 @dataclass(frozen=True)
@@ -167,7 +180,7 @@ def _layout(config: RulesConfig) -> _Layout:
     )
 
 
-def _variant_index(frame: pd.DataFrame, layout: _Layout) -> np.ndarray:
+def _variant_index(frame: Any, layout: _Layout) -> np.ndarray:
     default = len(layout.signal_weights) - 1
     if "segment" not in frame.columns:
         return np.full(len(frame), default)
@@ -178,9 +191,7 @@ def _variant_index(frame: pd.DataFrame, layout: _Layout) -> np.ndarray:
     return per_unique[codes]  # code -1 (NA) picks the trailing default
 
 
-def _normalised(
-    frame: pd.DataFrame, config: RulesConfig, normaliser: HealthNormaliser
-) -> np.ndarray:
+def _normalised(frame: Any, config: RulesConfig, normaliser: HealthNormaliser) -> np.ndarray:
     cols = []
     for cat in config.health.categories.values():
         for name, sig in cat.signals.items():
@@ -219,6 +230,21 @@ def score_health(
     previous: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Health score, band, category sub-scores, missing signals, detractors, change and alert."""
+    columns = health_columns(snapshots, config=config, normaliser=normaliser, previous=previous)
+    out = pd.DataFrame(index=snapshots.index)
+    for name, values in columns.items():
+        out[name] = pd.array(values, dtype="string") if name == "health_band" else values
+    return out
+
+
+def health_columns(
+    snapshots: Any,
+    *,
+    config: RulesConfig,
+    normaliser: HealthNormaliser,
+    previous: pd.DataFrame | None = None,
+) -> dict[str, Any]:
+    """`score_health` as plain columns (arrays and lists) of a DataFrame or `Table`."""
     layout = _layout(config)
     norm = _normalised(snapshots, config, normaliser)
     present = ~np.isnan(norm)
@@ -235,9 +261,10 @@ def score_health(
         # Each signal's share of the final score, after both redistributions.
         eff = cat_share[:, layout.category_of] * sig_w / cat_w_sum[:, layout.category_of]
     shortfall = np.nan_to_num(eff * (1.0 - np.nan_to_num(norm)))
-    out = pd.DataFrame(index=snapshots.index)
-    out["health_score"] = score
-    out["health_band"] = band_of(score, config.health.bands).array
+    out: dict[str, Any] = {
+        "health_score": score,
+        "health_band": band_names(score, config.health.bands),
+    }
     for c, name in enumerate(layout.categories):
         out[f"health_{name}"] = 100.0 * cat_score[:, c]
     out["health_missing"] = _row_lists(~present, layout.signals)
@@ -272,7 +299,7 @@ def _distinct_rows(digits: np.ndarray, *, base: int) -> tuple[np.ndarray, np.nda
 
 
 def _change_and_alert(
-    snapshots: pd.DataFrame,
+    snapshots: Any,
     score: np.ndarray,
     *,
     previous: pd.DataFrame | None,
@@ -285,6 +312,11 @@ def _change_and_alert(
         if previous is not None:
             raise ValueError("previous scores given but snapshots lack account_id / as_of")
         return np.full(n, np.nan), np.zeros(n, dtype=bool)
+    if previous is None and _distinct_accounts(snapshots["account_id"], n):
+        # No account has an earlier row: no change, nothing to alert on (the scan agrees).
+        return np.full(n, np.nan), np.zeros(n, dtype=bool)
+    if not isinstance(snapshots, pd.DataFrame):
+        snapshots = snapshots.to_frame()
     current = pd.DataFrame(
         {
             "account_id": snapshots["account_id"].astype("string").to_numpy(),
@@ -300,6 +332,13 @@ def _change_and_alert(
         history = pd.concat([_previous_frame(previous), current], ignore_index=True)
         history = history.drop_duplicates(["account_id", "as_of"], keep="last")
     return _scan_history(history, n, config)
+
+
+def _distinct_accounts(ids: Any, n: int) -> bool:
+    values = ids.to_numpy() if isinstance(ids, pd.Series) else ids
+    if any(v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)) for v in values):
+        return False  # missing ids: let the scan decide exactly as before
+    return len({str(v) for v in values}) == n
 
 
 def _previous_frame(previous: pd.DataFrame) -> pd.DataFrame:

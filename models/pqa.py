@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
-from models.health import band_of, numeric_column
+from models.health import band_names, numeric_column
 from models.rules_config import PqaItem, RulesConfig
 
 
-def _item_points(frame: pd.DataFrame, item: PqaItem) -> np.ndarray:
+def _item_points(frame: Any, item: PqaItem) -> np.ndarray:
     # An absent or NaN feature earns no points (neither plus nor minus).
     values = numeric_column(frame, item.feature)
     if item.mode == "flag":
@@ -23,12 +25,18 @@ def _item_points(frame: pd.DataFrame, item: PqaItem) -> np.ndarray:
 
 def score_pqa(snapshots: pd.DataFrame, *, config: RulesConfig) -> pd.DataFrame:
     """PQA score (capped to the configured range) and band per row."""
+    columns = pqa_columns(snapshots, config=config)
+    out = pd.DataFrame(index=snapshots.index)
+    out["pqa_score"] = columns["pqa_score"]
+    out["pqa_band"] = pd.array(columns["pqa_band"], dtype="string")
+    return out
+
+
+def pqa_columns(snapshots: Any, *, config: RulesConfig) -> dict[str, np.ndarray]:
+    """`score_pqa` as plain arrays, of a DataFrame or a `models.table.Table`."""
     spec = config.pqa
     total = np.zeros(len(snapshots))
     for item in spec.items.values():
         total = total + _item_points(snapshots, item)
     score = np.clip(total, spec.cap_min, spec.cap_max)
-    out = pd.DataFrame(index=snapshots.index)
-    out["pqa_score"] = score
-    out["pqa_band"] = band_of(score, spec.bands).array
-    return out
+    return {"pqa_score": score, "pqa_band": band_names(score, spec.bands)}

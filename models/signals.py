@@ -5,7 +5,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -39,12 +39,12 @@ def _threshold(cond: Condition, normaliser: HealthNormaliser) -> float | None:
     return normaliser.thresholds.get(threshold_key(cond.feature, cond.quantile))
 
 
-def _values(frame: pd.DataFrame, feature: str, health: np.ndarray) -> np.ndarray:
+def _values(frame: Any, feature: str, health: np.ndarray) -> np.ndarray:
     return health if feature == HEALTH_SCORE else numeric_column(frame, feature)
 
 
 def _rule_mask(
-    rule: RuleSpec, frame: pd.DataFrame, health: np.ndarray, normaliser: HealthNormaliser
+    rule: RuleSpec, frame: Any, health: np.ndarray, normaliser: HealthNormaliser
 ) -> np.ndarray:
     # A condition on an absent/NaN feature, or a quantile never fitted, is false.
     masks = []
@@ -56,11 +56,13 @@ def _rule_mask(
     return np.logical_and.reduce(masks) if rule.match == "all" else np.logical_or.reduce(masks)
 
 
-def _health_array(snapshots: pd.DataFrame, health: pd.Series | None) -> np.ndarray:
+def _health_array(snapshots: Any, health: pd.Series | np.ndarray | None) -> np.ndarray:
     if health is None:
         return np.full(len(snapshots), np.nan)
     if len(health) != len(snapshots):
         raise ValueError(f"health has {len(health)} rows, snapshots {len(snapshots)}")
+    if isinstance(health, np.ndarray):
+        return health.astype("float64")
     return health.to_numpy(dtype="float64", na_value=np.nan)
 
 
@@ -72,11 +74,16 @@ def rule_masks(
     normaliser: HealthNormaliser,
 ) -> pd.DataFrame:
     """One boolean column per configured rule (True = fired), indexed like snapshots."""
-    scores = _health_array(snapshots, health)
     return pd.DataFrame(
-        {r.name: _rule_mask(r, snapshots, scores, normaliser) for r in config.rules},
+        _masks(snapshots, config, _health_array(snapshots, health), normaliser),
         index=snapshots.index,
     )
+
+
+def _masks(
+    snapshots: Any, config: RulesConfig, scores: np.ndarray, normaliser: HealthNormaliser
+) -> dict[str, np.ndarray]:
+    return {r.name: _rule_mask(r, snapshots, scores, normaliser) for r in config.rules}
 
 
 def _thresholds(rule: RuleSpec, normaliser: HealthNormaliser) -> dict[str, float | str | None]:
@@ -88,18 +95,21 @@ def _as_optional(values: np.ndarray) -> list[float | None]:
 
 
 def evaluate_rules(
-    snapshots: pd.DataFrame,
+    snapshots: Any,
     *,
     config: RulesConfig,
-    health: pd.Series | None,
+    health: pd.Series | np.ndarray | None,
     normaliser: HealthNormaliser,
 ) -> list[list[FiredRule]]:
-    """Per row, the fired rules (risks and expansion triggers) with their evidence."""
-    masks = rule_masks(snapshots, config=config, health=health, normaliser=normaliser)
+    """Per row, the fired rules (risks and expansion triggers) with their evidence.
+
+    `snapshots` is a DataFrame or a `models.table.Table` of the same columns.
+    """
     scores = _health_array(snapshots, health)
+    masks = _masks(snapshots, config, scores, normaliser)
     fired: list[list[FiredRule]] = [[] for _ in range(len(snapshots))]
     for rule in config.rules:
-        rows = np.flatnonzero(masks[rule.name].to_numpy())
+        rows = np.flatnonzero(masks[rule.name])
         if not rows.size:
             continue
         values = {
