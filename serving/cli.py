@@ -34,12 +34,18 @@ def serve(
     updates = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = get_settings().model_copy(update=updates)
     console.print(f"serving on http://{settings.host}:{settings.port}  (docs at /docs)")
+    # One worker on purpose: the served state (and /v1/admin/reload) and the Prometheus
+    # metrics live in the process; LightGBM releases the GIL, so two cores still serve.
+    # loop/http "auto" pick uvloop and httptools (dependencies): h11 + asyncio cost 2.5x.
     uvicorn.run(
         create_app(settings),
         host=settings.host,
         port=settings.port,
         log_level=log_level,
         access_log=False,
+        loop="auto",
+        http="auto",
+        workers=1,
     )
 
 

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse
 
-from serving.routes import _api_key, require_reader
+from serving.routes import _api_key, check_reader, require_reader
 
 REPORT_FILE = "report.html"
 FORECAST_FILE = "forecast.json"
@@ -64,7 +64,7 @@ def dashboard(
 ) -> HTMLResponse:
     """The leadership forecast report (self-contained HTML); reader key unless public."""
     if not getattr(request.app.state.settings, "dashboard_public", False):
-        require_reader(request, key)
+        check_reader(request, key)
     return HTMLResponse(_file(request, REPORT_FILE).read_text(encoding="utf-8"))
 
 

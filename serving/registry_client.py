@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from features.registry import BY_NAME
+from models.drift import REFERENCE_FILE as DRIFT_FILE
 from serving.settings import ServingSettings
 
 if TYPE_CHECKING:
@@ -34,6 +35,8 @@ class ModelBundle:
     fallback_maps: dict[str, dict[str, Any]] = field(default_factory=dict)
     versions: dict[str, str | None] = field(default_factory=lambda: dict.fromkeys(ROLES, None))
     fallback_reason: str | None = None
+    # Per role, the PSI reference (models.drift.DriftReference.to_dict()) stored with the model.
+    drift_references: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def model(self, role: str) -> ScoringModel | None:
         return self.churn if role == "churn" else self.expansion
@@ -57,6 +60,7 @@ def load_bundle(settings: ServingSettings) -> ModelBundle:
     models: dict[str, ScoringModel | None] = dict.fromkeys(ROLES, None)
     versions: dict[str, str | None] = dict.fromkeys(ROLES, None)
     maps: dict[str, dict[str, Any]] = {}
+    drift: dict[str, dict[str, Any]] = {}
     normaliser: dict[str, Any] | None = None
     reasons: list[str] = []
     for role in ROLES:
@@ -70,6 +74,8 @@ def load_bundle(settings: ServingSettings) -> ModelBundle:
         normaliser = normaliser or found_normaliser
         if found_map is not None:
             maps[role] = found_map
+        if (reference := _read_json(folder, DRIFT_FILE)) is not None:
+            drift[role] = reference
         try:
             models[role], versions[role] = load_model_folder(folder), version
         except ModelLoadError as exc:
@@ -81,6 +87,7 @@ def load_bundle(settings: ServingSettings) -> ModelBundle:
         fallback_maps=maps,
         versions=versions,
         fallback_reason="; ".join(reasons) or None,
+        drift_references=drift,
     )
 
 

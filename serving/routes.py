@@ -12,6 +12,7 @@ from fastapi.security import APIKeyHeader
 from starlette.concurrency import run_in_threadpool
 
 from features.registry import FEATURES
+from models.table import Table
 from serving.schemas import (
     ApiError,
     Liveness,
@@ -42,33 +43,52 @@ _UNAVAILABLE: dict[int | str, dict[str, Any]] = {
 _JSON = "application/json"
 
 
-def get_settings_dep(request: Request) -> ServingSettings:
+# The dependencies are `async def` on purpose: FastAPI runs a sync dependency in the
+# threadpool, and those hops cost more than the whole answer of a precomputed score.
+
+
+async def get_settings_dep(request: Request) -> ServingSettings:
     settings: ServingSettings = request.app.state.settings
     return settings
 
 
-def _role(request: Request, key: str | None) -> Role | None:
+async def _role(request: Request, key: str | None) -> Role | None:
     if not request.app.state.settings.auth_enabled:
         return "admin"
-    role: Role | None = request.app.state.keys.role_of(key)
+    keys = request.app.state.keys
+    role: Role | None = keys.cached_role(key)
+    if role is None and key:
+        # A key not seen yet costs a scrypt hash (tens of ms): off the event loop.
+        role = await run_in_threadpool(keys.role_of, key)
     return role
 
 
-def require_reader(request: Request, key: Annotated[str | None, Depends(_api_key)]) -> Role:
-    role = _role(request, key)
+async def require_reader(request: Request, key: Annotated[str | None, Depends(_api_key)]) -> Role:
+    role = await _role(request, key)
     if role is None:
         raise HTTPException(401, "missing or invalid X-API-Key", {"WWW-Authenticate": "ApiKey"})
     return role
 
 
-def require_admin(request: Request, key: Annotated[str | None, Depends(_api_key)]) -> Role:
-    role = require_reader(request, key)
+def check_reader(request: Request, key: str | None) -> Role:
+    """`require_reader` for sync endpoints (already in the threadpool, so scrypt may block)."""
+    settings = request.app.state.settings
+    role: Role | None = (
+        "admin" if not settings.auth_enabled else request.app.state.keys.role_of(key)
+    )
+    if role is None:
+        raise HTTPException(401, "missing or invalid X-API-Key", {"WWW-Authenticate": "ApiKey"})
+    return role
+
+
+async def require_admin(request: Request, key: Annotated[str | None, Depends(_api_key)]) -> Role:
+    role = await require_reader(request, key)
     if not allows(role, "admin"):
         raise HTTPException(403, "this endpoint needs an admin key")
     return role
 
 
-def get_state(request: Request) -> ServingState:
+async def get_state(request: Request) -> ServingState:
     state: ServingState | None = request.app.state.holder.current
     if state is None:
         reason = request.app.state.holder.error or "still loading"
@@ -113,6 +133,8 @@ def readiness(state: ServingState | None, error: str | None) -> dict[str, Any]:
             "snapshots_as_of": None,
             "accounts": 0,
             "loaded_at": None,
+            "drift": None,
+            "drift_reason": "nothing loaded",
         }
     return {
         "status": state.status,
@@ -121,6 +143,8 @@ def readiness(state: ServingState | None, error: str | None) -> dict[str, Any]:
         "snapshots_as_of": None if state.as_of is None else state.as_of.to_pydatetime(),
         "accounts": len(state.encoded),
         "loaded_at": state.loaded_at,
+        "drift": state.drift,
+        "drift_reason": state.drift_reason,
     }
 
 
@@ -181,7 +205,7 @@ async def score(
         raise HTTPException(
             413, f"{len(body.accounts)} accounts; at most {settings.max_batch_size} per request"
         )
-    rows, provided = request_frame(body)
+    rows, provided = request_rows(body)
     k = state.drivers_k if body.drivers else 0
     payloads = await run_in_threadpool(
         state.scorer, rows, bundle=state.bundle, rules=state.rules, drivers_k=k, provided=provided
@@ -196,24 +220,36 @@ _NUMERIC = [spec.name for spec in FEATURES if spec.kind != "category"]
 _CATEGORY = [spec.name for spec in FEATURES if spec.kind == "category"]
 
 
-def request_frame(body: ScoreRequest) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Snapshot-shaped rows of a request, and which features each caller actually sent."""
-    values = [a.features.model_dump(exclude_unset=True) for a in body.accounts]  # type: ignore[attr-defined]
+def request_rows(body: ScoreRequest) -> tuple[Table, Table]:
+    """Snapshot-shaped rows of a request, and which features each caller actually sent.
+
+    Plain arrays, not DataFrames: pandas' per-column overhead was most of a one-account request.
+    """
+    accounts = body.accounts
+    n = len(accounts)
+    values = [a.features.model_dump(exclude_unset=True) for a in accounts]  # type: ignore[attr-defined]
     names = _NUMERIC + _CATEGORY
-    sent = np.array([[n in v for n in names] for v in values], dtype=bool).reshape(-1, len(names))
-    provided = pd.DataFrame(sent, columns=names)
-    # One float block instead of a column at a time: this runs on every request.
-    numeric = np.array([[v.get(n) for n in _NUMERIC] for v in values], dtype=float)
-    frame = pd.DataFrame(numeric.reshape(-1, len(_NUMERIC)), columns=_NUMERIC)
-    extra: dict[str, Any] = {
-        "account_id": [a.account_id for a in body.accounts],
-        "as_of": pd.to_datetime([a.as_of for a in body.accounts]),
-        "csm_owner": pd.array([a.csm_owner for a in body.accounts], dtype="string"),
-        "renewal_at": pd.to_datetime([a.renewal_at for a in body.accounts]),
+    sent = np.array([[name in v for name in names] for v in values], dtype=bool).reshape(n, -1)
+    provided = Table({name: sent[:, j] for j, name in enumerate(names)}, n)
+    # One float block instead of a column at a time.
+    numeric = np.array([[v.get(c) for c in _NUMERIC] for v in values], dtype=float).reshape(n, -1)
+    columns: dict[str, np.ndarray] = {
+        "account_id": _objects([a.account_id for a in accounts]),
+        # pd.Timestamp / NaT, as a DataFrame row of snapshots would hold them.
+        "as_of": _objects([pd.Timestamp(a.as_of) for a in accounts]),
+        "csm_owner": _objects([a.csm_owner for a in accounts]),
+        "renewal_at": _objects([pd.Timestamp(a.renewal_at) for a in accounts]),
     }
     for name in _CATEGORY:
-        extra[name] = pd.array([v.get(name) for v in values], dtype="string")
-    return pd.concat([pd.DataFrame(extra), frame], axis=1), provided
+        columns[name] = _objects([v.get(name) for v in values])
+    columns.update({name: numeric[:, j] for j, name in enumerate(_NUMERIC)})
+    return Table(columns, n), provided
+
+
+def _objects(items: list[Any]) -> np.ndarray:
+    out = np.empty(len(items), dtype=object)
+    out[:] = items
+    return out
 
 
 @router.get(

@@ -346,6 +346,26 @@ class Liveness(BaseModel):
     status: Literal["ok"]
 
 
+class DriftFeature(BaseModel):
+    feature: str
+    psi: float = Field(description="population stability index vs the model's training rows")
+    status: Literal["stable", "moderate", "significant"]
+
+
+class DriftSummary(BaseModel):
+    """PSI of the served snapshots against one model's training data (computed at load)."""
+
+    as_of: str | None = Field(description="snapshot date checked")
+    rows: int
+    features: int
+    significant: int = Field(description="features with PSI at or above the high threshold")
+    moderate: int = Field(description="features between the low and the high threshold")
+    max_psi: float
+    significant_features: list[str]
+    moderate_features: list[str]
+    worst: list[DriftFeature] = Field(description="the five most shifted features")
+
+
 class Readiness(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -368,6 +388,13 @@ class Readiness(BaseModel):
     snapshots_as_of: UtcDatetime | None
     accounts: int
     loaded_at: UtcDatetime | None
+    drift: dict[str, DriftSummary | None] | None = Field(
+        default=None,
+        description="per model (churn, expansion): PSI summary; null: see drift_reason",
+    )
+    drift_reason: str | None = Field(
+        default=None, description="why drift is missing for a model (e.g. no reference stored)"
+    )
 
 
 class ReloadResult(BaseModel):

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from functools import lru_cache, partial
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
 
+from models.booster import PARALLEL_ROWS
+from models.table import Table
 from serving.registry_client import ModelBundle
+
+# Snapshot rows: a DataFrame (files, precompute) or a Table (requests, no pandas overhead).
+Rows: TypeAlias = pd.DataFrame | Table
 
 FALLBACK_KEYS = {"churn": "health_score", "expansion": "pqa_score"}
 
@@ -26,21 +33,23 @@ class RoleScores:
 
 
 def missing_model_features(
-    rows: pd.DataFrame, *, features: Sequence[str], provided: pd.DataFrame | None
+    rows: Rows, *, features: Sequence[str], provided: Rows | None
 ) -> list[list[str]]:
     """Per row, the model features the caller did not supply (absent, not merely null)."""
     absent_cols = [f for f in features if f not in rows.columns]
     out: list[list[str]] = [list(absent_cols) for _ in range(len(rows))]
     if provided is not None:
         cols = [f for f in features if f in provided.columns]
-        mask = ~provided[cols].to_numpy(dtype=bool)
-        for i, row in enumerate(mask):
-            out[i].extend(c for c, miss in zip(cols, row, strict=True) if miss)
+        if not cols:
+            return out
+        mask = ~np.column_stack([np.asarray(provided[c], dtype=bool) for c in cols])
+        for i in np.flatnonzero(mask.any(axis=1)).tolist():
+            out[i].extend(c for c, miss in zip(cols, mask[i], strict=True) if miss)
     return out
 
 
 def _fallback_probability(
-    rule_score: pd.Series, bundle: ModelBundle, role: str
+    rule_score: np.ndarray, bundle: ModelBundle, role: str
 ) -> tuple[list[float | None], str | None]:
     spec = bundle.fallback_maps.get(role)
     if spec is None:
@@ -48,14 +57,16 @@ def _fallback_probability(
     from models.calibration import ScoreToProbability
 
     mapper = ScoreToProbability.from_dict(spec)
-    values = np.asarray(mapper.predict(rule_score.to_numpy(dtype=float, na_value=np.nan)))
+    values = np.asarray(mapper.predict(np.asarray(rule_score, dtype=float)))
     return [None if not math.isfinite(v) else float(v) for v in values], None
 
 
-def _driver_dicts(model: Any, frame: pd.DataFrame, k: int) -> list[list[dict[str, Any]]]:
+def _driver_dicts(
+    model: Any, frame: Rows, k: int, matrix: np.ndarray
+) -> list[list[dict[str, Any]]]:
     from models.drivers import top_drivers
 
-    if k == 0 or frame.empty:
+    if k == 0 or len(frame) == 0:
         return [[] for _ in range(len(frame))]
     return [
         [
@@ -68,18 +79,19 @@ def _driver_dicts(model: Any, frame: pd.DataFrame, k: int) -> list[list[dict[str
             }
             for d in row
         ]
-        for row in top_drivers(model, frame, k=k)
+        for row in top_drivers(model, frame, k=k, matrix=matrix)
     ]
 
 
 def role_scores(
-    rows: pd.DataFrame,
+    rows: Rows,
     *,
     role: str,
     bundle: ModelBundle,
-    rule_score: pd.Series,
-    provided: pd.DataFrame | None,
+    rule_score: np.ndarray,
+    provided: Rows | None,
     drivers_k: int,
+    matrices: dict[Any, np.ndarray] | None = None,
 ) -> RoleScores:
     """Model probability where the model can answer, calibrated rule score elsewhere."""
     n = len(rows)
@@ -95,10 +107,12 @@ def role_scores(
     prob: list[float | None] = list(fallback)
     drivers: list[list[dict[str, Any]]] = [[] for _ in range(n)]
     if use.any():
-        sub = rows.iloc[np.flatnonzero(use)]
+        positions = np.flatnonzero(use)
+        sub = rows.take(positions) if isinstance(rows, Table) else rows.iloc[positions]
         try:
-            values = model.predict_proba(sub)  # type: ignore[union-attr]
-            sub_drivers = _driver_dicts(model, sub, drivers_k)
+            x = _matrix(model, sub, use, {} if matrices is None else matrices)
+            values = model.predict_proba(x)  # type: ignore[union-attr]
+            sub_drivers = _driver_dicts(model, sub, drivers_k, x)
         except ValueError as exc:  # e.g. a non-numeric value: the rules still answer
             use[:] = False
             reason = [f"model could not score the request: {exc}"] * n
@@ -108,6 +122,15 @@ def role_scores(
     if note:
         reason = [r if r is None else f"{r}; {note}" for r in reason]
     return RoleScores(prob, use.tolist(), reason, drivers)
+
+
+def _matrix(model: Any, sub: Rows, use: np.ndarray, cache: dict[Any, np.ndarray]) -> np.ndarray:
+    # Built once per request: churn and expansion models usually share features and levels.
+    levels = tuple((k, tuple(v)) for k, v in sorted(model.levels.items()))
+    key = (tuple(model.feature_names), levels, use.tobytes())
+    if key not in cache:
+        cache[key] = model.matrix_array(sub)
+    return cache[key]
 
 
 def _jsonable(value: Any) -> float | str | None:
@@ -127,19 +150,19 @@ def _timestamp(value: Any) -> str | None:
     return pd.Timestamp(value).isoformat()
 
 
-def _rule_parts(rows: pd.DataFrame, *, bundle: ModelBundle, rules: Any) -> dict[str, Any]:
-    from models.health import score_health
-    from models.pqa import score_pqa
+def _rule_parts(rows: Rows, *, bundle: ModelBundle, rules: Any) -> dict[str, Any]:
+    from models.health import health_columns
+    from models.pqa import pqa_columns
     from models.signals import evaluate_rules
 
     normaliser = _normaliser(bundle, rows, rules)
-    health = score_health(rows, config=rules, normaliser=normaliser)
-    pqa = score_pqa(rows, config=rules)
+    health = health_columns(rows, config=rules, normaliser=normaliser)
+    pqa = pqa_columns(rows, config=rules)
     fired = evaluate_rules(rows, config=rules, health=health["health_score"], normaliser=normaliser)
     return {"health": health, "pqa": pqa, "fired": fired}
 
 
-def _normaliser(bundle: ModelBundle, rows: pd.DataFrame, rules: Any) -> Any:
+def _normaliser(bundle: ModelBundle, rows: Rows, rules: Any) -> Any:
     from models.health import HealthNormaliser
 
     if bundle.normaliser is not None:
@@ -149,41 +172,56 @@ def _normaliser(bundle: ModelBundle, rows: pd.DataFrame, rules: Any) -> Any:
 
 
 def score_payloads(
-    rows: pd.DataFrame,
+    rows: Rows,
     *,
     bundle: ModelBundle,
     rules: Any,
     drivers_k: int,
-    provided: pd.DataFrame | None = None,
+    provided: Rows | None = None,
 ) -> list[dict[str, Any]]:
-    """One API score payload (the `Score` schema as plain data) per snapshot row."""
-    rows = rows.reset_index(drop=True)
+    """One API score payload (the `Score` schema as plain data) per snapshot row.
+
+    `rows` is a snapshot DataFrame or a `models.table.Table` of the same columns (what a
+    request becomes); both give the same payloads.
+    """
+    if isinstance(rows, pd.DataFrame):
+        rows = rows.reset_index(drop=True)
     parts = _rule_parts(rows, bundle=bundle, rules=rules)
     health, pqa = parts["health"], parts["pqa"]
-    churn = role_scores(
-        rows,
-        role="churn",
-        bundle=bundle,
-        rule_score=health["health_score"],
-        provided=provided,
-        drivers_k=drivers_k,
+    common: dict[str, Any] = {
+        "bundle": bundle,
+        "provided": provided,
+        "drivers_k": drivers_k,
+        "matrices": {},
+    }
+    expansion_job = partial(
+        role_scores, rows, role="expansion", rule_score=pqa["pqa_score"], **common
     )
-    expansion = role_scores(
-        rows,
-        role="expansion",
-        bundle=bundle,
-        rule_score=pqa["pqa_score"],
-        provided=provided,
-        drivers_k=drivers_k,
-    )
+    if PARALLEL_ROLES and len(rows) < PARALLEL_ROWS and bundle.churn and bundle.expansion:
+        # A few rows: both models' TreeSHAP (the GIL released) on two cores at once halves the
+        # latency; a batch instead gives each LightGBM call every core.
+        pending = _role_pool().submit(expansion_job)
+        churn = role_scores(rows, role="churn", rule_score=health["health_score"], **common)
+        expansion = pending.result()
+    else:
+        churn = role_scores(rows, role="churn", rule_score=health["health_score"], **common)
+        expansion = expansion_job()
     return [
         _payload(rows, i, bundle=bundle, rules=rules, parts=parts, churn=churn, expansion=expansion)
         for i in range(len(rows))
     ]
 
 
+PARALLEL_ROLES = True
+
+
+@lru_cache(maxsize=1)
+def _role_pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=2, thread_name_prefix="nrr-role")
+
+
 def _payload(
-    rows: pd.DataFrame,
+    rows: Rows,
     i: int,
     *,
     bundle: ModelBundle,
@@ -194,7 +232,9 @@ def _payload(
 ) -> dict[str, Any]:
     from models.plays import recommend_play
 
-    row, h, q = rows.iloc[i], parts["health"].iloc[i], parts["pqa"].iloc[i]
+    row = rows.row(i) if isinstance(rows, Table) else rows.iloc[i]
+    h = {name: values[i] for name, values in parts["health"].items()}
+    q = {name: values[i] for name, values in parts["pqa"].items()}
     fired = parts["fired"][i]
     risks = [r for r in fired if r.kind == "risk"]
     triggers = [r for r in fired if r.kind == "expansion"]
@@ -226,12 +266,13 @@ def _payload(
         "health_score": _num(h["health_score"]),
         "health_band": _str(h["health_band"]),
         "health_categories": {
-            c.removeprefix("health_"): _num(h[c]) for c in _category_columns(h.index)
+            c.removeprefix("health_"): _num(h[c]) for c in _category_columns(list(h))
         },
         "health_missing": [str(s) for s in (_list(h.get("health_missing")))],
         "health_detractors": [str(s) for s in (_list(h.get("health_detractors")))],
         "health_change": _num(h.get("health_change")),
-        "health_alert": bool(h.get("health_alert", False) is True),
+        # numpy and pandas booleans are not `True`; a missing alert (no history) is False
+        "health_alert": _flag(h.get("health_alert")),
         "pqa_score": _num(q["pqa_score"]),
         "pqa_band": _str(q.get("pqa_band")),
         "drivers": churn.drivers[i],
@@ -254,6 +295,10 @@ def _payload(
     }
 
 
+def _flag(value: Any) -> bool:
+    return False if value is None or value is pd.NA else bool(value)
+
+
 _HEALTH_NON_CATEGORY = {
     "health_score",
     "health_band",
@@ -269,7 +314,7 @@ def _category_columns(columns: Sequence[str]) -> list[str]:
 
 
 def renewal_info(
-    row: pd.Series, *, churn_probability: float | None, band: Any, rules: Any
+    row: Mapping[str, Any] | pd.Series, *, churn_probability: float | None, band: Any, rules: Any
 ) -> dict[str, Any]:
     """Days to renewal, ARR at stake and the renewal alert of a high-risk account."""
     spec = rules.renewals

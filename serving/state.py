@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from features.registry import BY_NAME
+from models.table import Table
 from serving.registry_client import ModelBundle
 from serving.schemas import Score
 from serving.settings import ServingSettings
@@ -23,14 +24,16 @@ log = logging.getLogger(__name__)
 
 
 class Scorer(Protocol):
+    """Rows are a snapshot DataFrame (precompute) or a `Table` (POST /v1/score requests)."""
+
     def __call__(
         self,
-        rows: pd.DataFrame,
+        rows: pd.DataFrame | Table,
         *,
         bundle: ModelBundle,
         rules: Any,
         drivers_k: int,
-        provided: pd.DataFrame | None = None,
+        provided: pd.DataFrame | Table | None = None,
     ) -> list[dict[str, Any]]: ...
 
 
@@ -51,6 +54,9 @@ class ServingState:
     worklist: list[dict[str, Any]] = field(default_factory=list)
     renewals: list[dict[str, Any]] = field(default_factory=list)
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC).replace(tzinfo=None))
+    # PSI summary per role of the served snapshots vs training data (serving.drift_status).
+    drift: dict[str, Any] | None = None
+    drift_reason: str | None = None
 
     @property
     def status(self) -> str:
@@ -172,7 +178,10 @@ def build_state(
         fitted = HealthNormaliser.fit(snapshots, config=rules).to_dict()
         bundle = replace(bundle, normaliser=fitted)
     base = ServingState(bundle=bundle, rules=rules, scorer=scorer, drivers_k=settings.drivers_k)
-    return precompute(base, snapshots)
+    from serving.drift_status import drift_status
+
+    drift, drift_reason = drift_status(bundle, snapshots)
+    return replace(precompute(base, snapshots), drift=drift, drift_reason=drift_reason)
 
 
 def precompute(state: ServingState, snapshots: pd.DataFrame) -> ServingState:
