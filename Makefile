@@ -32,7 +32,7 @@ demo: $(STAMP)
 	$(BIN)/nrr validate --data $(DEMO)/data
 	$(BIN)/nrr snapshots --data $(DEMO)/data --out $(DEMO)/snapshots.parquet
 	$(DEMO_ENV) $(BIN)/nrr train --data $(DEMO)/data --snapshots $(DEMO)/snapshots.parquet --experiment $(DEMO_EXPERIMENT) --workdir $(DEMO)/mlops
-	$(DEMO_ENV) $(BIN)/nrr backtest-forecast --data $(DEMO)/data --snapshots $(DEMO)/snapshots.parquet --out $(DEMO)/forecast_backtest.csv
+	$(DEMO_ENV) $(BIN)/nrr backtest-forecast --data $(DEMO)/data --snapshots $(DEMO)/snapshots.parquet --out $(DEMO)/forecast_backtest.csv --workdir $(DEMO)/mlops
 	$(DEMO_ENV) $(BIN)/nrr forecast --data $(DEMO)/data --snapshots $(DEMO)/snapshots.parquet --backtest $(DEMO)/forecast_backtest.csv --out $(DEMO)/report
 	$(DEMO_ENV) $(BIN)/nrr score --data $(DEMO)/data --out $(DEMO)/scores.csv
 	$(DEMO_ENV) $(BIN)/nrr drift --snapshots $(DEMO)/snapshots.parquet --workdir $(DEMO)/mlops --out $(DEMO)/drift.json

@@ -331,6 +331,9 @@ def backtest_command(
     snapshots: Path | None = typer.Option(None, help="Parquet from `nrr snapshots` to reuse"),
     draws: int = typer.Option(2_000, min=500, help="Monte Carlo draws per quarter"),
     seed: int = typer.Option(0, help="seed of the models and the Monte Carlo"),
+    workdir: Path | None = typer.Option(
+        None, "--workdir", help="MLflow store of `nrr train` (the table is logged to its run)"
+    ),
 ) -> None:
     """Backtest the NRR forecast on every past quarter the data allows; write the table."""
     from datetime import UTC, datetime
@@ -339,6 +342,8 @@ def backtest_command(
     from features.load import load_source
     from features.snapshots import build_snapshots
     from features.spine import build_spine
+    from training.backtest_logging import log_backtest_to_training_run
+    from training.tracking import TrainingSettings, get_settings
 
     now = pd.Timestamp(datetime.now(UTC)).tz_localize(None)
     source = load_source(data, now=now)
@@ -373,6 +378,13 @@ def backtest_command(
         f"pinball {figures['pinball']:.4f} vs naive {figures['naive_pinball']:.4f}"
     )
     Console().print(str(out_file))
+    settings = get_settings() if workdir is None else TrainingSettings(workdir=workdir)
+    try:
+        run_id = log_backtest_to_training_run(out_file, figures, settings=settings)
+    except LookupError as exc:
+        console.print(f"[yellow]not logged to MLflow:[/yellow] {exc}")
+    else:
+        console.print(f"logged to the champion's training run {run_id}")
 
 
 def register(app: typer.Typer) -> None:
