@@ -183,3 +183,27 @@ def test_optuna_search_is_stored_logged_and_stays_in_the_space(
     assert [n for n, _ in logged] == [0, 1, 2]
     assert len(optuna.load_study(study_name="s", storage=storage).trials) == 3
     assert tune(rows, target="churn", config=fast) == {}
+
+
+def test_search_starts_from_the_configured_parameters(fast: ExperimentConfig) -> None:
+    from training.config import BoosterConfig, SearchDimension, TuningConfig
+    from training.evaluate import labelled_rows
+    from training.tune import tune
+
+    space = {
+        "num_leaves": SearchDimension(type="int", low=4, high=16),
+        "learning_rate": SearchDimension(low=0.05, high=0.2, log=True),
+        "lambda_l2": SearchDimension(low=0.1, high=1.0),  # configured 5.0: outside, not used
+    }
+    params = {"num_leaves": 9, "learning_rate": 0.07, "lambda_l2": 5.0}
+    config = fast.model_copy(
+        update={
+            "tuning": TuningConfig(trials=1, inner_folds=2, search_space=space),
+            "booster": BoosterConfig(max_rounds=30, early_stopping_rounds=5, params=params),
+        }
+    )
+    rows = labelled_rows(make_snapshots(n_accounts=120, months=20, seed=8))
+    best = tune(rows, target="churn", config=config)
+    # one trial: it must be the configured point (lambda_l2 sampled, it is out of range)
+    assert best["num_leaves"] == 9 and best["learning_rate"] == pytest.approx(0.07)
+    assert 0.1 <= best["lambda_l2"] <= 1.0

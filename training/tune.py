@@ -106,5 +106,20 @@ def tune(
             log_trial(trial.number, params, value, "complete")
         return value
 
+    # The configured parameters go first: the search then only moves away from them when a
+    # trial beats them on the inner folds, never to something worse picked at random.
+    start = _configured_start(config)
+    if start:
+        study.enqueue_trial(start)
     study.optimize(objective, n_trials=tuning.trials, timeout=tuning.timeout_seconds)
     return dict(study.best_params)
+
+
+def _configured_start(config: ExperimentConfig) -> dict[str, Any]:
+    """The booster's configured values of the searched parameters that lie inside the space."""
+    start: dict[str, Any] = {}
+    for name, dim in config.tuning.search_space.items():
+        value = config.booster.params.get(name)
+        if value is not None and dim.low <= float(value) <= dim.high:
+            start[name] = int(value) if dim.type == "int" else float(value)
+    return start
