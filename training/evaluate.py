@@ -58,13 +58,7 @@ def run_backtest(
 ) -> BacktestResult:
     """Train each scorer on a fold's past, score the fold's window; never a random split."""
     rows = labelled_rows(frame)
-    folds = time_folds(
-        rows["as_of"],
-        rows["labelled"],
-        horizon_days=config.snapshot.horizon_days,
-        folds=config.backtest.folds,
-        spacing=config.backtest.spacing,
-    )
+    folds = _backtest_folds(rows, config)
     parts = []
     for fold in folds:
         parts.append(
@@ -81,6 +75,17 @@ def run_backtest(
     return BacktestResult(target, tuple(folds), predictions, metrics)
 
 
+def _backtest_folds(rows: pd.DataFrame, config: ExperimentConfig) -> list[Fold]:
+    """The experiment's rolling-origin folds over labelled rows (shared by every recipe)."""
+    return time_folds(
+        rows["as_of"],
+        rows["labelled"],
+        horizon_days=config.snapshot.horizon_days,
+        folds=config.backtest.folds,
+        spacing=config.backtest.spacing,
+    )
+
+
 def recipe_predictions(
     frame: pd.DataFrame,
     *,
@@ -91,13 +96,7 @@ def recipe_predictions(
 ) -> np.ndarray:
     """Another recipe's out-of-time probabilities on the same folds, in `run_backtest` row order."""
     rows = labelled_rows(frame)
-    folds = time_folds(
-        rows["as_of"],
-        rows["labelled"],
-        horizon_days=config.snapshot.horizon_days,
-        folds=config.backtest.folds,
-        spacing=config.backtest.spacing,
-    )
+    folds = _backtest_folds(rows, config)
     parts = []
     for fold in folds:
         train, test = rows.iloc[fold.train], rows.iloc[fold.test]
