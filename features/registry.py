@@ -302,7 +302,7 @@ FEATURES: tuple[FeatureSpec, ...] = (
         "days_to_renewal",
         "commercial",
         0,
-        "days until the committed term ends (absent for month-to-month terms)",
+        "days until the committed (annual or multi-year) term ends",
         needs=("subscriptions.renewal_at",),
     ),
     _f(
