@@ -56,6 +56,15 @@ def load_bundle(settings: ServingSettings) -> ModelBundle:
     if not settings.use_registry:
         return ModelBundle(fallback_reason="registry disabled by settings (NRR_USE_REGISTRY)")
     disable_pickle()
+    if settings.artifacts_dir is not None:
+        return _load_bundle(settings, settings.artifacts_dir)
+    # Everything is read into memory below, so the downloaded files are not needed after
+    # loading; a temporary folder per start (and per reload) would otherwise pile up.
+    with tempfile.TemporaryDirectory(prefix="nrr-models-") as root:
+        return _load_bundle(settings, Path(root))
+
+
+def _load_bundle(settings: ServingSettings, root: Path) -> ModelBundle:
     names = {"churn": settings.churn_model, "expansion": settings.expansion_model}
     models: dict[str, ScoringModel | None] = dict.fromkeys(ROLES, None)
     versions: dict[str, str | None] = dict.fromkeys(ROLES, None)
@@ -65,7 +74,7 @@ def load_bundle(settings: ServingSettings) -> ModelBundle:
     reasons: list[str] = []
     for role in ROLES:
         try:
-            version, folder = _download(settings, names[role])
+            version, folder = _download(settings, names[role], root)
         except ModelLoadError as exc:
             reasons.append(str(exc))
             continue
@@ -91,7 +100,7 @@ def load_bundle(settings: ServingSettings) -> ModelBundle:
     )
 
 
-def _download(settings: ServingSettings, name: str) -> tuple[str, Path]:
+def _download(settings: ServingSettings, name: str, root: Path) -> tuple[str, Path]:
     from mlflow import MlflowClient
     from mlflow.artifacts import download_artifacts
     from mlflow.exceptions import MlflowException
@@ -106,7 +115,6 @@ def _download(settings: ServingSettings, name: str) -> tuple[str, Path]:
         raise ModelLoadError(f"registry unreachable for {name}@{alias}: {exc.message}") from exc
     except Exception as exc:  # network errors, bad URIs: the service must still start
         raise ModelLoadError(f"registry unreachable for {name}@{alias}: {exc}") from exc
-    root = settings.artifacts_dir or Path(tempfile.mkdtemp(prefix="nrr-models-"))
     dst = root / name / str(version.version)
     dst.mkdir(parents=True, exist_ok=True)
     try:

@@ -74,3 +74,23 @@ def test_model_with_features_unknown_to_the_registry_is_a_mismatch(tmp_path: Pat
     ScoringModel(booster=booster, feature_names=tuple(x.columns), levels={}).save(tmp_path)
     with pytest.raises(ModelLoadError, match="feature list mismatch.*feature_from_the_future"):
         load_model_folder(tmp_path)
+
+
+def test_without_an_artifacts_dir_downloads_leave_no_folder_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    good = tmp_path / "good"
+    tiny_model("churned").save(good)
+    _register(uri, tmp_path, "nrr-churn", good)
+    bundle = load_bundle(ServingSettings(tracking_uri=uri))
+    # the booster lives in memory and still predicts once its files are gone
+    assert bundle.churn is not None and bundle.versions["churn"] == "1"
+    assert list(scratch.iterdir()) == []
+    frame = pd.DataFrame({name: [1.0] for name in bundle.churn.feature_names})
+    assert 0.0 <= float(bundle.churn.predict_proba(frame)[0]) <= 1.0
