@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse
 
 from serving.routes import _api_key, check_reader, require_reader
+from serving.schemas import ApiError
 
 REPORT_FILE = "report.html"
 FORECAST_FILE = "forecast.json"
@@ -58,7 +59,55 @@ def _json(request: Request, name: str) -> Any:
         ) from exc
 
 
-@router.get("/dashboard", response_class=HTMLResponse, tags=["forecast"])
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    texts = {
+        401: "missing or wrong X-API-Key",
+        404: "the report folder has no such file: run `" + COMMAND + "`",
+        503: "no report folder configured (NRR_REPORT_DIR) or the file is not valid JSON",
+    }
+    return {c: {"model": ApiError, "description": texts[c]} for c in codes}
+
+
+_FORECAST_EXAMPLE = {
+    "as_of": "2026-10-01T00:00:00",
+    "quarter": "2026Q4",
+    "draws": 10000,
+    "seed": 0,
+    "scope": "New-logo ARR is out of scope: the forecast covers the existing customer base",
+    "summary": [
+        {"group": "All", "metric": "nrr", "mean": 1.065, "p10": 1.031, "p50": 1.065, "p90": 1.1}
+    ],
+    "fan": [
+        {"quarter": 1, "quarter_label": "2026Q4", "group": "All", "metric": "nrr", "p50": 1.065}
+    ],
+    "top_at_risk": [{"account_id": "ACC000409", "arr": 1173.94, "arr_at_risk": 756.3}],
+}
+_NRR_EXAMPLE = {
+    "data_end": "2026-10-01T00:00:00",
+    "quarterly": [
+        {
+            "period_start": "2026-04-01T00:00:00",
+            "starting_arr": 1.0e7,
+            "expansion_arr": 9.1e5,
+            "contraction_arr": 1.2e5,
+            "churned_arr": 2.4e5,
+            "nrr": 1.055,
+            "grr": 0.964,
+        }
+    ],
+    "best_cohorts": [{"cohort": "2024Q1", "nrr": 1.12}],
+}
+
+
+@router.get(
+    "/dashboard",
+    response_class=HTMLResponse,
+    tags=["forecast"],
+    responses={
+        200: {"content": {"text/html": {"example": "<!doctype html><html>...</html>"}}},
+        **_errors(401, 404, 503),
+    },
+)
 def dashboard(
     request: Request, key: Annotated[str | None, Depends(_api_key)] = None
 ) -> HTMLResponse:
@@ -68,13 +117,29 @@ def dashboard(
     return HTMLResponse(_file(request, REPORT_FILE).read_text(encoding="utf-8"))
 
 
-@router.get("/v1/forecast", tags=["forecast"], dependencies=[Depends(require_reader)])
+@router.get(
+    "/v1/forecast",
+    tags=["forecast"],
+    dependencies=[Depends(require_reader)],
+    responses={
+        200: {"content": {"application/json": {"example": _FORECAST_EXAMPLE}}},
+        **_errors(401, 404, 503),
+    },
+)
 def forecast(request: Request) -> Any:
     """Next-quarter and fan NRR forecast: P10/P50/P90 pooled and by segment, top accounts."""
     return _json(request, FORECAST_FILE)
 
 
-@router.get("/v1/nrr", tags=["forecast"], dependencies=[Depends(require_reader)])
+@router.get(
+    "/v1/nrr",
+    tags=["forecast"],
+    dependencies=[Depends(require_reader)],
+    responses={
+        200: {"content": {"application/json": {"example": _NRR_EXAMPLE}}},
+        **_errors(401, 404, 503),
+    },
+)
 def nrr(request: Request) -> Any:
     """NRR history: monthly and quarterly bridges, splits, cohort heatmap, best/worst cohorts."""
     return _json(request, NRR_FILE)

@@ -148,7 +148,25 @@ def readiness(state: ServingState | None, error: str | None) -> dict[str, Any]:
     }
 
 
-@router.get("/metrics", tags=["probes"], response_class=Response)
+_METRICS_EXAMPLE = """\
+# HELP nrr_http_requests_total HTTP requests by route template, method and status
+# TYPE nrr_http_requests_total counter
+nrr_http_requests_total{method="GET",route="/v1/accounts/{account_id}/score",status="200"} 1532.0
+# HELP nrr_fallback_scores_total scores answered from the rules instead of a model, by reason
+# TYPE nrr_fallback_scores_total counter
+nrr_fallback_scores_total{reason="model not registered"} 3.0
+# HELP nrr_model_info served model versions (value 1); version 'none' when in fallback
+# TYPE nrr_model_info gauge
+nrr_model_info{model="churn",source="model",version="4"} 1.0
+"""
+
+
+@router.get(
+    "/metrics",
+    tags=["probes"],
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {"example": _METRICS_EXAMPLE}}}},
+)
 async def metrics(request: Request) -> Response:
     """Prometheus metrics: requests and latencies per route, fallbacks, model versions."""
     m = request.app.state.metrics
