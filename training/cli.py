@@ -110,6 +110,33 @@ def train_command(
     out.print(_summary(result))
     for target, outcome in result.outcomes.items():
         out.print(_decision_line(target, outcome))
+        if (warning := baseline_warning(target, outcome.pooled)) is not None:
+            out.print(f"[yellow]warning:[/yellow] {warning}")
+
+
+def baseline_warning(target: str, pooled: dict[str, dict[str, float]]) -> str | None:
+    """A plain warning when the model ranks worse than a baseline on the same backtest rows.
+
+    The gate compares models with the champion only; a first model (or a small company)
+    can still lose to the logistic regression or the rules, and the user should know.
+    """
+    model = pooled.get("model", {}).get("roc_auc")
+    if model is None:
+        return None
+    rivals = {
+        name: scores["roc_auc"]
+        for name, scores in pooled.items()
+        if name in ("logistic", "rules") and scores.get("roc_auc") is not None
+    }
+    better = {name: auc for name, auc in rivals.items() if auc > model}
+    if not better:
+        return None
+    best = max(better, key=lambda name: better[name])
+    return (
+        f"{target}: the model's backtest ROC-AUC {model:.3f} is below the {best} baseline "
+        f"{better[best]:.3f} on the same rows; with little data try stronger regularisation "
+        "(booster.params: min_data_in_leaf, num_leaves) or rely on the baseline's scores"
+    )
 
 
 def _decision_line(target: str, outcome: object) -> str:

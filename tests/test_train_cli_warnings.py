@@ -1,0 +1,23 @@
+"""`nrr train` says so when a model ranks below its own baselines."""
+
+from __future__ import annotations
+
+from training.cli import baseline_warning
+
+
+def test_warns_when_a_baseline_beats_the_model() -> None:
+    pooled = {
+        "model": {"roc_auc": 0.735},
+        "logistic": {"roc_auc": 0.802},
+        "rules": {"roc_auc": 0.781},
+        "oracle": {"roc_auc": 0.9},
+    }
+    warning = baseline_warning("churn", pooled)
+    assert warning is not None and "logistic baseline 0.802" in warning and "0.735" in warning
+
+
+def test_silent_when_the_model_wins_or_is_missing() -> None:
+    # the oracle is not a baseline: only the simulator knows it
+    pooled = {"model": {"roc_auc": 0.84}, "logistic": {"roc_auc": 0.83}, "oracle": {"roc_auc": 0.9}}
+    assert baseline_warning("churn", pooled) is None
+    assert baseline_warning("churn", {"logistic": {"roc_auc": 0.8}}) is None
