@@ -9,6 +9,7 @@ scored from the ticket text when the source has no sentiment column.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -42,9 +43,16 @@ def inspect_source(
         return ValidationReport((Issue("error", None, None, str(exc)),), origin=str(path)), None
     issues: list[Issue] = []
     assert raw.folder is not None
-    event_map = _folder_event_map(raw.folder, issues)
+    event_map, from_file = _folder_event_map(raw.folder, issues)
     declared = extracted_at if extracted_at is not None else _manifest_end(raw.folder, issues)
-    return _check_and_build(raw, event_map=event_map, declared=declared, now=now, issues=issues)
+    return _check_and_build(
+        raw,
+        event_map=event_map,
+        declared=declared,
+        now=now,
+        issues=issues,
+        fit_default_map=not from_file,
+    )
 
 
 def load_source(
@@ -85,20 +93,29 @@ def inspect_frames(
         issues.append(Issue("warning", None, None, message))
     raw = open_frames(frames)
     return _check_and_build(
-        raw, event_map=event_map or DEMO_EVENT_MAP, declared=extracted_at, now=now, issues=issues
+        raw,
+        event_map=event_map or DEMO_EVENT_MAP,
+        declared=extracted_at,
+        now=now,
+        issues=issues,
+        fit_default_map=event_map is None,
     )
 
 
-def _folder_event_map(folder: Path, issues: list[Issue]) -> EventMap:
+def _folder_event_map(folder: Path, issues: list[Issue]) -> tuple[EventMap, bool]:
     try:
         event_map, from_file = load_event_map(folder)
     except (EventMapError, OSError) as exc:
         issues.append(Issue("error", EVENT_MAP_FILE, None, f"malformed event map: {exc}"))
-        return DEMO_EVENT_MAP
+        return DEMO_EVENT_MAP, True
     if not from_file:
-        message = f"no {EVENT_MAP_FILE} beside the tables; using the demo company's event map"
+        message = (
+            f"no {EVENT_MAP_FILE} beside the tables; using the demo company's event map for "
+            "the names that occur in these events (roles with none are left out, so their "
+            "features are absent rather than zero): write your own map"
+        )
         issues.append(Issue("warning", EVENT_MAP_FILE, None, message))
-    return event_map
+    return event_map, from_file
 
 
 def _manifest_end(folder: Path, issues: list[Issue]) -> pd.Timestamp | None:
@@ -135,8 +152,14 @@ def _check_and_build(
     declared: pd.Timestamp | None,
     now: pd.Timestamp,
     issues: list[Issue],
+    fit_default_map: bool = False,
 ) -> tuple[ValidationReport, DataSource | None]:
-    """Run every check; build the typed views only when no error was found."""
+    """Run every check; build the typed views only when no error was found.
+
+    `fit_default_map`: the event map is the demo company's default, not the user's, so
+    it keeps only names that occur in these events. Another company's names would
+    otherwise turn every role's features into zeros that look like real inactivity.
+    """
     issues = [Issue(p.severity, p.table, None, p.message) for p in raw.problems] + issues
     unreadable = {p.table for p in raw.problems if p.severity == "error"}
     declared = to_utc_naive(declared) if declared is not None else None
@@ -155,7 +178,8 @@ def _check_and_build(
         raw.con.close()
         return report, None
     try:
-        return report, _typed_source(raw, event_map=event_map, declared=declared)
+        source = _typed_source(raw, event_map=event_map, declared=declared)
+        return report, _fit_event_map(source) if fit_default_map else source
     except duckdb.Error as exc:
         raw.con.close()
         failed = Issue("error", None, None, f"could not build the typed views: {exc}")
@@ -193,6 +217,19 @@ def _typed_source(
         data_end=data_end,
         origin=raw.origin,
     )
+
+
+def _fit_event_map(source: DataSource) -> DataSource:
+    """The source with its (default) event map cut to the names its events contain."""
+    if "events" not in source.tables:
+        return source
+    rows = source.con.execute("SELECT DISTINCT event FROM events WHERE event IS NOT NULL")
+    seen = {str(name) for (name,) in rows.fetchall()}
+    fitted = {
+        role: tuple(n for n in names if n in seen)
+        for role, names in source.event_map.roles().items()
+    }
+    return replace(source, event_map=EventMap(**fitted))
 
 
 def _typed_column(table: str, column: str) -> str:

@@ -129,11 +129,30 @@ def test_bad_manifest_timestamp_is_an_error(tmp_path: Path) -> None:
     assert [(i.table, i.column) for i in report.errors] == [("manifest.yaml", "extracted_at")]
 
 
-def test_missing_event_map_falls_back_to_the_demo_map_with_a_warning(tmp_path: Path) -> None:
-    folder = write_parquet(tmp_path, valid_frames(), event_map=False)
+def test_missing_event_map_keeps_only_demo_names_that_occur(tmp_path: Path) -> None:
+    folder = write_parquet(tmp_path / "own", valid_frames(), event_map=False)
     report, source = inspect_source(folder, extracted_at=EXTRACTED, now=NOW)
-    assert source is not None and source.event_map == DEMO_EVENT_MAP
     assert any(i.table == "event_map.yaml" and i.severity == "warning" for i in report.issues)
+    # this export has its own event names: no demo name occurs, so no role is kept and
+    # role features are absent instead of zeros that would read as inactivity
+    assert source is not None
+    assert all(not names for names in source.event_map.roles().values())
+
+    frames = valid_frames()
+    core, invite = DEMO_EVENT_MAP.core_features[0], DEMO_EVENT_MAP.invite_events[0]
+    frames["events"]["event"] = frames["events"]["event"].replace({"open": core, "invite": invite})
+    folder = write_parquet(tmp_path / "demo_names", frames, event_map=False)
+    _, source = inspect_source(folder, extracted_at=EXTRACTED, now=NOW)
+    assert source is not None
+    kept = {role: names for role, names in source.event_map.roles().items() if names}
+    assert kept == {"core_features": (core,), "invite_events": (invite,)}
+
+
+def test_an_explicit_event_map_is_kept_even_where_names_never_occur(tmp_path: Path) -> None:
+    folder = write_parquet(tmp_path, valid_frames())
+    (folder / "event_map.yaml").write_text("core_features: [open, never_seen]\n")
+    _, source = inspect_source(folder, extracted_at=EXTRACTED, now=NOW)
+    assert source is not None and source.event_map.core_features == ("open", "never_seen")
 
 
 def test_malformed_event_map_is_an_error_naming_the_key(tmp_path: Path) -> None:
