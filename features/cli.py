@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -16,9 +15,13 @@ console = Console(stderr=True)
 out = Console()
 
 
-def _now() -> pd.Timestamp:
-    # The CLI is the edge where "now" may enter: only as the default extraction time.
-    return pd.Timestamp(datetime.now(UTC)).tz_localize(None)
+def _now(ctx: typer.Context) -> pd.Timestamp:
+    """The root command's clock (features/ never reads one): the default extraction time."""
+    clock = ctx.find_root().obj
+    if not callable(clock):
+        raise RuntimeError("features commands need a clock in the root context (nrr.cli)")
+    now: pd.Timestamp = clock()
+    return now
 
 
 def _progress() -> Progress:
@@ -66,6 +69,7 @@ def simulate(
 
 
 def validate(
+    ctx: typer.Context,
     data: Path = typer.Option(..., "--data", help="folder of tables or a DuckDB file"),
     extracted_at: str | None = typer.Option(
         None, help="when the data was exported (default: manifest.yaml, else now)"
@@ -75,13 +79,14 @@ def validate(
     from features.load import inspect_source
 
     report, _ = inspect_source(
-        data, extracted_at=_parse_ts(extracted_at, "--extracted-at"), now=_now()
+        data, extracted_at=_parse_ts(extracted_at, "--extracted-at"), now=_now(ctx)
     )
     out.print(report.render())
     raise typer.Exit(code=0 if report.ok else 1)
 
 
 def snapshots(
+    ctx: typer.Context,
     data: Path = typer.Option(..., "--data", help="folder of tables or a DuckDB file"),
     out_file: Path = typer.Option(..., "--out", help="Parquet file to write"),
     freq: str = typer.Option("month", help="snapshot grid: month (month starts) or week (Mondays)"),
@@ -104,7 +109,7 @@ def snapshots(
     config = SnapshotConfig.model_validate({"freq": freq, "horizon_days": horizon})
     try:
         source = load_source(
-            data, extracted_at=_parse_ts(extracted_at, "--extracted-at"), now=_now()
+            data, extracted_at=_parse_ts(extracted_at, "--extracted-at"), now=_now(ctx)
         )
     except InvalidDataError as exc:
         out.print(exc.report.render())

@@ -6,7 +6,6 @@ is fitted on the snapshots being scored, so percentiles are relative to this boo
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -14,13 +13,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from models.clock import utc_now
+
 console = Console(stderr=True)
 out = Console()
-
-
-def _now() -> pd.Timestamp:
-    # The CLI is the edge where "now" may enter: only as the default extraction time.
-    return pd.Timestamp(datetime.now(UTC)).tz_localize(None)
 
 
 def _parse_day(value: str, name: str) -> pd.Timestamp:
@@ -50,7 +46,7 @@ def _snapshots_at(data: Path, as_of: pd.Timestamp | None) -> tuple[pd.DataFrame,
     from features.validate import InvalidDataError
 
     try:
-        source = load_source(data, now=_now())
+        source = load_source(data, now=utc_now())
     except InvalidDataError as exc:
         out.print(exc.report.render())
         raise typer.Exit(code=1) from None

@@ -8,6 +8,7 @@ import typer
 
 from features.cli import register as register_features
 from models.cli import register as register_rules
+from models.clock import utc_now
 from serving.cli import register as register_serving
 from training.cli import register as register_training
 from training.drift_cli import register as register_drift
@@ -22,6 +23,12 @@ def build_app() -> typer.Typer:
         add_completion=False,
         pretty_exceptions_enable=False,
     )
+
+    @app.callback()
+    def _root(ctx: typer.Context) -> None:
+        # The clock enters here, at the edge: stages below take "now" as an argument.
+        ctx.obj = utc_now
+
     # Order here is the order of `nrr --help`: the quarterly workflow from data to API.
     register_features(app)
     register_rules(app)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +10,7 @@ import pandas as pd
 import typer
 from rich.console import Console
 
+from models.clock import utc_now
 from serving.settings import ServingSettings, get_settings
 
 console = Console(stderr=True)
@@ -109,7 +109,7 @@ def batch_score(
     from serving.scoring import score_snapshots
     from serving.state import StateError, align_bundle, check_bundle
 
-    now = pd.Timestamp(datetime.now(UTC)).tz_localize(None)
+    now = utc_now()
     source = load_source(data, now=now)
     if as_of is None:
         # The extract day at 00:00: features look strictly before it, so nothing is cut off.

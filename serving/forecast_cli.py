@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ import typer
 from rich.console import Console
 
 from models.amounts import arr_change_events, fit_amount_model
+from models.clock import utc_now
 from models.forecast_book import (
     book_at,
     contraction_rates,
@@ -174,11 +174,6 @@ def prepare_report(
     return report, filled
 
 
-def _now() -> pd.Timestamp:
-    # The CLI is the edge where "now" may enter: only as the default extraction time.
-    return pd.Timestamp(datetime.now(UTC)).tz_localize(None)
-
-
 def _forecast_date(quarter: str | None, data_end: pd.Timestamp) -> pd.Timestamp:
     if quarter is None:
         return pd.Timestamp(year=data_end.year, month=data_end.month, day=1)
@@ -243,7 +238,7 @@ def forecast(
     """Write the NRR forecast report (HTML + JSON + CSV) served at /dashboard."""
     from features.load import load_source
 
-    source = load_source(data, now=_now())
+    source = load_source(data, now=utc_now())
     as_of = _forecast_date(quarter, source.data_end)
     rows = _snapshot_rows(source, snapshots, as_of)
     scored, model_source = _score(rows)

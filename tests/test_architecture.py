@@ -77,3 +77,43 @@ def test_notebooks_define_no_logic() -> None:
                 isinstance(d, ast.FunctionDef) and d.name.startswith("plot_") and len(d.body) <= 15
                 for d in defs
             ), f"{nb.name}: notebooks import logic from the packages; only small plot_ helpers"
+
+
+CLOCK_CALLS = {
+    ("datetime", "now"),
+    ("datetime", "utcnow"),
+    ("date", "today"),
+    ("Timestamp", "now"),
+    ("time", "time"),
+}
+
+
+def _clock_calls(path: Path) -> list[int]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    return [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute) and (_owner(node.value), node.attr) in CLOCK_CALLS
+    ]
+
+
+def _owner(node: ast.expr) -> str | None:
+    # `datetime.now` and `pd.Timestamp.now` alike: the name right before the attribute
+    if isinstance(node, ast.Name):
+        return node.id
+    return node.attr if isinstance(node, ast.Attribute) else None
+
+
+def test_features_never_read_the_clock() -> None:
+    # as_of and "now" are arguments of every feature computation; only the root command
+    # (through models.clock) reads the wall clock
+    offenders = {
+        str(p.relative_to(ROOT)): lines for p in _modules("features") if (lines := _clock_calls(p))
+    }
+    assert offenders == {}
+
+
+def test_the_clock_check_sees_a_clock_call(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text("import pandas as pd\nnow = pd.Timestamp.now()\n")
+    assert _clock_calls(module) == [2]

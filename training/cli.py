@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -10,6 +9,8 @@ import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+from models.clock import utc_now
 
 console = Console(stderr=True)
 out = Console()
@@ -30,7 +31,7 @@ def _snapshots_from_data(data: Path, *, horizon_days: int, freq: str) -> pd.Data
     from features.spine import build_spine
     from features.validate import InvalidDataError
 
-    now = pd.Timestamp(datetime.now(UTC)).tz_localize(None)
+    now = utc_now()
     try:
         source = load_source(data, now=now)
     except InvalidDataError as exc:

@@ -26,6 +26,7 @@ from features.simulate import SimulationConfig, write_company
 from features.snapshots import build_snapshots
 from features.source import DataSource
 from features.spine import build_spine
+from models.clock import utc_now
 from training.config import REGISTERED_NAME, ExperimentConfig, load_experiment
 from training.pipeline import TrainResult, as_of_view, train
 from training.tracking import TrainingSettings, setup_tracking
@@ -107,7 +108,7 @@ def read_source(data_dir: Path) -> DataSource:
     """The validated source of a data folder (its manifest's extraction time, else now, ends it)."""
     # The edge where "now" may enter: only as the bound of observed timestamps when the
     # folder has no manifest.yaml (a simulated company always has one).
-    return load_source(data_dir, now=pd.Timestamp.now(tz="UTC").tz_localize(None))
+    return load_source(data_dir, now=utc_now())
 
 
 def snapshots_of(source: DataSource, *, config: SnapshotConfig, path: Path) -> pd.DataFrame:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import tempfile
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from models.clock import utc_now
 from models.drift import REFERENCE_FILE, DriftReference, find_reference, population_stability
 from models.drift import summarise as summarise_drift
 from training.config import REGISTERED_NAME, ExperimentConfig, ExperimentConfigError, Target
@@ -193,7 +193,7 @@ def _latest_from_data(
     from features.spine import build_spine
     from features.validate import InvalidDataError
 
-    now = pd.Timestamp(datetime.now(UTC)).tz_localize(None)
+    now = utc_now()
     try:
         source = load_source(data, now=now)
     except InvalidDataError as exc:

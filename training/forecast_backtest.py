@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 
 from models.amounts import arr_change_events, fit_amount_model
+from models.clock import utc_now
 from models.forecast import POOLED, naive_forecast, pinball_loss, simulate_outcomes
 from models.forecast_book import (
     account_expectations,
@@ -336,8 +337,6 @@ def backtest_command(
     ),
 ) -> None:
     """Backtest the NRR forecast on every past quarter the data allows; write the table."""
-    from datetime import UTC, datetime
-
     from features.config import SnapshotConfig
     from features.load import load_source
     from features.snapshots import build_snapshots
@@ -345,7 +344,7 @@ def backtest_command(
     from training.backtest_logging import log_backtest_to_training_run
     from training.tracking import TrainingSettings, get_settings
 
-    now = pd.Timestamp(datetime.now(UTC)).tz_localize(None)
+    now = utc_now()
     source = load_source(data, now=now)
     config = SnapshotConfig.model_validate({})
     if snapshots is not None:
