@@ -88,6 +88,16 @@ class RateShock:
         ]
 
 
+def _scenarios(
+    shock: RateShock | None, draws: int, seed: int
+) -> list[tuple[int, int, float, float]]:
+    """Draws, seed and log-odds shifts per scenario; one unshifted scenario without a shock."""
+    if shock is None or not shock.active:
+        return [(draws, seed, 0.0, 0.0)]
+    _check_draws(draws)
+    return shock.plan(draws, seed)
+
+
 def shift_log_odds(p: ArrayLike, shift: float) -> FloatArray:
     """p moved by `shift` on the log-odds scale; 0 and 1 stay where they are."""
     q = np.asarray(p, dtype=float)
@@ -423,24 +433,18 @@ def simulate_outcomes(
         "groups": groups,
         "workers": workers,
     }
-    if shock is None or not shock.active:
-        metrics, labels = _outcome_metrics(
-            **common, p_churn=p_churn, p_expand=p_expand, draws=draws, seed=seed
+    parts = [
+        _outcome_metrics(
+            **common,
+            p_churn=shift_log_odds(p_churn, churn_shift),
+            p_expand=shift_log_odds(p_expand, expand_shift),
+            draws=size,
+            seed=part_seed,
         )
-    else:
-        _check_draws(draws)
-        parts = [
-            _outcome_metrics(
-                **common,
-                p_churn=shift_log_odds(p_churn, churn_shift),
-                p_expand=shift_log_odds(p_expand, expand_shift),
-                draws=size,
-                seed=part_seed,
-            )
-            for size, part_seed, churn_shift, expand_shift in shock.plan(draws, seed)
-        ]
-        labels = parts[0][1]
-        metrics = {k: np.concatenate([m[k] for m, _ in parts], axis=0) for k in parts[0][0]}
+        for size, part_seed, churn_shift, expand_shift in _scenarios(shock, draws, seed)
+    ]
+    labels = parts[0][1]
+    metrics = {k: np.concatenate([m[k] for m, _ in parts], axis=0) for k in parts[0][0]}
     return ForecastResult(_draws_frame(metrics, labels), _tidy(metrics, labels, qs), qs)
 
 
@@ -617,15 +621,11 @@ def simulate_fan(
 
         return _run_chunks(chunk, run_seed, _chunks(size, n), workers)
 
-    if shock is None or not shock.active:
-        results = run(0.0, 0.0, draws, seed)
-    else:
-        _check_draws(draws)
-        results = [
-            part
-            for size, part_seed, churn_shift, expand_shift in shock.plan(draws, seed)
-            for part in run(churn_shift, expand_shift, size, part_seed)
-        ]
+    results = [
+        part
+        for size, part_seed, churn_shift, expand_shift in _scenarios(shock, draws, seed)
+        for part in run(churn_shift, expand_shift, size, part_seed)
+    ]
     # stacked per quarter: flows (3, draws, groups), ending and kept (draws, groups)
     flows = np.concatenate([r[0] for r in results], axis=2)
     ending = np.concatenate([r[1] for r in results], axis=1)
