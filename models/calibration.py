@@ -99,14 +99,8 @@ class Calibrator:
                 "sigmoid", {"coef": [float(lr.coef_[0, 0])], "intercept": [float(lr.intercept_[0])]}
             )
         if method == "isotonic":
-            iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(x, y)
-            return cls(
-                "isotonic",
-                {
-                    "x": [float(v) for v in iso.X_thresholds_],
-                    "y": [float(v) for v in iso.y_thresholds_],
-                },
-            )
+            knots_x, knots_y = _centred_isotonic(x, y)
+            return cls("isotonic", {"x": knots_x, "y": knots_y})
         raise ValueError(f"calibration method must be 'sigmoid' or 'isotonic', got {method!r}")
 
     def predict(self, raw: np.ndarray) -> np.ndarray:
@@ -136,6 +130,25 @@ class Calibrator:
                 f"{method} calibrator needs params {sorted(expected[method])}, got {sorted(params)}"
             )
         return cls(method, {k: [float(v) for v in vals] for k, vals in params.items()})
+
+
+def _centred_isotonic(x: np.ndarray, y: np.ndarray) -> tuple[list[float], list[float]]:
+    """Knots of a centred isotonic map: each pooled block's rate at the block's mean score.
+
+    Plain isotonic regression is a step function: every account inside a block gets the same
+    probability, so a worklist sorted by probability loses the model's order there (on the demo
+    the expansion model had ~150 distinct values and ranked 0.003 ROC-AUC worse than its raw
+    score). Interpolating between block centres (Oron & Flournoy's centred isotonic regression)
+    keeps the blocks' calibration and the raw order between the first and last centre.
+    """
+    order = np.argsort(x, kind="stable")
+    xs, ys = x[order], y[order]
+    fitted = IsotonicRegression(y_min=0.0, y_max=1.0).fit_transform(xs, ys)
+    # Equal scores are pooled by the fit, so a block never splits a tie and centres ascend.
+    starts = np.r_[0, np.flatnonzero(np.diff(fitted) != 0) + 1]
+    sizes = np.diff(np.r_[starts, xs.size])
+    centres = np.add.reduceat(xs, starts) / sizes
+    return [float(v) for v in centres], [float(v) for v in fitted[starts]]
 
 
 def _calibration_inputs(raw: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -56,3 +56,26 @@ def test_unknown_method_and_one_class_labels_are_rejected() -> None:
         Calibrator.fit(raw, np.zeros_like(raw), method="sigmoid")
     with pytest.raises(ValueError, match="params"):
         Calibrator.from_dict({"method": "sigmoid", "params": {"x": [1.0]}})
+
+
+def test_isotonic_calibration_keeps_the_raw_order_between_its_outer_knots() -> None:
+    # A step-function isotonic map ties every account inside a block: a worklist sorted by
+    # probability would lose the model's order there. The centred map must not.
+    raw, labels = _miscalibrated(seed=2)
+    calib = Calibrator.fit(raw, labels, method="isotonic")
+    knots = np.asarray(calib.params["x"])
+    inside = np.sort(raw[(raw > knots[0]) & (raw < knots[-1])])
+    p = calib.predict(inside)
+    assert inside.size > 3000
+    assert (np.diff(p) > 0).sum() >= np.count_nonzero(np.diff(inside) > 0) - 1
+
+
+def test_isotonic_calibration_preserves_the_rate_of_each_pooled_block() -> None:
+    raw, labels = _miscalibrated(seed=3)
+    calib = Calibrator.fit(raw, labels, method="isotonic")
+    knots_x, knots_y = np.asarray(calib.params["x"]), np.asarray(calib.params["y"])
+    assert (np.diff(knots_x) > 0).all() and (np.diff(knots_y) >= 0).all()
+    # bands of scores get roughly their observed rate
+    for low, high in [(-np.inf, -4.0), (-4.0, 0.0), (0.0, np.inf)]:
+        band = (raw >= low) & (raw < high)
+        assert abs(calib.predict(raw[band]).mean() - labels[band].mean()) < 0.02
