@@ -123,3 +123,24 @@ def test_planted_signal_is_learned(labelled: pd.DataFrame, model: ScoringModel) 
     later = later[later["labelled"]]
     auc = roc_auc_score(later["churned"].astype(bool), model.predict_proba(later))
     assert auc > 0.7
+
+
+def test_final_booster_is_refit_on_every_row_with_the_rounds_found_on_the_hold_out(
+    labelled: pd.DataFrame, model: ScoringModel
+) -> None:
+    # A plan launched in the latest months only exists in the calibration hold-out: the
+    # refit booster must know it, the hold-out-free booster cannot.
+    latest = labelled["as_of"] >= sorted(labelled["as_of"].unique())[-2]
+    launched = labelled.assign(plan=labelled["plan"].astype(object).where(~latest, "Launch"))
+    refit = fit_scoring_model(launched, target="churn", config=CONFIG)
+    held_out = fit_scoring_model(
+        launched,
+        target="churn",
+        config=CONFIG.model_copy(
+            update={"booster": CONFIG.booster.model_copy(update={"refit_all_rows": False})}
+        ),
+    )
+    assert "Launch" in refit.levels["plan"] and "Launch" not in held_out.levels["plan"]
+    assert refit.metadata["train_rows"] == len(launched) > held_out.metadata["train_rows"]
+    assert refit.booster.num_trees() == refit.metadata["best_iteration"]
+    assert model.metadata["refit_all_rows"] is True

@@ -44,8 +44,12 @@ def _config(*, good: bool) -> ExperimentConfig:
     fast = load_experiment(REPO / "experiments" / "fast.yaml")
     update: dict[str, object] = {"targets": ["churn"]}
     if not good:
-        # A single shallow tree: a deliberately weak model.
-        update["booster"] = BoosterConfig(num_threads=1, max_rounds=1, params={"num_leaves": 2})
+        # Stumps that may only split off huge groups: a deliberately weak recipe. The gate
+        # refits the champion's parameters on the challenger's folds with the challenger's
+        # round budget, so the weakness must live in the parameters, not in max_rounds.
+        update["booster"] = BoosterConfig(
+            num_threads=1, max_rounds=5, params={"num_leaves": 2, "min_data_in_leaf": 1500}
+        )
     return fast.model_copy(update=update)
 
 

@@ -36,6 +36,11 @@ class BoosterConfig(_Frozen):
     num_threads: int = Field(default=1, ge=1)
     max_rounds: int = Field(default=500, ge=1)
     early_stopping_rounds: int = Field(default=50, ge=1)
+    refit_all_rows: bool = Field(
+        default=True,
+        description="after early stopping and calibration on the hold-out, retrain the booster "
+        "on every training row (hold-out included) with the rounds found",
+    )
     params: dict[str, float | int] = Field(default_factory=dict)
 
 

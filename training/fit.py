@@ -120,15 +120,30 @@ def fit_scoring_model(
         valid=(x_cal, labels[cal_pos]),
         early_stopping_rounds=config.booster.early_stopping_rounds,
     )
+    rounds = int(booster.best_iteration or booster.current_iteration())
     raw_cal = np.asarray(booster.predict(x_cal, raw_score=True), dtype=float)
     calibrator, method = _calibrate(raw_cal, labels[cal_pos], config=config)
+    train_rows = len(fit_pos)
+    if config.booster.refit_all_rows:
+        # The hold-out and the horizon-long gap before it are the latest behaviour, and left
+        # out they cost the demo 0.004-0.005 ROC-AUC. Rounds and calibrator come from the
+        # held-out fit, as in sklearn's CalibratedClassifierCV(ensemble=False).
+        levels = learn_levels(frame, names)
+        booster = fit_booster(
+            design_matrix(frame, features=names, levels=levels),
+            labels,
+            params=params,
+            rounds=rounds,
+        )
+        train_rows = len(frame)
     metadata = {
         "target": target,
         "seed": config.seed,
         "params": {k: v for k, v in params.items() if k != "verbosity"},
-        "best_iteration": int(booster.best_iteration or booster.current_iteration()),
+        "best_iteration": rounds,
         "calibration_method": method,
-        "train_rows": int(len(fit_pos)),
+        "refit_all_rows": config.booster.refit_all_rows,
+        "train_rows": int(train_rows),
         "calibration_rows": int(len(cal_pos)),
         "positives": int(labels.sum()),
         "as_of_min": str(frame["as_of"].min()),

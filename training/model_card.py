@@ -47,6 +47,7 @@ def model_card(
     segments = metrics[~metrics["scope"].isin(["pooled", "fold"]) & (metrics["scorer"] == "model")]
     folds = metrics[(metrics["scope"] == "fold")]
     features = "\n".join(f"- `{f}`: {BY_NAME[f].description}" for f in model.feature_names)
+    refit = " (every labelled row, hold-out included)" if meta.get("refit_all_rows") else ""
     return f"""# Model card: nrr-{target}
 
 Predicts the probability that an account will {"churn" if target == "churn" else "expand"}
@@ -54,8 +55,9 @@ within {meta.get("horizon_days", "?")} days of a snapshot date.
 
 ## Data
 - Snapshot window: {data_window[0]} to {data_window[1]}
-- Final model: booster on {meta.get("train_rows")} rows, calibration ({meta.get("calibration_method")})
-  on the latest {meta.get("calibration_rows")} rows; {meta.get("positives")} positive labels.
+- Final model: booster on {meta.get("train_rows")} rows{refit}, calibration
+  ({meta.get("calibration_method")}) on the latest {meta.get("calibration_rows")} rows scored by a
+  booster trained before them; {meta.get("positives")} positive labels.
 - Seed {meta.get("seed")}; best iteration {meta.get("best_iteration")}.
 
 ## Backtest (rolling origin, out of time), pooled
