@@ -8,13 +8,14 @@ historical quarterly contraction rate before the forecast date.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy.special import log_ndtr
 
-from models.amounts import AmountModel
+from models.amounts import AmountModel, arr_change_events, fit_amount_model
 from models.forecast import POOLED, RateShock, exclusive_probabilities
 from models.nrr import UNKNOWN, account_flows, arr_at, arr_timeline
 
@@ -263,3 +264,29 @@ def simulation_inputs(accounts: pd.DataFrame) -> dict[str, Any]:
         "contract_sigma": accounts["contract_sigma"].to_numpy(dtype=float),
         "groups": accounts["segment"].astype(str).to_numpy(dtype=object),
     }
+
+
+@dataclass(frozen=True)
+class BookHistory:
+    """What the book's past says at a forecast date: change amounts, contraction, common shock."""
+
+    amounts: AmountModel
+    rates: pd.DataFrame
+    shock: RateShock
+
+
+def history_at(
+    subscriptions: pd.DataFrame,
+    accounts: pd.DataFrame,
+    *,
+    as_of: pd.Timestamp,
+    grace_days: int = 30,
+) -> BookHistory:
+    """Everything the forecast learns from history, from the periods known at as_of only."""
+    known = subscriptions_known_at(subscriptions, as_of=as_of)
+    events = arr_change_events(known, accounts, data_end=as_of, grace_days=grace_days)
+    return BookHistory(
+        amounts=fit_amount_model(events),
+        rates=contraction_rates(subscriptions, accounts, as_of=as_of, grace_days=grace_days),
+        shock=rate_shock(subscriptions, accounts, as_of=as_of, grace_days=grace_days),
+    )

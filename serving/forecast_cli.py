@@ -12,14 +12,11 @@ import pandas as pd
 import typer
 from rich.console import Console
 
-from models.amounts import arr_change_events, fit_amount_model
 from models.clock import utc_now
 from models.forecast_book import (
     book_at,
-    contraction_rates,
+    history_at,
     quarter_start,
-    rate_shock,
-    subscriptions_known_at,
 )
 from serving.dashboard import FORECAST_FILE, NRR_FILE, REPORT_FILE
 from serving.forecasting import build_forecast, build_nrr_tables
@@ -149,19 +146,16 @@ def prepare_report(
     Returns the report and how many book accounts had no score (filled with the mean).
     """
     book, filled = attach_scores(book_at(subscriptions, accounts, as_of=as_of), scored)
-    known = subscriptions_known_at(subscriptions, as_of=as_of)
-    # amounts are learned from ARR changes before the forecast date only
-    amounts = fit_amount_model(arr_change_events(known, accounts, data_end=as_of))
-    rates = contraction_rates(subscriptions, accounts, as_of=as_of)
+    past = history_at(subscriptions, accounts, as_of=as_of)
     forecast = build_forecast(
         book,
-        amount_model=amounts,
-        rates=rates,
+        amount_model=past.amounts,
+        rates=past.rates,
         as_of=as_of,
         draws=draws,
         seed=seed,
         workers=2,
-        shock=rate_shock(subscriptions, accounts, as_of=as_of),
+        shock=past.shock,
     )
     nrr = build_nrr_tables(subscriptions, accounts, data_end=data_end)
     report = ReportInputs(

@@ -10,6 +10,7 @@ from models.amounts import arr_change_events, fit_amount_model
 from models.forecast_book import (
     book_at,
     contraction_rates,
+    history_at,
     quarter_start,
     subscriptions_known_at,
 )
@@ -151,6 +152,15 @@ def test_book_ignores_subscriptions_after_the_forecast_date() -> None:
     pd.testing.assert_frame_equal(
         contraction_rates(subs, accounts, as_of=as_of),
         contraction_rates(future, accounts, as_of=as_of),
+    )
+    past, with_future = (history_at(s, accounts, as_of=as_of) for s in (subs, future))
+    assert past.amounts.to_dict() == with_future.amounts.to_dict()
+    assert past.shock == with_future.shock
+    pd.testing.assert_frame_equal(past.rates, with_future.rates)
+    # and the future rows really were different: the whole-history model sees them
+    later = T("2026-01-01")
+    assert history_at(subs, accounts, as_of=later).amounts.to_dict() != (
+        history_at(future, accounts, as_of=later).amounts.to_dict()
     )
 
 

@@ -17,17 +17,14 @@ import pandas as pd
 import typer
 from rich.console import Console
 
-from models.amounts import arr_change_events, fit_amount_model
 from models.clock import utc_now
 from models.forecast import POOLED, naive_forecast, pinball_loss, simulate_outcomes
 from models.forecast_book import (
     account_expectations,
     book_at,
-    contraction_rates,
+    history_at,
     quarter_of,
-    rate_shock,
     simulation_inputs,
-    subscriptions_known_at,
 )
 from models.nrr import decompose
 from training.config import LABEL_OF, BoosterConfig, ExperimentConfig, Target
@@ -195,19 +192,14 @@ def forecast_quarter(
         predictors=predictors,
         grace_days=grace_days,
     )
-    known = subscriptions_known_at(subscriptions, as_of=quarter_start)
-    amounts = fit_amount_model(
-        arr_change_events(known, accounts, data_end=quarter_start, grace_days=grace_days)
-    )
-    rates = contraction_rates(subscriptions, accounts, as_of=quarter_start, grace_days=grace_days)
-    shock = rate_shock(subscriptions, accounts, as_of=quarter_start, grace_days=grace_days)
-    expectations = account_expectations(book, amount_model=amounts, rates=rates)
+    past = history_at(subscriptions, accounts, as_of=quarter_start, grace_days=grace_days)
+    expectations = account_expectations(book, amount_model=past.amounts, rates=past.rates)
     result = simulate_outcomes(
         **simulation_inputs(expectations),
         draws=draws,
         seed=seed,
         quantiles=QUANTILES,
-        shock=shock,
+        shock=past.shock,
     )
     nrr = result.summary[result.summary["metric"] == "nrr"]
     counts = book.groupby("segment").size()
