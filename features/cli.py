@@ -99,21 +99,16 @@ def snapshots(
 ) -> None:
     """Build point-in-time account snapshots with labels and write them as Parquet."""
     from features.config import SnapshotConfig
-    from features.load import load_source
+    from features.load_cli import load_or_exit
     from features.snapshots import build_snapshots
     from features.spine import build_spine
-    from features.validate import InvalidDataError
 
     if freq not in ("month", "week"):
         raise typer.BadParameter(f"--freq must be 'month' or 'week', got {freq!r}")
     config = SnapshotConfig.model_validate({"freq": freq, "horizon_days": horizon})
-    try:
-        source = load_source(
-            data, extracted_at=_parse_ts(extracted_at, "--extracted-at"), now=_now(ctx)
-        )
-    except InvalidDataError as exc:
-        out.print(exc.report.render())
-        raise typer.Exit(code=1) from None
+    source = load_or_exit(
+        data, extracted_at=_parse_ts(extracted_at, "--extracted-at"), now=_now(ctx)
+    )
     spine = build_spine(
         source, start=_parse_ts(start, "--start"), end=_parse_ts(end, "--end"), freq=config.freq
     )

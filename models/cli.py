@@ -40,16 +40,11 @@ def _grid_freq(as_of: pd.Timestamp) -> str:
 def _snapshots_at(data: Path, as_of: pd.Timestamp | None) -> tuple[pd.DataFrame, pd.Timestamp]:
     """Load and validate the data, then build features for the active accounts at as_of."""
     from features.config import SnapshotConfig
-    from features.load import load_source
+    from features.load_cli import load_or_exit
     from features.snapshots import build_features
     from features.spine import build_spine
-    from features.validate import InvalidDataError
 
-    try:
-        source = load_source(data, now=utc_now())
-    except InvalidDataError as exc:
-        out.print(exc.report.render())
-        raise typer.Exit(code=1) from None
+    source = load_or_exit(data, now=utc_now())
     if as_of is None:  # latest month start with data
         as_of = source.data_end.normalize().replace(day=1)
     freq = _grid_freq(as_of)

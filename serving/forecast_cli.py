@@ -230,9 +230,9 @@ def forecast(
     seed: int = typer.Option(0, help="Monte Carlo seed"),
 ) -> None:
     """Write the NRR forecast report (HTML + JSON + CSV) served at /dashboard."""
-    from features.load import load_source
+    from features.load_cli import load_or_exit
 
-    source = load_source(data, now=utc_now())
+    source = load_or_exit(data, now=utc_now())
     as_of = _forecast_date(quarter, source.data_end)
     rows = _snapshot_rows(source, snapshots, as_of)
     scored, model_source = _score(rows)

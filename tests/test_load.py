@@ -280,3 +280,31 @@ def test_csv_tickets_without_sentiment_are_scored_from_text(tmp_path: Path) -> N
     kinds = source.sql("SELECT table_name, table_type FROM information_schema.tables")
     # text tables are materialised once, typed, instead of re-parsed on every query
     assert set(kinds.loc[kinds["table_name"].isin(list(TABLES)), "table_type"]) == {"BASE TABLE"}
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["snapshots", "--out", "{out}/snapshots.parquet"],
+        ["train", "--workdir", "{out}/mlops"],
+        ["backtest-forecast", "--out", "{out}/backtest.csv"],
+        ["forecast", "--out", "{out}/report"],
+        ["health", "--as-of", "2024-05-01", "--out", "{out}/health.csv"],
+        ["drift", "--workdir", "{out}/mlops"],
+    ],
+    ids=lambda c: c[0],
+)
+def test_every_command_reading_an_export_reports_a_contract_error_and_writes_nothing(
+    tmp_path: Path, command: list[str]
+) -> None:
+    frames = valid_frames()
+    frames["accounts"] = frames["accounts"].drop(columns=["segment"])
+    bad = write_parquet(tmp_path / "bad", frames)
+    out = tmp_path / "out"
+    args = [a.format(out=out) for a in command]
+    result = CliRunner().invoke(build_app(), [*args, "--data", str(bad)])
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit)  # a report, not a traceback
+    text = " ".join(result.output.split())  # the report table wraps with the path's length
+    assert "1 error(s)" in text and "segment" in text and "required" in text
+    assert not out.exists()

@@ -26,17 +26,11 @@ def _model_name(model: str) -> str:
 
 def _snapshots_from_data(data: Path, *, horizon_days: int, freq: str) -> pd.DataFrame:
     from features.config import SnapshotConfig
-    from features.load import load_source
+    from features.load_cli import load_or_exit
     from features.snapshots import build_snapshots
     from features.spine import build_spine
-    from features.validate import InvalidDataError
 
-    now = utc_now()
-    try:
-        source = load_source(data, now=now)
-    except InvalidDataError as exc:
-        out.print(exc.report.render())
-        raise typer.Exit(code=1) from None
+    source = load_or_exit(data, now=utc_now())
     config = SnapshotConfig.model_validate({"freq": freq, "horizon_days": horizon_days})
     spine = build_spine(source, freq=config.freq)
     return build_snapshots(source=source, spine=spine, config=config)

@@ -188,17 +188,11 @@ def _latest_from_data(
     data: Path, *, as_of: pd.Timestamp | None, config: ExperimentConfig
 ) -> pd.DataFrame:
     """Snapshot rows (features as `nrr train` builds them) at the latest grid date."""
-    from features.load import load_source
+    from features.load_cli import load_or_exit
     from features.snapshots import build_snapshots
     from features.spine import build_spine
-    from features.validate import InvalidDataError
 
-    now = utc_now()
-    try:
-        source = load_source(data, now=now)
-    except InvalidDataError as exc:
-        out.print(exc.report.render())
-        raise typer.Exit(code=1) from None
+    source = load_or_exit(data, now=utc_now())
     end = source.data_end if as_of is None else min(as_of, source.data_end)
     # A window a little longer than a month holds at least one grid date of either frequency.
     spine = build_spine(

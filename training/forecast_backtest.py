@@ -330,14 +330,14 @@ def backtest_command(
 ) -> None:
     """Backtest the NRR forecast on every past quarter the data allows; write the table."""
     from features.config import SnapshotConfig
-    from features.load import load_source
+    from features.load_cli import load_or_exit
     from features.snapshots import build_snapshots
     from features.spine import build_spine
     from training.backtest_logging import log_backtest_to_training_run
     from training.tracking import TrainingSettings, get_settings
 
     now = utc_now()
-    source = load_source(data, now=now)
+    source = load_or_exit(data, now=now)
     config = SnapshotConfig.model_validate({})
     if snapshots is not None:
         frame = pd.read_parquet(snapshots)
