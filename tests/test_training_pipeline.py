@@ -207,3 +207,30 @@ def test_search_starts_from_the_configured_parameters(fast: ExperimentConfig) ->
     # one trial: it must be the configured point (lambda_l2 sampled, it is out of range)
     assert best["num_leaves"] == 9 and best["learning_rate"] == pytest.approx(0.07)
     assert 0.1 <= best["lambda_l2"] <= 1.0
+
+
+def test_a_trial_scores_the_shipped_recipe_on_rows_it_never_saw(fast: ExperimentConfig) -> None:
+    # Early stopping on the scored fold would pick the best round with the answers in hand;
+    # the trial's loss must be the plain out-of-sample loss of the model fit_scoring_model makes.
+    from training.config import TuningConfig
+    from training.evaluate import labelled_rows
+    from training.fit import fit_scoring_model, target_labels
+    from training.folds import time_folds
+    from training.metrics import log_loss
+    from training.tune import inner_fold_loss
+
+    config = fast.model_copy(update={"tuning": TuningConfig(trials=1, inner_folds=2)})
+    rows = labelled_rows(make_snapshots(n_accounts=120, months=20, seed=8))
+    params = {"num_leaves": 5, "learning_rate": 0.2}
+    folds = time_folds(
+        rows["as_of"], rows["labelled"], horizon_days=90, folds=2, spacing=config.backtest.spacing
+    )
+    expected = []
+    for fold in folds:
+        model = fit_scoring_model(
+            rows.iloc[fold.train], target="churn", config=config, overrides=params
+        )
+        test = rows.iloc[fold.test]
+        expected.append(log_loss(target_labels(test, "churn"), model.predict_proba(test)))
+    got = inner_fold_loss(rows, target="churn", config=config, overrides=params)
+    np.testing.assert_allclose(got, expected, rtol=1e-12)

@@ -8,9 +8,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from models.booster import design_matrix, learn_levels, model_features
 from training.config import ExperimentConfig, SearchDimension, Target
-from training.fit import booster_params, fit_booster, target_labels
+from training.fit import fit_scoring_model, target_labels
 from training.folds import time_folds
 from training.metrics import log_loss
 
@@ -38,8 +37,10 @@ def inner_fold_loss(
 def _fold_losses(
     rows: pd.DataFrame, *, target: Target, config: ExperimentConfig, overrides: dict[str, Any]
 ) -> Any:
+    # Each trial scores the whole recipe it would ship (early stopping and calibration on its
+    # own hold-out, refit) on a fold it never saw. Early-stopping on the scored fold itself
+    # picked the best round with the answers in hand and favoured fast, overfitting settings.
     labels = target_labels(rows, target)
-    features = model_features(rows)
     folds = time_folds(
         rows["as_of"],
         rows["labelled"],
@@ -47,22 +48,11 @@ def _fold_losses(
         folds=config.tuning.inner_folds,
         spacing=config.backtest.spacing,
     )
-    params = booster_params(config.booster, seed=config.seed, overrides=overrides)
     for fold in folds:
-        train, test = rows.iloc[fold.train], rows.iloc[fold.test]
-        levels = learn_levels(train, features)
-        x_train = design_matrix(train, features=features, levels=levels)
-        x_test = design_matrix(test, features=features, levels=levels)
-        booster = fit_booster(
-            x_train,
-            labels[fold.train],
-            params=params,
-            rounds=config.booster.max_rounds,
-            valid=(x_test, labels[fold.test]),
-            early_stopping_rounds=config.booster.early_stopping_rounds,
+        model = fit_scoring_model(
+            rows.iloc[fold.train], target=target, config=config, overrides=overrides
         )
-        probs = np.asarray(booster.predict(x_test), dtype=float)
-        yield log_loss(labels[fold.test], probs)
+        yield log_loss(labels[fold.test], model.predict_proba(rows.iloc[fold.test]))
 
 
 def tune(
