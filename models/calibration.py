@@ -148,7 +148,11 @@ def _centred_isotonic(x: np.ndarray, y: np.ndarray) -> tuple[list[float], list[f
     starts = np.r_[0, np.flatnonzero(np.diff(fitted) != 0) + 1]
     sizes = np.diff(np.r_[starts, xs.size])
     centres = np.add.reduceat(xs, starts) / sizes
-    return [float(v) for v in centres], [float(v) for v in fitted[starts]]
+    # A block without a positive says "fewer than one in n", not "never" (the API showed
+    # 1e-6): Jeffreys' half event keeps both ends off 0 and 1, and the map stays monotone.
+    half = 0.5 / (sizes + 1.0)
+    rates = np.maximum.accumulate(np.clip(fitted[starts], half, 1.0 - half))
+    return [float(v) for v in centres], [float(v) for v in rates]
 
 
 def _calibration_inputs(raw: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -79,3 +79,15 @@ def test_isotonic_calibration_preserves_the_rate_of_each_pooled_block() -> None:
     for low, high in [(-np.inf, -4.0), (-4.0, 0.0), (0.0, np.inf)]:
         band = (raw >= low) & (raw < high)
         assert abs(calib.predict(raw[band]).mean() - labels[band].mean()) < 0.02
+
+
+def test_isotonic_blocks_without_positives_say_rare_not_never() -> None:
+    rng = np.random.default_rng(4)
+    raw = rng.normal(0, 1, 3000)
+    labels = ((raw > 0.5) & (rng.random(3000) < 0.4)).astype(float)  # none below 0.5
+    calib = Calibrator.fit(raw, labels, method="isotonic")
+    lowest = calib.predict(np.array([raw.min() - 1.0]))[0]
+    below = int((raw <= 0.5).sum())
+    # about half an event among the ~2,000 scores without any: rare, not 1e-6
+    assert 0.5 / (raw.size + 1) <= lowest < 0.002 and below > 1500
+    assert (np.diff(calib.predict(np.sort(raw))) >= 0).all()
