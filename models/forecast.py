@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import numpy as np
@@ -197,6 +197,18 @@ def _book(
     a = _vector("arr", a, n)
     if (a < 0).any():
         raise ValueError("arr must be >= 0")
+    return _Book(
+        arr=a,
+        **_event_thresholds(p_churn, p_expand, p_contract, n),
+        expand=_amount_params("expand", *expand, n, sign=1.0),
+        contract=_amount_params("contract", *contract, n, sign=-1.0),
+    )
+
+
+def _event_thresholds(
+    p_churn: ArrayLike, p_expand: ArrayLike, p_contract: ArrayLike, n: int
+) -> dict[str, Any]:
+    """The `_Book` fields that depend on the probabilities (checked here)."""
     probs = exclusive_probabilities(
         _probability("p_churn", p_churn, n),
         _probability("p_expand", p_expand, n),
@@ -205,14 +217,18 @@ def _book(
     cumulative = np.cumsum(np.vstack(probs), axis=0)
     # integer thresholds on the 32-bit uniform; p = 1 maps to 2**32, above every draw
     t = np.rint(np.minimum(cumulative, 1.0) * _SCALE).astype(np.int64)
-    return _Book(
-        arr=a,
-        thresholds=(t[0], t[1], t[2]),
-        last_event=np.clip(t[2] - 1, 0, 2**32 - 1).astype(np.uint32),
-        any_never=bool((t[2] == 0).any()),
-        expand=_amount_params("expand", *expand, n, sign=1.0),
-        contract=_amount_params("contract", *contract, n, sign=-1.0),
-    )
+    return {
+        "thresholds": (t[0], t[1], t[2]),
+        "last_event": np.clip(t[2] - 1, 0, 2**32 - 1).astype(np.uint32),
+        "any_never": bool((t[2] == 0).any()),
+    }
+
+
+def _with_probabilities(
+    book: _Book, *, p_churn: ArrayLike, p_expand: ArrayLike, p_contract: ArrayLike
+) -> _Book:
+    """The same book (ARR and amounts already checked) under other event probabilities."""
+    return replace(book, **_event_thresholds(p_churn, p_expand, p_contract, book.arr.size))
 
 
 def _truncated_normal(rng: np.random.Generator, amounts: _Amounts, acct: IntArray) -> FloatArray:
@@ -423,23 +439,26 @@ def simulate_outcomes(
     active `shock` the draws are split into its scenarios (see the module docstring).
     """
     qs = _check_quantiles(quantiles)
-    common: dict[str, Any] = {
-        "arr": arr,
-        "p_contract": p_contract,
-        "expand_mu": expand_mu,
-        "expand_sigma": expand_sigma,
-        "contract_mu": contract_mu,
-        "contract_sigma": contract_sigma,
-        "groups": groups,
-        "workers": workers,
-    }
+    book = _book(
+        arr=arr,
+        p_churn=p_churn,
+        p_expand=p_expand,
+        p_contract=p_contract,
+        expand=(expand_mu, expand_sigma),
+        contract=(contract_mu, contract_sigma),
+    )
     parts = [
         _outcome_metrics(
-            **common,
-            p_churn=shift_log_odds(p_churn, churn_shift),
-            p_expand=shift_log_odds(p_expand, expand_shift),
+            _with_probabilities(
+                book,
+                p_churn=shift_log_odds(p_churn, churn_shift),
+                p_expand=shift_log_odds(p_expand, expand_shift),
+                p_contract=p_contract,
+            ),
+            groups=groups,
             draws=size,
             seed=part_seed,
+            workers=workers,
         )
         for size, part_seed, churn_shift, expand_shift in _scenarios(shock, draws, seed)
     ]
@@ -449,28 +468,8 @@ def simulate_outcomes(
 
 
 def _outcome_metrics(
-    *,
-    arr: ArrayLike,
-    p_churn: ArrayLike,
-    p_expand: ArrayLike,
-    p_contract: ArrayLike,
-    expand_mu: ArrayLike,
-    expand_sigma: ArrayLike,
-    contract_mu: ArrayLike,
-    contract_sigma: ArrayLike,
-    groups: np.ndarray | None,
-    draws: int,
-    seed: int,
-    workers: int,
+    book: _Book, *, groups: np.ndarray | None, draws: int, seed: int, workers: int
 ) -> tuple[dict, tuple[str, ...]]:
-    book = _book(
-        arr=arr,
-        p_churn=p_churn,
-        p_expand=p_expand,
-        p_contract=p_contract,
-        expand=(expand_mu, expand_sigma),
-        contract=(contract_mu, contract_sigma),
-    )
     codes, names = _group_codes(groups, book.arr.size)
     n_groups = max(1, len(names))
 
@@ -603,15 +602,22 @@ def simulate_fan(
     onehot = np.zeros((n, n_groups))
     onehot[np.arange(n), codes] = 1.0
 
+    first = _book(
+        arr=start_arr,
+        p_churn=per_q["p_churn"][0],
+        p_expand=per_q["p_expand"][0],
+        p_contract=per_q["p_contract"][0],
+        expand=(expand_mu, expand_sigma),
+        contract=(contract_mu, contract_sigma),
+    )
+
     def run(churn_shift: float, expand_shift: float, size: int, run_seed: int) -> list:
         books = [
-            _book(
-                arr=start_arr,
+            _with_probabilities(
+                first,
                 p_churn=shift_log_odds(per_q["p_churn"][q], churn_shift),
                 p_expand=shift_log_odds(per_q["p_expand"][q], expand_shift),
                 p_contract=per_q["p_contract"][q],
-                expand=(expand_mu, expand_sigma),
-                contract=(contract_mu, contract_sigma),
             )
             for q in range(quarters)
         ]
