@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import duckdb
 import pandas as pd
 
 from features.contract import TABLES, ColumnType
 from features.event_map import EventMap
+from features.load import source_from_frames
 from features.source import DataSource
 
 TS = pd.Timestamp
@@ -26,13 +26,6 @@ EVENT_MAP = EventMap(
     workspace_events=("new_space",),
 )
 
-_SQL_TYPES: dict[ColumnType, str] = {
-    "string": "VARCHAR",
-    "timestamp": "TIMESTAMP",
-    "float": "DOUBLE",
-    "int": "BIGINT",
-    "bool": "BOOLEAN",
-}
 _PANDAS_TYPES: dict[ColumnType, str] = {
     "string": "string",
     "timestamp": "datetime64[us]",
@@ -72,54 +65,21 @@ def make_source(
     extracted_at: pd.Timestamp | None = None,
     now: pd.Timestamp = DEFAULT_NOW,
 ) -> DataSource:
-    """A validated DataSource over the frames (features.load when available)."""
-    try:
-        from features.load import source_from_frames
-    except ImportError:
-        return direct_source(frames, event_map=event_map, extracted_at=extracted_at)
+    """A validated DataSource over the frames, through the product's own loader."""
     return source_from_frames(frames, event_map=event_map, extracted_at=extracted_at, now=now)
 
 
-def direct_source(
-    frames: Mapping[str, pd.DataFrame],
-    *,
-    event_map: EventMap = EVENT_MAP,
-    extracted_at: pd.Timestamp | None = None,
+def subscriptions_source(
+    subs: list[dict[str, object]], *, extracted_at: pd.Timestamp
 ) -> DataSource:
-    """A DataSource built without validation: typed views over the frames as given."""
-    con = duckdb.connect()
-    columns: dict[str, frozenset[str]] = {}
-    for name, frame in frames.items():
-        spec = TABLES[name]
-        con.register(f"raw_{name}", frame)
-        present = frozenset(frame.columns) & {c.name for c in spec.columns}
-        columns[name] = present
-        select = ", ".join(_typed_column(name, c.name, c.type, present) for c in spec.columns)
-        con.execute(f"CREATE VIEW {name} AS SELECT {select} FROM raw_{name}")
-    data_end = extracted_at if extracted_at is not None else _latest(frames)
-    return DataSource(
-        con=con,
-        tables=frozenset(frames),
-        columns=columns,
-        event_map=event_map,
-        data_end=data_end,
-    )
-
-
-def _typed_column(table_name: str, column: str, type_: ColumnType, present: frozenset[str]) -> str:
-    sql_type = _SQL_TYPES[type_]
-    if column in present:
-        return f"CAST({column} AS {sql_type}) AS {column}"
-    if table_name == "events" and column == "quantity":
-        return "CAST(1 AS DOUBLE) AS quantity"
-    return f"CAST(NULL AS {sql_type}) AS {column}"
-
-
-def _latest(frames: Mapping[str, pd.DataFrame]) -> pd.Timestamp:
-    stamps = [
-        frame[col].max()
-        for name, frame in frames.items()
-        for col in TABLES[name].observed
-        if col in frame and frame[col].notna().any()
-    ]
-    return pd.Timestamp(max(stamps))
+    """A source of subscription histories: one account row each, the smallest usage tables."""
+    ids = sorted({str(s["account_id"]) for s in subs})
+    frames = {
+        "accounts": table("accounts", [{"account_id": a} for a in ids]),
+        "subscriptions": table("subscriptions", subs),
+        "users": table("users", [{"account_id": ids[0], "user_id": "u1"}]),
+        "events": table(
+            "events", [{"account_id": ids[0], "user_id": "u1", "occurred_at": TS("2024-01-02")}]
+        ),
+    }
+    return make_source(frames, extracted_at=extracted_at)

@@ -14,7 +14,7 @@ from features.snapshots import build_snapshots
 from features.source import DataSource
 from features.spine import build_spine
 from nrr.cli import build_app
-from tests.snapshot_factories import TS, make_source, table
+from tests.snapshot_factories import TS, subscriptions_source, table
 
 DATA_END = TS("2024-07-15")
 HISTORIES = [
@@ -55,16 +55,7 @@ HISTORIES = [
 
 
 def _source(subs: list[dict[str, object]] = HISTORIES) -> DataSource:
-    ids = sorted({str(s["account_id"]) for s in subs})
-    frames = {
-        "accounts": table("accounts", [{"account_id": a} for a in ids]),
-        "subscriptions": table("subscriptions", subs),
-        "users": table("users", [{"account_id": ids[0], "user_id": "u1"}]),
-        "events": table(
-            "events", [{"account_id": ids[0], "user_id": "u1", "occurred_at": TS("2024-01-02")}]
-        ),
-    }
-    return make_source(frames, extracted_at=DATA_END)
+    return subscriptions_source(subs, extracted_at=DATA_END)
 
 
 def _labels(rows: list[tuple[str, str]], *, grace_days: int = 30) -> pd.DataFrame:

@@ -7,20 +7,11 @@ import pytest
 
 from features.source import DataSource
 from features.spine import as_of_grid, build_spine, check_spine
-from tests.snapshot_factories import TS, make_source, table
+from tests.snapshot_factories import TS, subscriptions_source
 
 
 def _source(subs: list[dict[str, object]], *, extracted_at: str = "2024-06-15") -> DataSource:
-    ids = sorted({str(s["account_id"]) for s in subs})
-    frames = {
-        "accounts": table("accounts", [{"account_id": a} for a in ids]),
-        "subscriptions": table("subscriptions", subs),
-        "users": table("users", [{"account_id": ids[0], "user_id": "u1"}]),
-        "events": table(
-            "events", [{"account_id": ids[0], "user_id": "u1", "occurred_at": TS("2024-01-02")}]
-        ),
-    }
-    return make_source(frames, extracted_at=TS(extracted_at))
+    return subscriptions_source(subs, extracted_at=TS(extracted_at))
 
 
 def _members(spine: pd.DataFrame, as_of: str) -> set[str]:
