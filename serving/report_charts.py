@@ -37,10 +37,11 @@ def to_data_uri(fig: Figure) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _money(value: float) -> str:
+def money(value: float, *, million_digits: int = 2) -> str:
+    """ARR amount with a k/M suffix (charts use one digit on millions to keep labels short)."""
     size = abs(value)
     if size >= 1e6:
-        return f"{value / 1e6:,.1f}M"
+        return f"{value / 1e6:,.{million_digits}f}M"
     if size >= 1e3:
         return f"{value / 1e3:,.0f}k"
     return f"{value:,.0f}"
@@ -69,9 +70,17 @@ def arr_bridge_chart(period: pd.Series) -> str:
         bottom = 0.0 if i == 0 else level + min(value, 0.0)
         ax.bar(name, abs(value), bottom=bottom, color=colour)
         level = value if i == 0 else level + value
-        ax.annotate(_money(value), (i, bottom + abs(value)), ha="center", va="bottom", fontsize=8)
+        ax.annotate(
+            money(value, million_digits=1),
+            (i, bottom + abs(value)),
+            ha="center",
+            va="bottom",
+            fontsize=8,
+        )
     ax.bar("Retained (NRR)", level, color=BLUE, alpha=0.7)
-    ax.annotate(_money(level), (len(steps), level), ha="center", va="bottom", fontsize=8)
+    ax.annotate(
+        money(level, million_digits=1), (len(steps), level), ha="center", va="bottom", fontsize=8
+    )
     new = float(period["new_arr"]) + float(period["reactivation_arr"])
     ax.bar("New + reactivated", new, bottom=level, color=GREY, hatch="//", alpha=0.6)
     ax.set_ylabel("ARR")
@@ -162,7 +171,10 @@ def health_band_chart(bands: pd.DataFrame) -> str:
     ax.barh(names, bands["arr"], color=colours)
     for i, (arr, n) in enumerate(zip(bands["arr"], bands["accounts"], strict=True)):
         ax.annotate(
-            f"{_money(float(arr))} ({int(n)} accts)", (float(arr), i), va="center", fontsize=8
+            f"{money(float(arr), million_digits=1)} ({int(n)} accts)",
+            (float(arr), i),
+            va="center",
+            fontsize=8,
         )
     ax.invert_yaxis()
     ax.set_xlabel("ARR")

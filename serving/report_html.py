@@ -13,6 +13,7 @@ from models.forecast import POOLED
 from models.nrr import DEFAULT_NRR_BANDS, nrr_band, segment_context
 from serving import report_charts as charts
 from serving.forecasting import CONTRACTION_NOTE, NEW_LOGO_NOTE, ForecastTables, NrrTables
+from serving.report_charts import money
 
 BACKTEST_COLUMNS: tuple[str, ...] = (
     "quarter",
@@ -64,16 +65,6 @@ def pct(value: float) -> str:
 
 def _loss(value: float) -> str:
     return f"{value:.4f}"
-
-
-def money(value: float) -> str:
-    """ARR amount with a k/M suffix."""
-    size = abs(value)
-    if size >= 1e6:
-        return f"{value / 1e6:,.2f}M"
-    if size >= 1e3:
-        return f"{value / 1e3:,.0f}k"
-    return f"{value:,.0f}"
 
 
 def table_html(frame: pd.DataFrame, formats: Mapping[str, Callable[[float], str]]) -> str:
