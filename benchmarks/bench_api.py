@@ -30,9 +30,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from features.registry import FEATURES  # noqa: E402
-from models.booster import ScoringModel, learn_levels  # noqa: E402
-from models.calibration import ScoreToProbability  # noqa: E402
-from models.drivers import top_drivers  # noqa: E402
+from models.scoring.booster import ScoringModel, learn_levels  # noqa: E402
+from models.scoring.calibration import ScoreToProbability  # noqa: E402
+from models.scoring.drivers import top_drivers  # noqa: E402
 from serving.security import append_key, new_key  # noqa: E402
 
 AS_OF = pd.Timestamp("2026-09-01")

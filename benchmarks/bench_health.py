@@ -15,10 +15,10 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from models.health import HealthNormaliser, score_health
-from models.pqa import score_pqa
-from models.rules_config import RulesConfig, load_rules_config
-from models.signals import evaluate_rules, rule_masks
+from models.rules.config import RulesConfig, load_rules_config
+from models.rules.health import HealthNormaliser, score_health
+from models.rules.pqa import score_pqa
+from models.rules.signals import evaluate_rules, rule_masks
 
 AS_OF = pd.Timestamp("2026-06-01")
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from models.forecast import simulate_outcomes
+from models.revenue.forecast import simulate_outcomes
 
 
 def synthetic_book(n: int, *, seed: int) -> dict[str, Any]:

@@ -89,9 +89,9 @@ def health(
     ),
 ) -> None:
     """Score health, PQA, risk signals, expansion triggers and plays for every active account."""
-    from models.health import HealthNormaliser
-    from models.plays import assess_accounts
-    from models.rules_config import load_rules_config
+    from models.rules.config import load_rules_config
+    from models.rules.health import HealthNormaliser
+    from models.rules.plays import assess_accounts
 
     if out_file.suffix not in (".csv", ".parquet"):
         raise typer.BadParameter(f"--out {out_file}: use a .csv or .parquet file name")
@@ -119,9 +119,9 @@ def renewals(
     rules: Path | None = typer.Option(None, help="rules YAML (default experiments/rules.yaml)"),
 ) -> None:
     """Print the renewal calendar: days left, ARR at stake, health, alerts, owner."""
-    from models.health import HealthNormaliser, score_health
-    from models.renewals import renewal_calendar
-    from models.rules_config import load_rules_config
+    from models.rules.config import load_rules_config
+    from models.rules.health import HealthNormaliser, score_health
+    from models.rules.renewals import renewal_calendar
 
     config = load_rules_config(rules)
     snaps, day = _snapshots_at(data, None if as_of is None else _parse_day(as_of, "--as-of"))

@@ -36,7 +36,7 @@ _ERROR_NAMES = {
 
 
 def _default_rules_loader(path: Path | None) -> Any:
-    from models.rules_config import load_rules_config
+    from models.rules.config import load_rules_config
 
     return load_rules_config(path)
 

@@ -104,7 +104,7 @@ def batch_score(
     from features.config import SnapshotConfig
     from features.load import load_source
     from features.snapshots import build_features
-    from models.rules_config import load_rules_config
+    from models.rules.config import load_rules_config
     from serving.registry_client import load_bundle
     from serving.scoring import score_snapshots
     from serving.state import StateError, align_bundle, check_bundle

@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from models.drift import DriftReference, population_stability, summarise
+from models.monitoring.drift import DriftReference, population_stability, summarise
 from serving.registry_client import ROLES, ModelBundle
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 
 from models.clock import utc_now
-from models.forecast_book import (
+from models.revenue.forecast_book import (
     book_at,
     history_at,
     quarter_start,
@@ -201,7 +201,7 @@ def _snapshot_rows(source: Any, snapshots: Path | None, as_of: pd.Timestamp) -> 
 
 
 def _score(rows: pd.DataFrame) -> tuple[pd.DataFrame, str]:
-    from models.rules_config import load_rules_config
+    from models.rules.config import load_rules_config
     from serving.registry_client import load_bundle
     from serving.scoring import score_snapshots
     from serving.settings import get_settings

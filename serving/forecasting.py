@@ -15,15 +15,15 @@ from typing import Any
 
 import pandas as pd
 
-from models.amounts import AmountModel
-from models.forecast import POOLED, RateShock, simulate_fan, simulate_outcomes
-from models.forecast_book import (
+from models.revenue.amounts import AmountModel
+from models.revenue.forecast import POOLED, RateShock, simulate_fan, simulate_outcomes
+from models.revenue.forecast_book import (
     account_expectations,
     quarter_of,
     quarter_start,
     simulation_inputs,
 )
-from models.nrr import (
+from models.revenue.nrr import (
     UNKNOWN,
     available_splits,
     best_and_worst_cohorts,

@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from features.registry import BY_NAME
-from models.drift import REFERENCE_FILE as DRIFT_FILE
+from models.monitoring.drift import REFERENCE_FILE as DRIFT_FILE
 from serving.settings import ServingSettings
 
 if TYPE_CHECKING:
-    from models.booster import ScoringModel
+    from models.scoring.booster import ScoringModel
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ class ModelBundle:
     fallback_maps: dict[str, dict[str, Any]] = field(default_factory=dict)
     versions: dict[str, str | None] = field(default_factory=lambda: dict.fromkeys(ROLES, None))
     fallback_reason: str | None = None
-    # Per role, the PSI reference (models.drift.DriftReference.to_dict()) stored with the model.
+    # Per role, the PSI reference (models.monitoring.drift.DriftReference.to_dict()) stored with the model.
     drift_references: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def model(self, role: str) -> ScoringModel | None:
@@ -131,7 +131,7 @@ def _download(settings: ServingSettings, name: str, root: Path) -> tuple[str, Pa
 
 def load_model_folder(folder: Path) -> ScoringModel:
     """A ScoringModel from a downloaded artifact folder, checked against the feature registry."""
-    from models.booster import ScoringModel
+    from models.scoring.booster import ScoringModel
 
     metas = sorted(folder.rglob(MODEL_META))
     if not metas:

@@ -11,7 +11,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from models.forecast import POOLED
+from models.revenue.forecast import POOLED
 
 BLUE, GREEN, RED, ORANGE, GREY = "#1f5fa8", "#2e8b57", "#c0392b", "#e67e22", "#7f8c8d"
 PALETTE = ("#1f5fa8", "#e67e22", "#2e8b57", "#8e44ad", "#c0392b", "#16a085", "#7f8c8d")

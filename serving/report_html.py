@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from models.forecast import POOLED
-from models.nrr import DEFAULT_NRR_BANDS, nrr_band, segment_context
+from models.revenue.forecast import POOLED
+from models.revenue.nrr import DEFAULT_NRR_BANDS, nrr_band, segment_context
 from serving import report_charts as charts
 from serving.forecasting import CONTRACTION_NOTE, NEW_LOGO_NOTE, ForecastTables, NrrTables
 from serving.report_charts import money

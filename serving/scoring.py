@@ -12,7 +12,7 @@ from typing import Any, TypeAlias
 import numpy as np
 import pandas as pd
 
-from models.booster import PARALLEL_ROWS
+from models.scoring.booster import PARALLEL_ROWS
 from models.table import Table
 from serving.registry_client import ModelBundle
 
@@ -54,7 +54,7 @@ def _fallback_probability(
     spec = bundle.fallback_maps.get(role)
     if spec is None:
         return [None] * len(rule_score), f"no fallback calibration for {role}"
-    from models.calibration import ScoreToProbability
+    from models.scoring.calibration import ScoreToProbability
 
     mapper = ScoreToProbability.from_dict(spec)
     values = np.asarray(mapper.predict(np.asarray(rule_score, dtype=float)))
@@ -64,7 +64,7 @@ def _fallback_probability(
 def _driver_dicts(
     model: Any, frame: Rows, k: int, matrix: np.ndarray
 ) -> list[list[dict[str, Any]]]:
-    from models.drivers import top_drivers
+    from models.scoring.drivers import top_drivers
 
     if k == 0 or len(frame) == 0:
         return [[] for _ in range(len(frame))]
@@ -151,9 +151,9 @@ def _timestamp(value: Any) -> str | None:
 
 
 def _rule_parts(rows: Rows, *, bundle: ModelBundle, rules: Any) -> dict[str, Any]:
-    from models.health import health_columns
-    from models.pqa import pqa_columns
-    from models.signals import evaluate_rules
+    from models.rules.health import health_columns
+    from models.rules.pqa import pqa_columns
+    from models.rules.signals import evaluate_rules
 
     normaliser = _normaliser(bundle, rows, rules)
     health = health_columns(rows, config=rules, normaliser=normaliser)
@@ -163,7 +163,7 @@ def _rule_parts(rows: Rows, *, bundle: ModelBundle, rules: Any) -> dict[str, Any
 
 
 def _normaliser(bundle: ModelBundle, rows: Rows, rules: Any) -> Any:
-    from models.health import HealthNormaliser
+    from models.rules.health import HealthNormaliser
 
     if bundle.normaliser is not None:
         return HealthNormaliser.from_dict(bundle.normaliser)
@@ -230,7 +230,7 @@ def _payload(
     churn: RoleScores,
     expansion: RoleScores,
 ) -> dict[str, Any]:
-    from models.plays import recommend_play
+    from models.rules.plays import recommend_play
 
     row = rows.row(i) if isinstance(rows, Table) else rows.iloc[i]
     h = {name: values[i] for name, values in parts["health"].items()}

@@ -173,7 +173,7 @@ def build_state(
         )
     if bundle.normaliser is None and not snapshots.empty:
         # No trained anchors: the served population anchors POSTed rows too (one row cannot).
-        from models.health import HealthNormaliser
+        from models.rules.health import HealthNormaliser
 
         fitted = HealthNormaliser.fit(snapshots, config=rules).to_dict()
         bundle = replace(bundle, normaliser=fitted)

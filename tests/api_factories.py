@@ -9,8 +9,8 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from models.booster import ScoringModel, learn_levels
-from models.calibration import ScoreToProbability
+from models.scoring.booster import ScoringModel, learn_levels
+from models.scoring.calibration import ScoreToProbability
 from serving.registry_client import ModelBundle
 from serving.security import append_key, new_key
 from serving.settings import ServingSettings

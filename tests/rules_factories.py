@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from models.health import HealthNormaliser
-from models.rules_config import AbsoluteNorm, RulesConfig, load_rules_config
+from models.rules.config import AbsoluteNorm, RulesConfig, load_rules_config
+from models.rules.health import HealthNormaliser
 
 AS_OF = pd.Timestamp("2026-03-01")
 

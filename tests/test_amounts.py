@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy.stats import truncnorm
 
-from models.amounts import (
+from models.revenue.amounts import (
     DEFAULT_PRIOR,
     AmountModel,
     arr_change_events,
@@ -135,7 +135,7 @@ def test_no_events_of_a_kind_falls_back_to_the_prior() -> None:
 
 
 def test_predicted_parameters_are_accepted_by_the_forecast() -> None:
-    from models.forecast import simulate_outcomes
+    from models.revenue.forecast import simulate_outcomes
 
     model = fit_amount_model(rich_history())
     frame = pd.DataFrame({"segment": ["SMB", "Enterprise", "Mid"], "plan": ["Starter"] * 3})

@@ -10,7 +10,7 @@ import pandas as pd
 from api_factories import MODEL_FEATURES, make_app, model_bundle, rules_bundle, snapshot_rows
 from fastapi.testclient import TestClient
 
-from models.drift import fit_reference
+from models.monitoring.drift import fit_reference
 from serving.registry_client import ModelBundle
 
 ROWS = 300

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from api_factories import fallback_maps, tiny_model
 
-from models.booster import ScoringModel
+from models.scoring.booster import ScoringModel
 from serving.registry_client import ModelLoadError, load_bundle, load_model_folder
 from serving.settings import ServingSettings
 

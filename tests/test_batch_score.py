@@ -104,7 +104,7 @@ def test_nrr_score_refuses_an_unknown_extension_and_a_date_after_the_data(
 def test_score_snapshots_flattens_model_scores_and_numbered_drivers() -> None:
     from api_factories import model_bundle, snapshot_rows
 
-    from models.rules_config import load_rules_config
+    from models.rules.config import load_rules_config
     from serving.scoring import score_snapshots
 
     rows = snapshot_rows(6)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import shap
 
-from models.booster import ScoringModel, design_matrix, learn_levels, model_features
+from models.scoring.booster import ScoringModel, design_matrix, learn_levels, model_features
 from tests.training_factories import make_snapshots
 from training.config import BoosterConfig, CalibrationConfig, ExperimentConfig
 from training.fit import fit_scoring_model

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from models.calibration import Calibrator
+from models.scoring.calibration import Calibrator
 
 
 def _miscalibrated(n: int = 4000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

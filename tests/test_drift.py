@@ -8,7 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.drift import DriftReference, fit_reference, population_stability, psi, summarise
+from models.monitoring.drift import (
+    DriftReference,
+    fit_reference,
+    population_stability,
+    psi,
+    summarise,
+)
 
 
 def _population(n: int, seed: int) -> pd.DataFrame:

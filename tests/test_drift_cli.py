@@ -17,8 +17,13 @@ from features.load import load_source
 from features.simulate import SimulationConfig, write_company
 from features.snapshots import build_snapshots
 from features.spine import build_spine
-from models.booster import ScoringModel, model_features
-from models.drift import REFERENCE_FILE, DriftReference, fit_reference, population_stability
+from models.monitoring.drift import (
+    REFERENCE_FILE,
+    DriftReference,
+    fit_reference,
+    population_stability,
+)
+from models.scoring.booster import ScoringModel, model_features
 from nrr.cli import build_app
 from serving.drift_status import drift_status
 from serving.registry_client import load_bundle

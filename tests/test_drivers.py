@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.booster import ScoringModel
-from models.drivers import describe_value, top_drivers
+from models.scoring.booster import ScoringModel
+from models.scoring.drivers import describe_value, top_drivers
 from tests.training_factories import make_snapshots
 from training.config import BoosterConfig, ExperimentConfig
 from training.fit import fit_scoring_model

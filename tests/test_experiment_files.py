@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from models.rules_config import RulesConfig, RulesConfigError, load_rules_config
+from models.rules.config import RulesConfig, RulesConfigError, load_rules_config
 from training.config import ExperimentConfig, ExperimentConfigError, load_experiment
 
 REPO = Path(__file__).resolve().parents[1]

@@ -12,11 +12,11 @@ from api_factories import fallback_maps, snapshot_rows
 from rules_factories import default_config, random_snapshots
 
 from features.registry import FEATURES
-from models.booster import ScoringModel, design_array, design_matrix, learn_levels
-from models.drivers import top_drivers
-from models.health import HealthNormaliser, health_columns, score_health
-from models.pqa import pqa_columns, score_pqa
-from models.signals import evaluate_rules
+from models.rules.health import HealthNormaliser, health_columns, score_health
+from models.rules.pqa import pqa_columns, score_pqa
+from models.rules.signals import evaluate_rules
+from models.scoring.booster import ScoringModel, design_array, design_matrix, learn_levels
+from models.scoring.drivers import top_drivers
 from models.table import Table
 from serving.registry_client import ModelBundle
 from serving.routes import request_rows
@@ -228,7 +228,7 @@ def test_request_with_history_of_one_account_matches_frame(bundle: ModelBundle) 
 
 
 def test_a_15_point_drop_in_7_days_reaches_the_payload_as_an_alert(bundle: ModelBundle) -> None:
-    from models.rules_config import load_rules_config
+    from models.rules.config import load_rules_config
     from serving.scoring import score_payloads
 
     week_ago = snapshot_rows(6, seed=4)

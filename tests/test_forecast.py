@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.forecast import (
+from models.revenue.forecast import (
     POOLED,
     exclusive_probabilities,
     expected_totals,
@@ -297,7 +297,7 @@ def _pooled(result, metric: str = "nrr") -> pd.Series:
 
 
 def test_a_zero_shock_changes_nothing() -> None:
-    from models.forecast import RateShock
+    from models.revenue.forecast import RateShock
 
     plain = simulate_outcomes(**_shock_inputs(), draws=2_000, seed=5)
     zero = simulate_outcomes(**_shock_inputs(), draws=2_000, seed=5, shock=RateShock())
@@ -305,7 +305,7 @@ def test_a_zero_shock_changes_nothing() -> None:
 
 
 def test_a_common_shock_widens_the_book_interval_and_is_seeded() -> None:
-    from models.forecast import RateShock
+    from models.revenue.forecast import RateShock
 
     shock = RateShock(churn_sigma=0.4, expand_sigma=0.4, scenarios=20)
     plain = _pooled(simulate_outcomes(**_shock_inputs(), draws=4_000, seed=5))
@@ -319,7 +319,7 @@ def test_a_common_shock_widens_the_book_interval_and_is_seeded() -> None:
 
 
 def test_the_fan_carries_the_shock_through_every_quarter() -> None:
-    from models.forecast import RateShock, simulate_fan
+    from models.revenue.forecast import RateShock, simulate_fan
 
     shock = RateShock(churn_sigma=0.5, expand_sigma=0.5, scenarios=10)
     plain = simulate_fan(**_shock_inputs(), quarters=2, draws=2_000, seed=1).summary
@@ -336,14 +336,14 @@ def test_the_fan_carries_the_shock_through_every_quarter() -> None:
     ("field", "value"), [("churn_sigma", -0.1), ("expand_sigma", float("nan")), ("scenarios", 0)]
 )
 def test_rate_shock_rejects_bad_parameters(field: str, value: float) -> None:
-    from models.forecast import RateShock
+    from models.revenue.forecast import RateShock
 
     with pytest.raises(ValueError, match=field):
         RateShock(**{field: value})
 
 
 def test_shift_log_odds_keeps_certain_outcomes_and_moves_the_rest() -> None:
-    from models.forecast import shift_log_odds
+    from models.revenue.forecast import shift_log_odds
 
     moved = shift_log_odds(np.array([0.0, 0.5, 1.0]), 1.0)
     assert moved[0] == 0.0 and moved[2] == 1.0
@@ -351,7 +351,7 @@ def test_shift_log_odds_keeps_certain_outcomes_and_moves_the_rest() -> None:
 
 
 def test_excess_sigma_separates_common_moves_from_sampling_noise() -> None:
-    from models.forecast_book import _excess_sigma
+    from models.revenue.forecast_book import _excess_sigma
 
     rng = np.random.default_rng(0)
     starts = np.full(400, 800.0)  # many quarters so the estimate itself is precise

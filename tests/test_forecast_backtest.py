@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.forecast import pinball_loss
-from models.nrr import arr_at, arr_timeline
+from models.revenue.forecast import pinball_loss
+from models.revenue.nrr import arr_at, arr_timeline
 from tests.test_forecasting import synthetic_company
 from training.forecast_backtest import (
     COLUMNS,

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.amounts import arr_change_events, fit_amount_model
-from models.forecast_book import (
+from models.revenue.amounts import arr_change_events, fit_amount_model
+from models.revenue.forecast_book import (
     book_at,
     contraction_rates,
     history_at,

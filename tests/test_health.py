@@ -21,8 +21,8 @@ from rules_factories import (
 )
 
 from features.registry import BY_NAME
-from models.health import HealthNormaliser, band_of, score_health
-from models.rules_config import RulesConfig
+from models.rules.config import RulesConfig
+from models.rules.health import HealthNormaliser, band_of, score_health
 
 CONFIG = default_config()
 NORMALISER = fitted_normaliser(CONFIG)
@@ -349,7 +349,7 @@ def _labelled_scores(seed: int, n: int = 400) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_score_to_probability_is_monotone_decreasing_for_health() -> None:
-    from models.calibration import ScoreToProbability
+    from models.scoring.calibration import ScoreToProbability
 
     scores, labels = _labelled_scores(1)
     mapping = ScoreToProbability.fit(scores, labels, decreasing=True)
@@ -360,7 +360,7 @@ def test_score_to_probability_is_monotone_decreasing_for_health() -> None:
 
 
 def test_score_to_probability_increasing_clips_outside_the_fitted_range() -> None:
-    from models.calibration import ScoreToProbability
+    from models.scoring.calibration import ScoreToProbability
 
     scores, labels = _labelled_scores(2)
     mapping = ScoreToProbability.fit(100 - scores, labels, decreasing=False)
@@ -372,7 +372,7 @@ def test_score_to_probability_increasing_clips_outside_the_fitted_range() -> Non
 
 
 def test_score_to_probability_json_round_trip() -> None:
-    from models.calibration import ScoreToProbability
+    from models.scoring.calibration import ScoreToProbability
 
     scores, labels = _labelled_scores(3)
     mapping = ScoreToProbability.fit(scores, labels, decreasing=True)
@@ -382,7 +382,7 @@ def test_score_to_probability_json_round_trip() -> None:
 
 
 def test_score_to_probability_rejects_bad_input() -> None:
-    from models.calibration import ScoreToProbability
+    from models.scoring.calibration import ScoreToProbability
 
     with pytest.raises(ValueError, match="0/1"):
         ScoreToProbability.fit([1.0, 2.0], [0.0, 2.0], decreasing=True)

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.nrr import (
+from models.revenue.nrr import (
     DEFAULT_SEGMENT_BENCHMARKS,
     NrrBands,
     arr_timeline,

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from rules_factories import default_config
 
-from models.plays import recommend_play
-from models.signals import FiredRule
+from models.rules.plays import recommend_play
+from models.rules.signals import FiredRule
 
 CONFIG = default_config()
 EARLY = "early warning (CSM outreach)"
@@ -155,7 +155,7 @@ def test_assess_accounts_combines_scores_rules_and_plays() -> None:
     import pandas as pd
     from rules_factories import fitted_normaliser, random_snapshots
 
-    from models.plays import assess_accounts
+    from models.rules.plays import assess_accounts
 
     frame = random_snapshots(40, seed=5, config=CONFIG)
     p_churn = pd.Series(0.9, index=frame.index)

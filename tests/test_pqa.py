@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from rules_factories import default_config, snapshots
 
-from models.pqa import score_pqa
+from models.rules.pqa import score_pqa
 
 CONFIG = default_config()
 IDLE = {"active_days_30d": 0.0}  # -30 points alone; used to isolate one item above the cap

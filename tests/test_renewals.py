@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from rules_factories import AS_OF, default_config
 
-from models.renewals import CALENDAR_COLUMNS, renewal_calendar
+from models.rules.renewals import CALENDAR_COLUMNS, renewal_calendar
 
 CONFIG = default_config()
 

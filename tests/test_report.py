@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from models.amounts import arr_change_events, fit_amount_model
-from models.forecast_book import contraction_rates, subscriptions_known_at
+from models.revenue.amounts import arr_change_events, fit_amount_model
+from models.revenue.forecast_book import contraction_rates, subscriptions_known_at
 from serving.forecast_cli import attach_scores, write_report
 from serving.forecasting import build_forecast, build_nrr_tables
 from serving.report_html import (

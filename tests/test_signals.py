@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from rules_factories import default_config, fitted_normaliser, random_snapshots, snapshots
 
-from models.health import threshold_key
-from models.signals import evaluate_rules, rule_masks
+from models.rules.health import threshold_key
+from models.rules.signals import evaluate_rules, rule_masks
 
 CONFIG = default_config()
 NORMALISER = fitted_normaliser(CONFIG)
@@ -128,7 +128,7 @@ def test_rule_with_absent_or_nan_features_does_not_fire(rule: str) -> None:
 
 
 def test_quantile_rule_without_fitted_threshold_does_not_fire() -> None:
-    from models.health import HealthNormaliser
+    from models.rules.health import HealthNormaliser
 
     frame = snapshots([{"events_per_active_user_30d": 1e9}])
     masks = rule_masks(frame, config=CONFIG, health=None, normaliser=HealthNormaliser())

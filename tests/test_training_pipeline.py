@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from models.booster import ScoringModel
+from models.scoring.booster import ScoringModel
 from tests.training_factories import make_snapshots
 from training.config import ExperimentConfig, load_experiment
 from training.pipeline import TrainResult, as_of_view, train

@@ -13,11 +13,11 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from models.booster import categorical_features
-from models.calibration import ScoreToProbability
-from models.health import HealthNormaliser, score_health
-from models.pqa import score_pqa
-from models.rules_config import RulesConfig
+from models.rules.config import RulesConfig
+from models.rules.health import HealthNormaliser, score_health
+from models.rules.pqa import score_pqa
+from models.scoring.booster import categorical_features
+from models.scoring.calibration import ScoreToProbability
 from training.config import Target
 
 _MISSING = "__missing__"

@@ -10,11 +10,12 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from experiments import DEFAULT_EXPERIMENT
 from models.clock import utc_now
 
 console = Console(stderr=True)
 out = Console()
-DEFAULT_EXPERIMENT = Path("experiments/quarterly.yaml")
+
 MODELS = {"churn": "nrr-churn", "expansion": "nrr-expansion"}
 
 

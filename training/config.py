@@ -9,7 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from features.config import SnapshotConfig
-from models.rules_config import validation_problems
+from models.rules.config import validation_problems
 
 Target = Literal["churn", "expansion"]
 LABEL_OF: dict[str, str] = {"churn": "churned", "expansion": "expanded"}

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from experiments import FAST_EXPERIMENT
 from features.config import SnapshotConfig
 from features.contract import TABLES
 from features.load import load_source, source_from_frames
@@ -32,7 +33,6 @@ from training.pipeline import TrainResult, as_of_view, train
 from training.tracking import TrainingSettings, setup_tracking
 
 REPO = Path(__file__).resolve().parents[1]
-FAST_EXPERIMENT = REPO / "experiments" / "fast.yaml"
 ORACLE_FILE = "oracle.parquet"
 # The time column that dates each row of a table: a row dated at or after as_of did not
 # exist yet at as_of.

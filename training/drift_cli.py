@@ -18,15 +18,21 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from experiments import DEFAULT_EXPERIMENT
 from models.clock import utc_now
-from models.drift import REFERENCE_FILE, DriftReference, find_reference, population_stability
-from models.drift import summarise as summarise_drift
+from models.monitoring.drift import (
+    REFERENCE_FILE,
+    DriftReference,
+    find_reference,
+    population_stability,
+)
+from models.monitoring.drift import summarise as summarise_drift
 from training.config import REGISTERED_NAME, ExperimentConfig, ExperimentConfigError, Target
 from training.tracking import TrainingSettings
 
 console = Console(stderr=True)
 out = Console()
-DEFAULT_EXPERIMENT = Path("experiments/quarterly.yaml")
+
 DRIFT_EXPERIMENT = "nrr-drift"
 _COLOURS = {"stable": "green", "moderate": "yellow", "significant": "red"}
 

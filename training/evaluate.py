@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from models.booster import model_features
-from models.rules_config import RulesConfig
+from models.rules.config import RulesConfig
+from models.scoring.booster import model_features
 from training.baselines import LogisticBaseline, RuleBaseline
 from training.config import EvaluationConfig, ExperimentConfig, Target
 from training.fit import fit_scoring_model, target_labels

@@ -9,14 +9,14 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from models.booster import (
+from models.scoring.booster import (
     ScoringModel,
     categorical_features,
     design_matrix,
     learn_levels,
     model_features,
 )
-from models.calibration import Calibrator
+from models.scoring.calibration import Calibrator
 from training.config import LABEL_OF, BoosterConfig, ExperimentConfig, Target
 from training.folds import calibration_split
 

@@ -18,15 +18,15 @@ import typer
 from rich.console import Console
 
 from models.clock import utc_now
-from models.forecast import POOLED, naive_forecast, pinball_loss, simulate_outcomes
-from models.forecast_book import (
+from models.revenue.forecast import POOLED, naive_forecast, pinball_loss, simulate_outcomes
+from models.revenue.forecast_book import (
     account_expectations,
     book_at,
     history_at,
     quarter_of,
     simulation_inputs,
 )
-from models.nrr import decompose
+from models.revenue.nrr import decompose
 from training.config import LABEL_OF, BoosterConfig, ExperimentConfig, Target
 from training.fit import fit_scoring_model
 

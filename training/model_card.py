@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from features.registry import BY_NAME
-from models.booster import ScoringModel
+from models.scoring.booster import ScoringModel
 
 METRIC_COLUMNS = (
     "n",

@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 
 from features.registry import LABEL_COLUMNS
-from models.booster import ScoringModel
-from models.drift import REFERENCE_FILE, fit_reference
-from models.health import HealthNormaliser
-from models.rules_config import RulesConfig, load_rules_config
+from models.monitoring.drift import REFERENCE_FILE, fit_reference
+from models.rules.config import RulesConfig, load_rules_config
+from models.rules.health import HealthNormaliser
+from models.scoring.booster import ScoringModel
 from training.baselines import RuleBaseline
 from training.config import REGISTERED_NAME, ExperimentConfig, Target
 from training.evaluate import BacktestResult, labelled_rows, pooled, run_backtest

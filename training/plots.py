@@ -9,7 +9,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from sklearn.metrics import precision_recall_curve, roc_curve
 
-from models.booster import ScoringModel
+from models.scoring.booster import ScoringModel
 
 SCORER_COLUMNS = {
     "model": "p_model",

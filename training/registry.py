@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from models.booster import ScoringModel
+from models.scoring.booster import ScoringModel
 from training.config import PromotionConfig
 from training.metrics import brier, ranking_metrics
 

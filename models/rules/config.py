@@ -1,7 +1,7 @@
 """Typed, validated settings of the rule-based layer (health, PQA, signals, plays, renewals).
 
-Every number of DOMAIN.md lives in `experiments/rules.yaml` (packaged copy at
-`models/defaults/rules.yaml`); this module only gives it a schema with clear errors.
+Every number of the rule layer (docs/DOMAIN.md) lives in `experiments/rules.yaml`, which
+ships inside the package; this module only gives it a schema with clear errors.
 """
 
 from __future__ import annotations
@@ -17,10 +17,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from experiments import DEFAULT_RULES
 from features.registry import BY_NAME
 
-PACKAGED_RULES_PATH = Path(__file__).resolve().parent / "defaults" / "rules.yaml"
-REPO_RULES_PATH = Path(__file__).resolve().parents[1] / "experiments" / "rules.yaml"
 HEALTH_SCORE = "health_score"  # the one non-feature a rule condition may read
 
 
@@ -279,8 +278,8 @@ class RulesConfigError(ValueError):
 
 
 def load_rules_config(path: Path | None = None) -> RulesConfig:
-    """Read and validate a rules YAML (None -> experiments/rules.yaml, else the packaged copy)."""
-    source = path or (REPO_RULES_PATH if REPO_RULES_PATH.is_file() else PACKAGED_RULES_PATH)
+    """Read and validate a rules YAML (None -> the packaged experiments/rules.yaml)."""
+    source = path or DEFAULT_RULES
     try:
         raw = yaml.safe_load(source.read_text())
     except FileNotFoundError:

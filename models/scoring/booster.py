@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from features.registry import BY_NAME, INFO_COLUMNS, KEY_COLUMNS, LABEL_COLUMNS
-from models.calibration import Calibrator
+from models.scoring.calibration import Calibrator
 
 MODEL_FILE = "model.txt"
 META_FILE = "model.json"

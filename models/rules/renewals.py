@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from models.health import numeric_column
-from models.rules_config import RulesConfig
+from models.rules.config import RulesConfig
+from models.rules.health import numeric_column
 
 CALENDAR_COLUMNS = (
     "account_id",

@@ -5,7 +5,7 @@ one per segment and one per (segment, plan), each shrunk toward its parent (plan
 segment toward pooled toward a weak prior) with empirical-Bayes weights. Groups with fewer
 than `min_count` events are not kept and fall back to their parent. Besides the observed
 mean and sd, each entry stores the (mu, sigma) of the normal that, truncated to the right
-sign as `models.forecast` draws it, reproduces that mean and sd.
+sign as `models.revenue.forecast` draws it, reproduces that mean and sd.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import pandas as pd
 from scipy.optimize import brentq
 from scipy.special import log_ndtr
 
-from models.nrr import UNKNOWN, Freq, account_flows, arr_timeline, period_boundaries
+from models.revenue.nrr import UNKNOWN, Freq, account_flows, arr_timeline, period_boundaries
 
 Kind = Literal["expansion", "contraction"]
 KINDS: tuple[Kind, Kind] = ("expansion", "contraction")

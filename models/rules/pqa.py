@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from models.health import band_names, numeric_column
-from models.rules_config import PqaItem, RulesConfig
+from models.rules.config import PqaItem, RulesConfig
+from models.rules.health import band_names, numeric_column
 
 
 def _item_points(frame: Any, item: PqaItem) -> np.ndarray:

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from features.registry import BY_NAME
-from models.booster import ScoringModel
+from models.scoring.booster import ScoringModel
 
 _OUTCOME = {"churn": "churn risk", "expansion": "expansion likelihood"}
 

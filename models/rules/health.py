@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from models.rules_config import AbsoluteNorm, Band, RulesConfig, segment_key
+from models.rules.config import AbsoluteNorm, Band, RulesConfig, segment_key
 
 
 def numeric_column(frame: Any, name: str) -> np.ndarray:

@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 from scipy.special import log_ndtr
 
-from models.amounts import AmountModel, arr_change_events, fit_amount_model
-from models.forecast import POOLED, RateShock, exclusive_probabilities
-from models.nrr import UNKNOWN, account_flows, arr_at, arr_timeline
+from models.revenue.amounts import AmountModel, arr_change_events, fit_amount_model
+from models.revenue.forecast import POOLED, RateShock, exclusive_probabilities
+from models.revenue.nrr import UNKNOWN, account_flows, arr_at, arr_timeline
 
 _TS = "datetime64[ns]"
 BOOK_COLUMNS: tuple[str, ...] = (

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from models.health import HealthNormaliser, score_health
-from models.pqa import score_pqa
-from models.rules_config import ExpansionPlaySpec, InterventionRow, RulesConfig
-from models.signals import FiredRule, evaluate_rules
+from models.rules.config import ExpansionPlaySpec, InterventionRow, RulesConfig
+from models.rules.health import HealthNormaliser, score_health
+from models.rules.pqa import score_pqa
+from models.rules.signals import FiredRule, evaluate_rules
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from models.health import HealthNormaliser, numeric_column, threshold_key
-from models.rules_config import HEALTH_SCORE, Condition, RulesConfig, RuleSpec
+from models.rules.config import HEALTH_SCORE, Condition, RulesConfig, RuleSpec
+from models.rules.health import HealthNormaliser, numeric_column, threshold_key
 
 _OPS: dict[str, Callable[[np.ndarray, float], np.ndarray]] = {
     "<": operator.lt,

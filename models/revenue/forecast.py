@@ -19,7 +19,7 @@ or a strong launch moves every account's odds together, which independent draws 
 show, so their intervals are too narrow for the book as a whole. A `RateShock` splits the
 draws into scenarios; each scenario shifts every account's churn and expansion log-odds by
 one shared normal draw (sigma estimated from how much past quarterly rates moved beyond
-binomial noise, see `models.forecast_book.rate_shock`). With sigma 0 nothing changes.
+binomial noise, see `models.revenue.forecast_book.rate_shock`). With sigma 0 nothing changes.
 """
 
 from __future__ import annotations
