@@ -3,9 +3,18 @@
 Only ANSI-style forms: `ts - INTERVAL 'n' DAY`, `n * INTERVAL '1' DAY`,
 `EXTRACT(EPOCH FROM interval)`, CASE, window functions. Window bounds are half-open
 `[as_of - start, as_of - end)`, so "the last 30 days" never includes as_of itself.
+
+The grace rule (when a later paid period continues an earlier one) lives here once, as a SQL
+predicate for the labels and features and as the same comparison on pandas values for the
+NRR maths (`models.revenue.nrr`).
 """
 
 from __future__ import annotations
+
+import operator
+from typing import Any
+
+import pandas as pd
 
 
 def days_ago(as_of: str, days: int) -> str:
@@ -79,25 +88,49 @@ def paid_periods() -> str:
     """
 
 
+# The grace rule, the one definition of "continues" for labels, features and the NRR maths:
+# a paid period that starts at most `grace_days` after the previous one ended continues it
+# (a renewal after a short lapse); a later start is churn, then a new relationship. The
+# boundary is stated once, here, and both the SQL and the pandas predicates are built from it.
+GRACE_CONTINUES = "<="
+_CONTINUES_OP = {"<=": operator.le, "<": operator.lt}[GRACE_CONTINUES]
+
+
+def grace_deadline(end: Any, grace_days: int) -> Any:
+    """The latest start that still continues a period ending at `end` (pandas/numpy values)."""
+    return end + pd.Timedelta(days=int(grace_days))
+
+
+def continues(start: Any, prev_end: Any, grace_days: int) -> Any:
+    """Whether a period starting at `start` continues one ending at `prev_end` (pandas/numpy).
+
+    Element-wise over Series or arrays; a NaT on either side compares false (no continuation).
+    """
+    return _CONTINUES_OP(start, grace_deadline(prev_end, grace_days))
+
+
+def continues_sql(start: str, prev_end: str, grace_days: int) -> str:
+    """`continues` as a SQL predicate over timestamp expressions (NULL when one side is)."""
+    return f"({start} {GRACE_CONTINUES} {prev_end} + {int(grace_days)} * INTERVAL '1' DAY)"
+
+
 def revenue_changes(grace_days: int) -> str:
     """account_id, start_at, delta: ARR changes between continuing paid periods."""
-    # A period starting within the grace window after the previous one ended continues
-    # it (a renewal after a short lapse); a later start is a reactivation, not a change.
+    # A reactivation (a start after the grace window) is a new relationship, not a change.
     return f"""
         SELECT account_id, start_at, arr - prev_arr AS delta
         FROM ({paid_periods()}) p
         WHERE prev_end IS NOT NULL
-          AND start_at <= prev_end + {int(grace_days)} * INTERVAL '1' DAY
+          AND {continues_sql("start_at", "prev_end", grace_days)}
           AND arr <> prev_arr
     """
 
 
 def churn_dates(grace_days: int) -> str:
-    """account_id, churn_at: ends of paid periods not followed by one within the grace."""
+    """account_id, churn_at: ends of paid periods that no paid period continues."""
     return f"""
         SELECT account_id, end_at AS churn_at
         FROM ({paid_periods()}) p
         WHERE end_at IS NOT NULL
-          AND (next_start IS NULL
-               OR next_start > end_at + {int(grace_days)} * INTERVAL '1' DAY)
+          AND (next_start IS NULL OR NOT {continues_sql("next_start", "end_at", grace_days)})
     """

@@ -1,11 +1,12 @@
 """NRR decomposition of the subscription history: ARR flows per period, splits and cohorts.
 
 Accounting compares each account's ARR at the start of a period with its ARR at the end
-(the standard point-in-time method). A gap between two subscription periods shorter than
-the grace window is continuation: the account keeps its previous ARR (and plan) through
-the gap. A longer gap is churn at the end of the last period and reactivation when ARR
-returns. Periods with ARR 0 count as gaps. A trailing gap younger than the grace window
-at `data_end` is still undecided and is carried as continuation.
+(the standard point-in-time method). A period starting at most the grace window after the
+previous one ended continues it (`features.sql.continues`, the rule the labels and features
+use): the account keeps its previous ARR (and plan) through the gap. A later start is churn
+at the end of the last period and reactivation when ARR returns. Periods with ARR 0 count
+as gaps. A trailing gap whose continuation could still start after `data_end` is
+undecided and is carried as continuation.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+
+from features.sql import continues, grace_deadline
 
 Freq = Literal["month", "quarter"]
 SPLITS: tuple[str, ...] = (
@@ -53,7 +56,7 @@ def _timestamps(series: pd.Series, name: str) -> pd.Series:
 def arr_timeline(
     subscriptions: pd.DataFrame, *, data_end: pd.Timestamp, grace_days: int = 30
 ) -> pd.DataFrame:
-    """Per account, non-overlapping ARR intervals with short gaps bridged and spells numbered.
+    """Per account, non-overlapping ARR intervals with continuations bridged, spells numbered.
 
     Columns: account_id, start_at, end_at (NaT = open), arr, plan, spell (0 = first ever).
     """
@@ -85,10 +88,10 @@ def arr_timeline(
     gap = next_start - subs["end_at"]
     if (gap < pd.Timedelta(0)).any() or (same_next & subs["end_at"].isna()).any():
         raise ValueError("subscriptions: periods of one account overlap")
-    grace = pd.Timedelta(days=grace_days)
-    # A contiguous renewal (gap 0) is continuation even when grace_days is 0.
-    bridged = same_next & ((gap <= pd.Timedelta(0)) | (gap < grace)).fillna(False)
-    pending = ~same_next & subs["end_at"].notna() & (data_end - subs["end_at"] < grace)
+    bridged = same_next & continues(next_start, subs["end_at"], grace_days)
+    # Undecided: a continuation could still start after the last observed moment.
+    deadline = grace_deadline(subs["end_at"], grace_days)
+    pending = ~same_next & subs["end_at"].notna() & (data_end < deadline)
     subs["end_at"] = subs["end_at"].mask(bridged, next_start).mask(pending, pd.NaT)
     first = ~acct.eq(acct.shift(1)).fillna(False).astype(bool)
     new_spell = first | ~bridged.shift(1, fill_value=False)
