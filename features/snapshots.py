@@ -14,12 +14,10 @@ activity, first use) use a running window function or a MIN, not a join per snap
 Why this shape: a pandas groupby per as_of would load all events and loop over dates;
 joining the raw events straight to the spine (the benchmark's reference query) is the
 fastest way to get four features but re-reads the events per feature family, while here
-the one scan is shared by ~70 features. Measured (benchmarks/bench_snapshots.py, 2 cores,
-other jobs running): a simulated 4,821-account company with 19.4M events, 24 monthly
-as_of: full build 20.1 s at 1.64 GB peak RSS vs 6.3 s for the reference (3.2x); a plain
-random 4,944-account company with 10.2M events: 13.5 s vs 3.7 s (3.6x), 1.66 GB.
-Scanning the events once per partition instead cost as much as the whole reference per
-partition (the raw read and cast dominate, whatever the filter). Only portable SQL is
+the one scan is shared by every feature family. benchmarks/bench_snapshots.py measures
+the full build against that reference query (wall time and peak memory, same spine).
+Scanning the events once per partition instead would repeat the costliest step per
+partition: the raw read and cast dominate, whatever the filter. Only portable SQL is
 used - CTEs, CASE, COUNT(DISTINCT), window functions, `INTERVAL 'n' DAY`, `EXTRACT(EPOCH
 FROM ...)`, `PERCENTILE_CONT ... WITHIN GROUP`, TIMESTAMP literals - so the statements
 could run on a warehouse (Postgres, Snowflake; BigQuery with minor dialect changes); the

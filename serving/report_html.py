@@ -127,7 +127,7 @@ def forecast_table(forecast: ForecastTables) -> str:
 
 
 def band_aside(forecast: ForecastTables) -> str:
-    """DOMAIN NRR bands with the forecast's band highlighted, and segment benchmarks."""
+    """NRR bands (docs/DOMAIN.md) with the forecast's band highlighted, and segment benchmarks."""
     p50 = forecast.value("nrr")
     current, strategy = nrr_band(p50)
     items = []

@@ -1,4 +1,4 @@
-"""The one-way data flow of DESIGN.md, checked on the import statements of every module."""
+"""The one-way imports of docs/ARCHITECTURE.md, checked on the import statements of every module."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""PQA score: DOMAIN.md points mapped onto features, cap and bands."""
+"""PQA score: docs/DOMAIN.md points mapped onto features, cap and bands."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ CONFIG = default_config()
 NORMALISER = fitted_normaliser(CONFIG)
 POWER = NORMALISER.thresholds[threshold_key("events_per_active_user_30d", 0.95)]
 
-# (rule, fixed context, varied feature, [(value, fires)]) - DOMAIN.md thresholds.
+# (rule, fixed context, varied feature, [(value, fires)]) - docs/DOMAIN.md thresholds.
 CASES: list[tuple[str, dict[str, Any], str, list[tuple[float, bool]]]] = [
     ("usage_drop", {}, "usage_trend_14d", [(-0.41, True), (-0.40, False), (-0.39, False)]),
     (

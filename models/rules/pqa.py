@@ -1,4 +1,4 @@
-"""Product-qualified account (PQA) score: DOMAIN.md points mapped onto snapshot features."""
+"""Product-qualified account (PQA) score: docs/DOMAIN.md points mapped onto snapshot features."""
 
 from __future__ import annotations
 
