@@ -37,7 +37,7 @@ def _snapshots(
 def main() -> None:
     from training.config import load_experiment
     from training.pipeline import train
-    from training.tracking import TrainingSettings
+    from models.workspace import Workspace
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, required=True)
@@ -68,7 +68,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         workdir = args.workdir or Path(tmp)
-        result = train(snapshots=frame, config=config, settings=TrainingSettings(workdir=workdir),
+        result = train(snapshots=frame, config=config, settings=Workspace(workdir=workdir),
                        oracle=oracle, data_dir=args.data, progress=progress)  # fmt: skip
     marks.append(
         ("(logging, registration, gate of the last target)", time.perf_counter() - last[0])

@@ -11,6 +11,9 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from experiments import DEFAULT_EXPERIMENT
+from features.definition import FeatureDefinition, write_snapshots
+
 console = Console(stderr=True)
 out = Console()
 
@@ -89,23 +92,36 @@ def snapshots(
     ctx: typer.Context,
     data: Path = typer.Option(..., "--data", help="folder of tables or a DuckDB file"),
     out_file: Path = typer.Option(..., "--out", help="Parquet file to write"),
-    freq: str = typer.Option("month", help="snapshot grid: month (month starts) or week (Mondays)"),
+    experiment: Path = typer.Option(
+        DEFAULT_EXPERIMENT, "--experiment", help="experiment YAML whose `snapshot` settings apply"
+    ),
+    freq: str | None = typer.Option(
+        None, help="snapshot grid: month (month starts) or week (Mondays); default: experiment"
+    ),
     start: str | None = typer.Option(None, help="first as_of date (default: first subscription)"),
     end: str | None = typer.Option(None, help="last as_of date (default: end of the data)"),
-    horizon: int = typer.Option(90, min=1, help="label window in days"),
+    horizon: int | None = typer.Option(
+        None, min=1, help="label window in days (default: experiment)"
+    ),
     extracted_at: str | None = typer.Option(
         None, help="when the data was exported (default: manifest.yaml, else now)"
     ),
 ) -> None:
     """Build point-in-time account snapshots with labels and write them as Parquet."""
-    from features.config import SnapshotConfig
+    from features.config import SnapshotSettingsError, snapshot_settings
+    from features.definition import FeatureDefinition
     from features.load_cli import load_or_exit
     from features.snapshots import build_snapshots
     from features.spine import build_spine
 
-    if freq not in ("month", "week"):
+    if freq not in (None, "month", "week"):
         raise typer.BadParameter(f"--freq must be 'month' or 'week', got {freq!r}")
-    config = SnapshotConfig.model_validate({"freq": freq, "horizon_days": horizon})
+    try:
+        config = snapshot_settings(experiment)
+    except SnapshotSettingsError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    overrides = {"freq": freq, "horizon_days": horizon}
+    config = config.model_copy(update={k: v for k, v in overrides.items() if v is not None})
     source = load_or_exit(
         data, extracted_at=_parse_ts(extracted_at, "--extracted-at"), now=_now(ctx)
     )
@@ -120,18 +136,27 @@ def snapshots(
             config=config,
             progress=lambda done, total: progress.update(task, completed=done, total=total),
         )
-    write_parquet_atomic(frame, out_file)
+    write_parquet_atomic(frame, out_file, FeatureDefinition.of_source(source, config))
     out.print(summarise_snapshots(frame))
     out.print(f"wrote {out_file.resolve()}")
 
 
-def write_parquet_atomic(frame: pd.DataFrame, path: Path) -> None:
-    """Write Parquet to a temp file beside `path`, then rename: never a partial file."""
+def write_parquet_atomic(
+    frame: pd.DataFrame, path: Path, definition: FeatureDefinition | None = None
+) -> None:
+    """Write Parquet to a temp file beside `path`, then rename: never a partial file.
+
+    With a definition, the snapshot settings and event roles go into the file's metadata,
+    so `nrr train --snapshots` registers models that know how their features were built.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        frame.to_parquet(tmp, index=False)
+        if definition is None:
+            frame.to_parquet(tmp, index=False)
+        else:
+            write_snapshots(frame, Path(tmp), definition)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 
 class SnapshotConfig(BaseModel):
@@ -14,3 +16,25 @@ class SnapshotConfig(BaseModel):
     horizon_days: int = Field(default=90, gt=0, description="label window length")
     grace_days: int = Field(default=30, ge=0, description="a gap shorter than this is not churn")
     min_tenure_days: int = Field(default=0, ge=0, description="skip accounts younger than this")
+
+
+class SnapshotSettingsError(ValueError):
+    """The `snapshot` section of an experiment file cannot be read or is invalid."""
+
+
+def snapshot_settings(experiment: Path) -> SnapshotConfig:
+    """The `snapshot` section of an experiment YAML (the full file is checked by training)."""
+    try:
+        data = yaml.safe_load(experiment.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise SnapshotSettingsError(f"cannot read experiment file {experiment}: {exc}") from None
+    section = data.get("snapshot", {}) if isinstance(data, dict) else None
+    if not isinstance(section, dict):
+        raise SnapshotSettingsError(f"{experiment}: `snapshot` must be a mapping")
+    try:
+        return SnapshotConfig.model_validate(section)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"snapshot.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
+        )
+        raise SnapshotSettingsError(f"{experiment}: {problems}") from None

@@ -31,6 +31,7 @@ _ERROR_NAMES = {
     405: "method_not_allowed",
     413: "payload_too_large",
     422: "validation_error",
+    429: "too_many_requests",
     503: "unavailable",
 }
 
@@ -51,7 +52,7 @@ def _default_scorer() -> Scorer:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Load keys, rules, models and snapshots before the first request."""
     settings: ServingSettings = app.state.settings
-    app.state.keys = KeyStore(read_keys(settings.api_keys_path))
+    app.state.keys = KeyStore(read_keys(settings.keys_path()))
     await load_initial_state(app)
     yield
 

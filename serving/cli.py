@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from models.clock import utc_now
+from models.workspace import WORKDIR_HELP
 from serving.settings import ServingSettings, get_settings
 
 console = Console(stderr=True)
@@ -21,22 +22,28 @@ def serve(
     host: str | None = typer.Option(None, help="interface to bind (default NRR_HOST)"),
     port: int | None = typer.Option(None, help="port (default NRR_PORT); 0 = any free port"),
     log_level: str = typer.Option("info", help="uvicorn log level"),
+    workdir: Path | None = typer.Option(None, "--workdir", help=WORKDIR_HELP),
 ) -> None:
     """Run the prediction API with uvicorn."""
     # One OpenMP thread per prediction: a server gains from concurrent requests, and
-    # LightGBM's thread pool on a one-row input costs ~10x the prediction on a busy host.
+    # waking LightGBM's thread pool for a one-row input costs more than the prediction
+    # itself, the more so on a busy host (benchmarks/bench_api.py measures the latency).
     # Must be set before LightGBM loads, so only the default; export it to override.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import uvicorn
 
     from serving.app import create_app
 
-    updates = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    updates = {
+        k: v for k, v in {"host": host, "port": port, "workdir": workdir}.items() if v is not None
+    }
     settings = get_settings().model_copy(update=updates)
     console.print(f"serving on http://{settings.host}:{settings.port}  (docs at /docs)")
     # One worker on purpose: the served state (and /v1/admin/reload) and the Prometheus
     # metrics live in the process; LightGBM releases the GIL, so two cores still serve.
-    # loop/http "auto" pick uvloop and httptools (dependencies): h11 + asyncio cost 2.5x.
+    # loop/http "auto" pick uvloop and httptools (dependencies): a C event loop and HTTP
+    # parser cost less per request than asyncio + h11, and with precomputed scores that
+    # framework cost is most of a request (benchmarks/bench_api.py measures the ceiling).
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -47,6 +54,10 @@ def serve(
         http="auto",
         workers=1,
     )
+
+
+def _with_workdir(settings: ServingSettings, workdir: Path | None) -> ServingSettings:
+    return settings if workdir is None else settings.model_copy(update={"workdir": workdir})
 
 
 def _parse_as_of(value: str) -> pd.Timestamp:
@@ -70,6 +81,10 @@ def score(
         help="score accounts active at this date (UTC); default: the data's last day",
     ),
     out: Path = typer.Option(..., "--out", help="output file: .csv or .parquet"),
+    workdir: Path | None = typer.Option(None, "--workdir", help=WORKDIR_HELP),
+    rules_only: bool = typer.Option(
+        False, "--rules-only", help="score with the rule-based health score alone (no models)"
+    ),
 ) -> None:
     """Score every account active at --as-of from the raw tables (models or rules fallback)."""
     if out.suffix.lower() not in {".csv", ".parquet"}:
@@ -77,8 +92,14 @@ def score(
     when = None if as_of is None else _parse_as_of(as_of)
     from features.validate import InvalidDataError
 
+    settings = _with_workdir(get_settings(), workdir)
+    if rules_only:
+        settings = settings.model_copy(update={"use_registry": False})
+    elif (missing := settings.missing_store()) is not None:
+        console.print(f"[red]error:[/red] {missing}; or score with --rules-only.")
+        raise typer.Exit(1)
     try:
-        table, bundle = batch_score(data, as_of=when, settings=get_settings())
+        table, bundle = batch_score(data, as_of=when, settings=settings)
     except InvalidDataError as exc:
         console.print(exc.report.render())
         raise typer.Exit(1) from exc
@@ -101,7 +122,6 @@ def batch_score(
     data: Path, *, as_of: pd.Timestamp | None, settings: ServingSettings
 ) -> tuple[pd.DataFrame, Any]:
     """The flat score table of every account active at as_of (default: the data's last day)."""
-    from features.config import SnapshotConfig
     from features.load import load_source
     from features.snapshots import build_features
     from models.rules.config import load_rules_config
@@ -116,11 +136,15 @@ def batch_score(
         as_of = pd.Timestamp(source.data_end).normalize()
     if as_of > source.data_end:
         raise ValueError(f"--as-of {as_of.date()} is after the data's end {source.data_end}")
+    loaded = load_bundle(settings)
+    # Features as the served models were trained on them (settings and event roles).
+    definition = loaded.feature_definition()
+    source = definition.apply(source)
     rows = build_features(
-        source=source, spine=active_spine(source, as_of), config=SnapshotConfig.model_validate({})
+        source=source, spine=active_spine(source, as_of), config=definition.snapshot
     )
     rules = load_rules_config(settings.rules_path)
-    bundle = align_bundle(load_bundle(settings), rows)
+    bundle = align_bundle(loaded, rows)
     try:
         check_bundle(bundle, rows)
     except StateError as exc:
@@ -156,18 +180,29 @@ def active_spine(source: Any, as_of: pd.Timestamp) -> pd.DataFrame:
 def apikey_create(
     role: str = typer.Option(..., "--role", help="reader or admin"),
     note: str = typer.Option("", help="who or what the key is for"),
-    keys_file: Path | None = typer.Option(None, help="keys file (default NRR_API_KEYS_PATH)"),
+    keys_file: Path | None = typer.Option(
+        None, help="keys file (default NRR_API_KEYS_PATH, else api_keys.json in the workspace)"
+    ),
+    workdir: Path | None = typer.Option(None, "--workdir", help=WORKDIR_HELP),
 ) -> None:
-    """Create an API key, store its salted hash, and print the key once."""
-    from serving.security import ROLES, append_key, new_key
+    """Create an API key, store only its SHA-256 digest, and print the key once."""
+    from serving.security import ROLES, append_key, legacy_count, new_key, read_keys
 
     if role not in ROLES:
         raise typer.BadParameter(f"--role must be one of {', '.join(ROLES)}, got {role!r}")
     clear, record = new_key(role, note=note)  # type: ignore[arg-type]
-    path = keys_file or get_settings().api_keys_path
+    path = keys_file or _with_workdir(get_settings(), workdir).keys_path()
     append_key(path, record)
-    console.print(f"{role} key {record.key_id} stored (hashed) in {path}; it is shown only once:")
+    # No key id on stderr (it lands in terminal and CI logs); the key itself, on stdout, holds it.
+    console.print(f"{role} key stored (SHA-256) in {path}; it is shown only once:")
     typer.echo(clear)
+    legacy = legacy_count(read_keys(path))
+    if legacy:
+        console.print(
+            f"note: {legacy} older key(s) in {path} are scrypt records (no \"scheme\"). They "
+            "still work, but a flood of wrong secrets can hold one off until it is used once "
+            "after each start: replace them (docs/RUNBOOK.md, 'Rotating an API key')."
+        )
 
 
 def register(app: typer.Typer) -> None:

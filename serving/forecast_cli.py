@@ -12,15 +12,20 @@ import pandas as pd
 import typer
 from rich.console import Console
 
+from features.config import SnapshotConfig
+from features.definition import FeatureDefinition
 from models.clock import utc_now
 from models.revenue.forecast_book import (
     book_at,
     history_at,
     quarter_start,
 )
+from models.workspace import WORKDIR_HELP
 from serving.dashboard import FORECAST_FILE, NRR_FILE, REPORT_FILE
 from serving.forecasting import build_forecast, build_nrr_tables
+from serving.registry_client import ModelBundle
 from serving.report_html import BACKTEST_COLUMNS, ReportInputs, render_report
+from serving.settings import ServingSettings
 
 console = Console(stderr=True)
 out = Console()
@@ -140,13 +145,16 @@ def prepare_report(
     backtest: pd.DataFrame | None,
     model_source: str = "",
     origin: str = "",
+    grace_days: int = SnapshotConfig().grace_days,
 ) -> tuple[ReportInputs, int]:
     """All report tables from the raw tables and per-account scores at as_of.
 
     Returns the report and how many book accounts had no score (filled with the mean).
     """
-    book, filled = attach_scores(book_at(subscriptions, accounts, as_of=as_of), scored)
-    past = history_at(subscriptions, accounts, as_of=as_of)
+    book, filled = attach_scores(
+        book_at(subscriptions, accounts, as_of=as_of, grace_days=grace_days), scored
+    )
+    past = history_at(subscriptions, accounts, as_of=as_of, grace_days=grace_days)
     forecast = build_forecast(
         book,
         amount_model=past.amounts,
@@ -157,7 +165,7 @@ def prepare_report(
         workers=2,
         shock=past.shock,
     )
-    nrr = build_nrr_tables(subscriptions, accounts, data_end=data_end)
+    nrr = build_nrr_tables(subscriptions, accounts, data_end=data_end, grace_days=grace_days)
     report = ReportInputs(
         nrr=nrr,
         forecast=forecast,
@@ -182,7 +190,9 @@ def _forecast_date(quarter: str | None, data_end: pd.Timestamp) -> pd.Timestamp:
     return as_of
 
 
-def _snapshot_rows(source: Any, snapshots: Path | None, as_of: pd.Timestamp) -> pd.DataFrame:
+def _snapshot_rows(
+    source: Any, snapshots: Path | None, as_of: pd.Timestamp, definition: FeatureDefinition
+) -> pd.DataFrame:
     if snapshots is not None:
         frame = pd.read_parquet(snapshots)
         rows = frame[frame["as_of"] == as_of]
@@ -192,22 +202,33 @@ def _snapshot_rows(source: Any, snapshots: Path | None, as_of: pd.Timestamp) -> 
                 f"--snapshots has no rows at {as_of:%Y-%m-%d} (latest: {found})"
             )
         return rows.reset_index(drop=True)
-    from features.config import SnapshotConfig
     from features.snapshots import build_snapshots
     from features.spine import build_spine
 
     spine = build_spine(source, start=as_of, end=as_of)
-    return build_snapshots(source=source, spine=spine, config=SnapshotConfig.model_validate({}))
+    return build_snapshots(source=source, spine=spine, config=definition.snapshot)
 
 
-def _score(rows: pd.DataFrame) -> tuple[pd.DataFrame, str]:
-    from models.rules.config import load_rules_config
+def _served_models(workdir: Path | None) -> tuple[ServingSettings, ModelBundle]:
+    """The champions of the workspace; no store at all is an error, not a rules report."""
     from serving.registry_client import load_bundle
-    from serving.scoring import score_snapshots
     from serving.settings import get_settings
 
     settings = get_settings()
-    bundle = load_bundle(settings)
+    if workdir is not None:
+        settings = settings.model_copy(update={"workdir": workdir})
+    if (missing := settings.missing_store()) is not None:
+        console.print(f"[red]error:[/red] {missing}.")
+        raise typer.Exit(1)
+    return settings, load_bundle(settings)
+
+
+def _score(
+    rows: pd.DataFrame, *, settings: ServingSettings, bundle: ModelBundle
+) -> tuple[pd.DataFrame, str]:
+    from models.rules.config import load_rules_config
+    from serving.scoring import score_snapshots
+
     rules = load_rules_config(settings.rules_path)
     scored = score_snapshots(rows, bundle=bundle, rules=rules, drivers_k=0)
     versions = ", ".join(f"{k} v{v}" for k, v in bundle.versions.items() if v is not None)
@@ -228,14 +249,17 @@ def forecast(
     backtest: Path | None = typer.Option(None, help="table from `nrr backtest-forecast`"),
     draws: int = typer.Option(10_000, min=1000, help="Monte Carlo draws"),
     seed: int = typer.Option(0, help="Monte Carlo seed"),
+    workdir: Path | None = typer.Option(None, "--workdir", help=WORKDIR_HELP),
 ) -> None:
     """Write the NRR forecast report (HTML + JSON + CSV) served at /dashboard."""
     from features.load_cli import load_or_exit
 
-    source = load_or_exit(data, now=utc_now())
+    settings, bundle = _served_models(workdir)
+    definition = bundle.feature_definition()
+    source = definition.apply(load_or_exit(data, now=utc_now()))
     as_of = _forecast_date(quarter, source.data_end)
-    rows = _snapshot_rows(source, snapshots, as_of)
-    scored, model_source = _score(rows)
+    rows = _snapshot_rows(source, snapshots, as_of, definition)
+    scored, model_source = _score(rows, settings=settings, bundle=bundle)
     report, filled = prepare_report(
         subscriptions=source.sql("SELECT * FROM subscriptions"),
         accounts=source.sql("SELECT * FROM accounts"),
@@ -247,6 +271,7 @@ def forecast(
         backtest=read_backtest(backtest) if backtest is not None else None,
         model_source=model_source,
         origin=f"Data: {source.origin}.",
+        grace_days=definition.snapshot.grace_days,
     )
     if filled:
         console.print(f"[yellow]{filled} account(s) with ARR had no snapshot score: mean used")

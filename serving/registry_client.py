@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from features.config import SnapshotConfig
+from features.definition import FeatureDefinition, from_model_metadata
 from features.registry import BY_NAME
 from models.monitoring.drift import REFERENCE_FILE as DRIFT_FILE
 from serving.settings import ServingSettings
@@ -41,6 +43,13 @@ class ModelBundle:
     def model(self, role: str) -> ScoringModel | None:
         return self.churn if role == "churn" else self.expansion
 
+    def feature_definition(self) -> FeatureDefinition:
+        """How the served models' features were built (the defaults without a model)."""
+        for model in (self.churn, self.expansion):
+            if model is not None and (found := from_model_metadata(model.metadata)) is not None:
+                return found
+        return FeatureDefinition(SnapshotConfig())
+
 
 class ModelLoadError(RuntimeError):
     """One registered model could not be served; the message is the fallback reason."""
@@ -55,6 +64,13 @@ def load_bundle(settings: ServingSettings) -> ModelBundle:
     """The champion churn and expansion models, or as much as loads plus the reason why not."""
     if not settings.use_registry:
         return ModelBundle(fallback_reason="registry disabled by settings (NRR_USE_REGISTRY)")
+    workspace = settings.workspace()
+    if not workspace.store_exists():
+        # Opening a missing SQLite store would create an empty one and hide the mistake.
+        return ModelBundle(
+            fallback_reason=f"no model store at {workspace.resolved_tracking_uri()}: run "
+            "`nrr train` in this folder first, or point --workdir / NRR_WORKDIR at its workspace"
+        )
     disable_pickle()
     if settings.artifacts_dir is not None:
         return _load_bundle(settings, settings.artifacts_dir)
@@ -106,7 +122,8 @@ def _download(settings: ServingSettings, name: str, root: Path) -> tuple[str, Pa
     from mlflow.exceptions import MlflowException
 
     alias = settings.model_alias
-    client = MlflowClient(tracking_uri=settings.tracking_uri)
+    uri = settings.workspace().resolved_tracking_uri()
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     try:
         version = client.get_model_version_by_alias(name, alias)
     except MlflowException as exc:
@@ -122,7 +139,7 @@ def _download(settings: ServingSettings, name: str, root: Path) -> tuple[str, Pa
         # global registry URI, which may differ from the one given in the settings.
         source = client.get_model_version_download_uri(name, version.version)
         local = download_artifacts(
-            artifact_uri=source, dst_path=str(dst), tracking_uri=settings.tracking_uri
+            artifact_uri=source, dst_path=str(dst), tracking_uri=uri
         )
     except Exception as exc:
         raise ModelLoadError(f"model files missing: {name} v{version.version}: {exc}") from exc

@@ -8,15 +8,21 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from models.workspace import Workspace
+
 
 class ServingSettings(BaseSettings):
     """Everything the API and batch scoring need to know about their environment."""
 
     model_config = SettingsConfigDict(env_prefix="NRR_", frozen=True, extra="forbid")
 
+    workdir: Path | None = Field(
+        default=None,
+        description="workspace folder of `nrr train` (models, keys); None = models.workspace default",
+    )
     tracking_uri: str | None = Field(
         default=None,
-        description="MLflow tracking URI; None = MLflow's own default (MLFLOW_TRACKING_URI)",
+        description="MLflow tracking URI of a remote server; None = the workspace's store",
     )
     churn_model: str = Field(default="nrr-churn", description="registered churn model name")
     expansion_model: str = Field(
@@ -33,8 +39,9 @@ class ServingSettings(BaseSettings):
     rules_path: Path | None = Field(
         default=None, description="rules YAML; None = the packaged default"
     )
-    api_keys_path: Path = Field(
-        default=Path("api_keys.json"), description="hashed API keys written by `nrr apikey create`"
+    api_keys_path: Path | None = Field(
+        default=None,
+        description="hashed API keys of `nrr apikey create`; None = api_keys.json in the workspace",
     )
     auth_enabled: bool = Field(default=True, description="False only for local experiments")
     max_body_bytes: int = Field(
@@ -59,6 +66,24 @@ class ServingSettings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
+
+
+    def workspace(self) -> Workspace:
+        """The store these settings point at (the same resolution as every `nrr` command)."""
+        return Workspace.resolve(self.workdir, self.tracking_uri)
+
+    def missing_store(self) -> str | None:
+        """Why no model can be loaded at all (no store was ever written here), else None."""
+        workspace = self.workspace()
+        if not self.use_registry or workspace.store_exists():
+            return None
+        return (
+            f"no trained models: {workspace.describe()} does not exist. Run `nrr train` in this "
+            "folder first, or pass the --workdir (NRR_WORKDIR) it used"
+        )
+
+    def keys_path(self) -> Path:
+        return self.api_keys_path or self.workspace().api_keys_path
 
 
 @lru_cache(maxsize=1)

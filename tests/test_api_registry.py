@@ -41,6 +41,14 @@ def test_registry_states_from_missing_to_served(
     monkeypatch.delenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", raising=False)
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     settings = ServingSettings(tracking_uri=uri, artifacts_dir=tmp_path / "dl")
+    no_store = load_bundle(settings)
+    assert no_store.churn is None and "no model store at" in str(no_store.fallback_reason)
+    # Looking must not create the store: an empty one would hide the wrong folder.
+    assert not (tmp_path / "mlflow.db").exists()
+
+    from mlflow import MlflowClient
+
+    MlflowClient(tracking_uri=uri, registry_uri=uri).search_registered_models()
     missing = load_bundle(settings)
     assert missing.churn is None and "model not registered: nrr-churn@champion" in str(
         missing.fallback_reason

@@ -8,14 +8,14 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from models.workspace import Workspace, setup_tracking
 from training.backtest_logging import log_backtest_to_training_run
-from training.tracking import TrainingSettings, setup_tracking
 
 
-def _store_with_champion(workdir: Path) -> tuple[TrainingSettings, str]:
+def _store_with_champion(workdir: Path) -> tuple[Workspace, str]:
     import mlflow
 
-    settings = TrainingSettings(workdir=workdir)
+    settings = Workspace(workdir=workdir)
     experiment_id = setup_tracking(settings)
     with mlflow.start_run(experiment_id=experiment_id) as run:
         mlflow.log_param("what", "a training run")
@@ -45,8 +45,8 @@ def test_missing_store_or_champion_is_a_clear_lookup_error(tmp_path: Path) -> No
     table = tmp_path / "t.csv"
     table.write_text("quarter\n2026Q1\n")
     with pytest.raises(LookupError, match="no MLflow store"):
-        log_backtest_to_training_run(table, {}, settings=TrainingSettings(workdir=tmp_path / "x"))
-    settings = TrainingSettings(workdir=tmp_path / "empty")
+        log_backtest_to_training_run(table, {}, settings=Workspace(workdir=tmp_path / "x"))
+    settings = Workspace(workdir=tmp_path / "empty")
     setup_tracking(settings)
     with pytest.raises(LookupError, match="nrr-churn has no champion"):
         log_backtest_to_training_run(table, {}, settings=settings)

@@ -24,6 +24,7 @@ from models.monitoring.drift import (
     population_stability,
 )
 from models.scoring.booster import ScoringModel, model_features
+from models.workspace import Workspace
 from nrr.cli import build_app
 from serving.drift_status import drift_status
 from serving.registry_client import load_bundle
@@ -32,7 +33,6 @@ from training.config import load_experiment
 from training.drift_cli import DRIFT_EXPERIMENT
 from training.evaluate import labelled_rows
 from training.pipeline import train
-from training.tracking import TrainingSettings
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = REPO / "experiments" / "fast.yaml"
@@ -79,9 +79,9 @@ def test_shifted_copy_of_demo_snapshots_flags_exactly_the_shifted_features(
 
 
 @pytest.fixture(scope="module")
-def trained(snapshots: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> TrainingSettings:
+def trained(snapshots: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> Workspace:
     """A churn-only fast training run (expansion has no champion, on purpose)."""
-    settings = TrainingSettings(workdir=tmp_path_factory.mktemp("store"))
+    settings = Workspace(workdir=tmp_path_factory.mktemp("store"))
     config = load_experiment(FAST).model_copy(update={"targets": ["churn"]})
     start = time.perf_counter()
     result = train(snapshots=snapshots, config=config, settings=settings)
@@ -91,7 +91,7 @@ def trained(snapshots: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -
 
 
 def test_registered_model_carries_its_drift_reference(
-    trained: TrainingSettings, snapshots: pd.DataFrame
+    trained: Workspace, snapshots: pd.DataFrame
 ) -> None:
     mlflow.set_tracking_uri(trained.resolved_tracking_uri())
     local = Path(mlflow.artifacts.download_artifacts("models:/nrr-churn@champion"))
@@ -127,7 +127,7 @@ def _shifted_file(snapshots: pd.DataFrame, folder: Path) -> Path:
 
 
 def test_nrr_drift_ranks_flags_and_logs_the_shifted_features(
-    trained: TrainingSettings, snapshots: pd.DataFrame, tmp_path: Path
+    trained: Workspace, snapshots: pd.DataFrame, tmp_path: Path
 ) -> None:
     summary_path = tmp_path / "drift.json"
     args = ["drift", "--snapshots", str(_shifted_file(snapshots, tmp_path))]
@@ -152,7 +152,7 @@ def test_nrr_drift_ranks_flags_and_logs_the_shifted_features(
 
 
 def test_nrr_drift_builds_the_latest_snapshot_from_raw_tables(
-    trained: TrainingSettings, company: Path, tmp_path: Path
+    trained: Workspace, company: Path, tmp_path: Path
 ) -> None:
     args = ["drift", "--data", str(company), "--as-of", "2026-09-15", "--model", "churn"]
     args += ["--workdir", str(trained.workdir), "--experiment", str(FAST)]
@@ -164,7 +164,7 @@ def test_nrr_drift_builds_the_latest_snapshot_from_raw_tables(
 
 
 def test_nrr_drift_errors_clearly_without_champion_or_store(
-    trained: TrainingSettings, snapshots: pd.DataFrame, tmp_path: Path
+    trained: Workspace, snapshots: pd.DataFrame, tmp_path: Path
 ) -> None:
     path = tmp_path / "snaps.parquet"
     snapshots.to_parquet(path)
@@ -181,7 +181,7 @@ def test_nrr_drift_errors_clearly_without_champion_or_store(
 
 
 def test_served_bundle_computes_drift_of_served_snapshots(
-    trained: TrainingSettings, snapshots: pd.DataFrame, tmp_path: Path
+    trained: Workspace, snapshots: pd.DataFrame, tmp_path: Path
 ) -> None:
     settings = ServingSettings(
         tracking_uri=trained.resolved_tracking_uri(), artifacts_dir=tmp_path, api_keys_path=tmp_path

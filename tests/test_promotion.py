@@ -8,11 +8,11 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
+from models.workspace import Workspace
 from tests.training_factories import make_snapshots
 from training.config import BoosterConfig, ExperimentConfig, PromotionConfig, load_experiment
 from training.pipeline import train
 from training.registry import champion_version, decide, rollback, set_champion
-from training.tracking import TrainingSettings
 
 REPO = Path(__file__).resolve().parents[1]
 GATE = PromotionConfig(min_auc_delta=0.01, brier_tolerance=0.002)
@@ -54,7 +54,7 @@ def _config(*, good: bool) -> ExperimentConfig:
 
 
 def test_gate_both_ways_and_manual_rollback(tmp_path: Path) -> None:
-    settings = TrainingSettings(workdir=tmp_path)
+    settings = Workspace(workdir=tmp_path)
     snapshots = make_snapshots(n_accounts=220, months=22, seed=21)
     first = train(snapshots=snapshots, config=_config(good=False), settings=settings)
     second = train(snapshots=snapshots, config=_config(good=True), settings=settings)

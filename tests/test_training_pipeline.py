@@ -13,11 +13,11 @@ import pytest
 from mlflow import MlflowClient
 
 from models.scoring.booster import ScoringModel
+from models.workspace import Workspace
 from tests.training_factories import make_snapshots
 from training.config import ExperimentConfig, load_experiment
 from training.pipeline import TrainResult, as_of_view, train
 from training.registry import champion_version, load_version
-from training.tracking import TrainingSettings
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -30,8 +30,8 @@ def fast() -> ExperimentConfig:
 @pytest.fixture(scope="module")
 def trained(
     tmp_path_factory: pytest.TempPathFactory, fast: ExperimentConfig
-) -> tuple[TrainResult, TrainingSettings, float]:
-    settings = TrainingSettings(workdir=tmp_path_factory.mktemp("store"))
+) -> tuple[TrainResult, Workspace, float]:
+    settings = Workspace(workdir=tmp_path_factory.mktemp("store"))
     snapshots = make_snapshots(n_accounts=300, months=24, seed=11)
     start = time.perf_counter()
     result = train(snapshots=snapshots, config=fast, settings=settings)
@@ -39,7 +39,7 @@ def trained(
 
 
 def test_both_models_are_registered_and_become_champion(
-    trained: tuple[TrainResult, TrainingSettings, float],
+    trained: tuple[TrainResult, Workspace, float],
 ) -> None:
     result, settings, seconds = trained
     assert seconds < 60
@@ -52,7 +52,7 @@ def test_both_models_are_registered_and_become_champion(
 
 
 def test_registered_version_holds_native_model_and_json_sidecars(
-    trained: tuple[TrainResult, TrainingSettings, float],
+    trained: tuple[TrainResult, Workspace, float],
 ) -> None:
     _, settings, _ = trained
     mlflow.set_tracking_uri(settings.resolved_tracking_uri())
@@ -77,7 +77,7 @@ def test_registered_version_holds_native_model_and_json_sidecars(
 
 
 def test_run_logs_metrics_vs_baselines_and_report_artifacts(
-    trained: tuple[TrainResult, TrainingSettings, float],
+    trained: tuple[TrainResult, Workspace, float],
 ) -> None:
     result, settings, _ = trained
     mlflow.set_tracking_uri(settings.resolved_tracking_uri())
@@ -97,7 +97,7 @@ def test_run_logs_metrics_vs_baselines_and_report_artifacts(
 
 
 def test_champion_loaded_from_registry_matches_what_was_trained(
-    trained: tuple[TrainResult, TrainingSettings, float],
+    trained: tuple[TrainResult, Workspace, float],
 ) -> None:
     _, settings, _ = trained
     mlflow.set_tracking_uri(settings.resolved_tracking_uri())
@@ -107,7 +107,7 @@ def test_champion_loaded_from_registry_matches_what_was_trained(
 
 
 def test_too_few_positives_registers_nothing(tmp_path: Path, fast: ExperimentConfig) -> None:
-    settings = TrainingSettings(workdir=tmp_path)
+    settings = Workspace(workdir=tmp_path)
     snapshots = make_snapshots(n_accounts=25, months=18, seed=4)
     result = train(
         snapshots=snapshots,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from training.tracking import TrainingSettings
+from models.workspace import Workspace
 
 CHURN_MODEL = "nrr-churn"
 ALIAS = "champion"
@@ -17,7 +17,7 @@ ARTIFACT_DIR = "forecast_backtest"
 
 
 def log_backtest_to_training_run(
-    table_file: Path, figures: dict[str, float], *, settings: TrainingSettings
+    table_file: Path, figures: dict[str, float], *, settings: Workspace
 ) -> str:
     """Log the table and figures to the churn champion's training run; return its run id.
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import typer
@@ -11,7 +15,9 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from experiments import DEFAULT_EXPERIMENT
+from features.config import SnapshotConfig
 from models.clock import utc_now
+from models.workspace import WORKDIR_HELP
 
 console = Console(stderr=True)
 out = Console()
@@ -25,16 +31,71 @@ def _model_name(model: str) -> str:
     return MODELS[model]
 
 
-def _snapshots_from_data(data: Path, *, horizon_days: int, freq: str) -> pd.DataFrame:
-    from features.config import SnapshotConfig
+def _snapshots_from_data(data: Path, *, config: SnapshotConfig) -> tuple[pd.DataFrame, Any]:
+    """Snapshots built with the experiment's settings, and the definition they were built with."""
+    from features.definition import FeatureDefinition
     from features.load_cli import load_or_exit
     from features.snapshots import build_snapshots
     from features.spine import build_spine
 
     source = load_or_exit(data, now=utc_now())
-    config = SnapshotConfig.model_validate({"freq": freq, "horizon_days": horizon_days})
     spine = build_spine(source, freq=config.freq)
-    return build_snapshots(source=source, spine=spine, config=config)
+    frame = build_snapshots(source=source, spine=spine, config=config)
+    return frame, FeatureDefinition.of_source(source, config)
+
+
+def _definition_of_file(path: Path, config: SnapshotConfig) -> Any:
+    """The definition stored in a snapshot file; it must agree with the experiment's labels."""
+    from features.definition import FeatureDefinition, read_definition
+
+    found = read_definition(path)
+    if found is None:
+        console.print(
+            f"[yellow]warning:[/yellow] {path} carries no feature definition (written before "
+            "`nrr snapshots` stored one); the experiment's snapshot settings are recorded"
+        )
+        return FeatureDefinition(config)
+    if found.snapshot.horizon_days != config.horizon_days:
+        console.print(
+            f"[red]error:[/red] {path} was built with a {found.snapshot.horizon_days}-day label "
+            f"horizon, the experiment says {config.horizon_days}: rebuild the snapshots with "
+            "`nrr snapshots --experiment` or train with --data"
+        )
+        raise typer.Exit(1)
+    return found
+
+
+def _read_table(path: Path, what: str) -> pd.DataFrame:
+    """A Parquet file the user named, or one clear line and exit 1."""
+    if not path.is_file():
+        console.print(f"[red]error:[/red] {what} {path}: no such file")
+        raise typer.Exit(1)
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several types for a file that is not Parquet
+        console.print(f"[red]error:[/red] {what} {path} is not a readable Parquet file: {exc}")
+        raise typer.Exit(1) from None
+
+
+@contextmanager
+def _progress() -> Iterator[Callable[[str], None]]:
+    """A spinner in a terminal; in a log, one timestamped line per step instead."""
+    if not console.is_terminal:
+        started = time.monotonic()
+        yield lambda msg: console.print(f"[{time.monotonic() - started:6.0f}s] {msg}")
+        return
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console
+    ) as bar:
+        task = bar.add_task("training", total=None)
+        yield lambda msg: bar.update(task, description=msg)
+
+
+def _parse_day(value: str) -> pd.Timestamp:
+    try:
+        return pd.Timestamp(value)
+    except ValueError:
+        raise typer.BadParameter(f"--as-of: {value!r} is not an ISO-8601 date") from None
 
 
 def _summary(result: object) -> Table:
@@ -64,12 +125,20 @@ def train_command(
     ),
     experiment: Path = typer.Option(DEFAULT_EXPERIMENT, "--experiment", help="experiment YAML"),
     as_of: str | None = typer.Option(None, "--as-of", help="train as if on this date"),
-    workdir: Path | None = typer.Option(None, "--workdir", help="MLflow/Optuna store folder"),
+    workdir: Path | None = typer.Option(None, "--workdir", help=WORKDIR_HELP),
+    oracle_file: Path | None = typer.Option(
+        None,
+        "--oracle",
+        help="simulated companies only: true probabilities (oracle.parquet of `nrr simulate`) "
+        "scored beside the model in the backtest",
+    ),
 ) -> None:
     """Backtest, train, log and register the churn and expansion models; gate promotion."""
+    from models.workspace import Workspace
     from training.config import ExperimentConfigError, load_experiment
+    from training.folds import NotEnoughHistoryError
+    from training.history import plan_history
     from training.pipeline import as_of_view, train
-    from training.tracking import TrainingSettings, get_settings
 
     if data is None and snapshots is None:
         raise typer.BadParameter("give --data, --snapshots, or both")
@@ -77,31 +146,31 @@ def train_command(
         config = load_experiment(experiment)
     except ExperimentConfigError as exc:
         raise typer.BadParameter(str(exc)) from None
+    oracle = _read_table(oracle_file, "--oracle") if oracle_file is not None else None
     if snapshots is not None:
-        # --data beside --snapshots still feeds the data fingerprint and, on a simulated
-        # company, the oracle; the snapshots are not rebuilt.
-        frame = pd.read_parquet(snapshots)
+        # --data beside --snapshots still feeds the data fingerprint; no rebuild.
+        frame = _read_table(snapshots, "--snapshots")
+        definition = _definition_of_file(snapshots, config.snapshot)
     else:
         assert data is not None
-        frame = _snapshots_from_data(
-            data, horizon_days=config.snapshot.horizon_days, freq=config.snapshot.freq
-        )
+        frame, definition = _snapshots_from_data(data, config=config.snapshot)
     if as_of is not None:
         frame = as_of_view(
-            frame, as_of=pd.Timestamp(as_of), horizon_days=config.snapshot.horizon_days
+            frame, as_of=_parse_day(as_of), horizon_days=config.snapshot.horizon_days
         )
-    oracle_path = data / "oracle.parquet" if data is not None else None
-    oracle = (
-        pd.read_parquet(oracle_path) if oracle_path is not None and oracle_path.is_file() else None
-    )
-    settings = get_settings() if workdir is None else TrainingSettings(workdir=workdir)
-    with Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console
-    ) as bar:
-        task = bar.add_task("training", total=None)
+    try:
+        plan = plan_history(frame, config)
+    except (NotEnoughHistoryError, ValueError) as exc:
+        # Before any store, run or file exists: nothing is left behind.
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    console.print(f"history: {plan.describe()}")
+    settings = Workspace.resolve(workdir)
+    console.print(f"workspace: {settings.describe()}")
+    with _progress() as say:
         result = train(
             snapshots=frame, config=config, settings=settings, oracle=oracle, data_dir=data,
-            progress=lambda msg: bar.update(task, description=msg),
+            progress=say, plan=plan, definition=definition,
         )  # fmt: skip
     out.print(_summary(result))
     for target, outcome in result.outcomes.items():
@@ -148,36 +217,65 @@ def _decision_line(target: str, outcome: object) -> str:
 def promote_command(
     model: str = typer.Option(..., "--model", help="churn or expansion"),
     version: str = typer.Option(..., "--version", help="registered version number"),
-    workdir: Path | None = typer.Option(None, "--workdir", help="MLflow store folder"),
+    workdir: Path | None = typer.Option(None, "--workdir", help=WORKDIR_HELP),
 ) -> None:
     """Move the champion alias to a version by hand."""
     from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
 
     from training.registry import set_champion
-    from training.tracking import TrainingSettings, get_settings, setup_tracking
 
     name = _model_name(model)
-    setup_tracking(get_settings() if workdir is None else TrainingSettings(workdir=workdir))
-    set_champion(MlflowClient(), name, version)
+    _open_store(workdir)
+    try:
+        set_champion(MlflowClient(), name, version)
+    except MlflowException:
+        console.print(f"[red]error:[/red] {name} has no version {version!r}{_versions_hint(name)}")
+        raise typer.Exit(1) from None
     out.print(f"{name}: champion -> version {version}")
+
+
+def _open_store(workdir: Path | None) -> None:
+    """Point MLflow at the workspace's existing store; a missing one is an error, not a new one."""
+    from models.workspace import Workspace, setup_tracking
+
+    workspace = Workspace.resolve(workdir)
+    if not workspace.store_exists():
+        console.print(
+            f"[red]error:[/red] no {workspace.describe()}: run `nrr train` first, or pass the "
+            "--workdir (NRR_WORKDIR) it used"
+        )
+        raise typer.Exit(1)
+    setup_tracking(workspace)
+
+
+def _versions_hint(name: str) -> str:
+    from mlflow import MlflowClient
+
+    try:
+        found = sorted(
+            (v.version for v in MlflowClient().search_model_versions(f"name='{name}'")), key=int
+        )
+    except Exception:  # the hint is a courtesy; the error line stands without it
+        return ""
+    return f" (registered: {', '.join(found)})" if found else " (none registered yet)"
 
 
 def rollback_command(
     model: str = typer.Option(..., "--model", help="churn or expansion"),
-    workdir: Path | None = typer.Option(None, "--workdir", help="MLflow store folder"),
+    workdir: Path | None = typer.Option(None, "--workdir", help=WORKDIR_HELP),
 ) -> None:
     """Give the champion alias back to the previous champion."""
     from mlflow import MlflowClient
 
     from training.registry import rollback
-    from training.tracking import TrainingSettings, get_settings, setup_tracking
 
     name = _model_name(model)
-    setup_tracking(get_settings() if workdir is None else TrainingSettings(workdir=workdir))
+    _open_store(workdir)
     try:
         previous = rollback(MlflowClient(), name)
     except ValueError as exc:
-        out.print(str(exc))
+        console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(code=1) from None
     out.print(f"{name}: champion rolled back to version {previous}")
 

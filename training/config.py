@@ -29,6 +29,19 @@ class CalibrationConfig(_Frozen):
     periods: int = Field(
         default=3, ge=1, description="latest snapshot dates of a training fold held out"
     )
+    holdout: Literal["time", "accounts"] = Field(
+        default="time",
+        description="time: the latest dates calibrate; accounts: a share of accounts does "
+        "(chosen by itself when the history is too short for a time hold-out)",
+    )
+    account_share: float = Field(
+        default=0.25, gt=0, lt=1, description="share of accounts held out when holdout=accounts"
+    )
+    min_fit_dates: int = Field(
+        default=3,
+        ge=1,
+        description="a time hold-out needs this many earlier dates for the booster, else accounts",
+    )
     isotonic_min_positives: int = Field(default=300, ge=1, description="fewer positives -> sigmoid")
 
 

@@ -28,9 +28,9 @@ from features.snapshots import build_snapshots
 from features.source import DataSource
 from features.spine import build_spine
 from models.clock import utc_now
+from models.workspace import Workspace, setup_tracking
 from training.config import REGISTERED_NAME, ExperimentConfig, load_experiment
 from training.pipeline import TrainResult, as_of_view, train
-from training.tracking import TrainingSettings, setup_tracking
 
 REPO = Path(__file__).resolve().parents[1]
 ORACLE_FILE = "oracle.parquet"
@@ -63,7 +63,7 @@ class DemoWorkspace:
     data_dir: Path
     work_dir: Path
     experiment: ExperimentConfig
-    settings: TrainingSettings
+    settings: Workspace
     source: DataSource
     snapshots: pd.DataFrame
 
@@ -124,7 +124,7 @@ def snapshots_of(source: DataSource, *, config: SnapshotConfig, path: Path) -> p
     return frame
 
 
-def champions(settings: TrainingSettings, experiment: ExperimentConfig) -> dict[str, str | None]:
+def champions(settings: Workspace, experiment: ExperimentConfig) -> dict[str, str | None]:
     """Champion version per target of the experiment in the workspace's registry."""
     from mlflow import MlflowClient
 
@@ -173,7 +173,7 @@ def prepare_workspace(
         snapshots = snapshots_of(
             source, config=config.snapshot, path=work_dir / f"snapshots-{key}.parquet"
         )
-        settings = TrainingSettings(workdir=work_dir / "mlops")
+        settings = Workspace(workdir=work_dir / "mlops")
         ws = DemoWorkspace(data, work_dir, config, settings, source, snapshots)
         if train_models:
             ensure_champion(ws)

@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from experiments import DEFAULT_EXPERIMENT
+from features.definition import FeatureDefinition
 from models.clock import utc_now
 from models.monitoring.drift import (
     REFERENCE_FILE,
@@ -27,8 +28,9 @@ from models.monitoring.drift import (
     population_stability,
 )
 from models.monitoring.drift import summarise as summarise_drift
+from models.workspace import WORKDIR_HELP, Workspace
 from training.config import REGISTERED_NAME, ExperimentConfig, ExperimentConfigError, Target
-from training.tracking import TrainingSettings
+from training.registry import champion_definition
 
 console = Console(stderr=True)
 out = Console()
@@ -147,12 +149,12 @@ def drift_table(result: ModelDrift, *, as_of: pd.Timestamp, rows: int) -> Table:
 
 
 def log_to_mlflow(
-    results: list[ModelDrift], *, settings: TrainingSettings, as_of: pd.Timestamp, rows: int
+    results: list[ModelDrift], *, settings: Workspace, as_of: pd.Timestamp, rows: int
 ) -> list[str]:
     """One run per model in the drift experiment: psi_<feature> metrics, table and summary."""
     import mlflow
 
-    from training.tracking import setup_tracking
+    from models.workspace import setup_tracking
 
     experiment_id = setup_tracking(
         settings.model_copy(update={"experiment_name": DRIFT_EXPERIMENT})
@@ -178,7 +180,7 @@ def _snapshot_rows(
     snapshots: Path | None,
     *,
     as_of: pd.Timestamp | None,
-    config: ExperimentConfig,
+    definition: FeatureDefinition,
 ) -> pd.DataFrame:
     if snapshots is not None:
         try:
@@ -187,32 +189,32 @@ def _snapshot_rows(
             raise DriftCheckError(f"cannot read snapshots {snapshots}: {exc}") from exc
         return latest_rows(frame, as_of=as_of)
     assert data is not None
-    return _latest_from_data(data, as_of=as_of, config=config)
+    return _latest_from_data(data, as_of=as_of, definition=definition)
 
 
 def _latest_from_data(
-    data: Path, *, as_of: pd.Timestamp | None, config: ExperimentConfig
+    data: Path, *, as_of: pd.Timestamp | None, definition: FeatureDefinition
 ) -> pd.DataFrame:
-    """Snapshot rows (features as `nrr train` builds them) at the latest grid date."""
+    """Snapshot rows (features as the champion was trained on them) at the latest grid date."""
     from features.load_cli import load_or_exit
     from features.snapshots import build_snapshots
     from features.spine import build_spine
 
-    source = load_or_exit(data, now=utc_now())
+    source = definition.apply(load_or_exit(data, now=utc_now()))
     end = source.data_end if as_of is None else min(as_of, source.data_end)
     # A window a little longer than a month holds at least one grid date of either frequency.
     spine = build_spine(
-        source, start=end - pd.Timedelta(days=40), end=end, freq=config.snapshot.freq
+        source, start=end - pd.Timedelta(days=40), end=end, freq=definition.snapshot.freq
     )
     if spine.empty:
         raise DriftCheckError(f"no active account on a snapshot date on or before {end}")
     spine = spine[spine["as_of"] == spine["as_of"].max()]
     return latest_rows(
-        build_snapshots(source=source, spine=spine, config=config.snapshot), as_of=None
+        build_snapshots(source=source, spine=spine, config=definition.snapshot), as_of=None
     )
 
 
-def _point_at_store(settings: TrainingSettings) -> None:
+def _point_at_store(settings: Workspace) -> None:
     """Point MLflow at the training store; a missing local store is an error, not a new one."""
     import mlflow
 
@@ -241,7 +243,7 @@ def drift_command(
     ),
     model: str | None = typer.Option(None, "--model", help="churn or expansion (default: both)"),
     experiment: Path = typer.Option(DEFAULT_EXPERIMENT, "--experiment", help="experiment YAML"),
-    workdir: Path | None = typer.Option(None, "--workdir", help="MLflow store folder"),
+    workdir: Path | None = typer.Option(None, "--workdir", help=WORKDIR_HELP),
     tracking_uri: str | None = typer.Option(None, "--tracking-uri", help="MLflow tracking URI"),
     out_file: Path | None = typer.Option(
         None, "--out", help="JSON summary (default: WORKDIR/drift_summary.json)"
@@ -252,7 +254,6 @@ def drift_command(
     Exit 0 whenever the check ran (whatever drift it found), 1 when it could not run.
     """
     from training.config import load_experiment
-    from training.tracking import get_settings
 
     if (data is None) == (snapshots is None):
         raise typer.BadParameter("give exactly one of --data or --snapshots")
@@ -262,14 +263,14 @@ def drift_command(
         config = load_experiment(experiment)
     except ExperimentConfigError as exc:
         raise typer.BadParameter(str(exc)) from None
-    settings = get_settings()
-    if workdir is not None or tracking_uri is not None:
-        # As `nrr train --workdir`: the options replace the environment's store entirely.
-        settings = TrainingSettings(workdir=workdir or settings.workdir, tracking_uri=tracking_uri)
+    settings = Workspace.resolve(workdir, tracking_uri)
     targets: list[Target] = [model] if model is not None else ["churn", "expansion"]  # type: ignore[list-item]
     try:
-        rows = _snapshot_rows(data, snapshots, as_of=_parse_date(as_of), config=config)
         _point_at_store(settings)
+        definition = champion_definition(REGISTERED_NAME[t] for t in targets) or FeatureDefinition(
+            config.snapshot
+        )
+        rows = _snapshot_rows(data, snapshots, as_of=_parse_date(as_of), definition=definition)
         results, skipped = check_drift(
             rows, targets=targets, config=config, explicit=model is not None
         )

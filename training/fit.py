@@ -18,7 +18,7 @@ from models.scoring.booster import (
 )
 from models.scoring.calibration import Calibrator
 from training.config import LABEL_OF, BoosterConfig, ExperimentConfig, Target
-from training.folds import calibration_split
+from training.folds import account_split, calibration_split
 
 
 def target_labels(frame: pd.DataFrame, target: Target) -> np.ndarray:
@@ -63,6 +63,16 @@ def booster_params(
     return params
 
 
+def holdout_split(frame: pd.DataFrame, *, config: ExperimentConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Row positions (fit, calibrate) of the experiment's hold-out: latest dates or accounts."""
+    calibration = config.calibration
+    if calibration.holdout == "accounts":
+        return account_split(frame["account_id"], share=calibration.account_share, seed=config.seed)
+    return calibration_split(
+        frame["as_of"], horizon_days=config.snapshot.horizon_days, periods=calibration.periods
+    )
+
+
 def fit_booster(
     x: pd.DataFrame,
     y: np.ndarray,
@@ -104,9 +114,7 @@ def fit_scoring_model(
     if not names:
         raise ValueError("snapshot frame has no registry feature columns to train on")
     horizon = config.snapshot.horizon_days
-    fit_pos, cal_pos = calibration_split(
-        frame["as_of"], horizon_days=horizon, periods=config.calibration.periods
-    )
+    fit_pos, cal_pos = holdout_split(frame, config=config)
     fit_rows, cal_rows = frame.iloc[fit_pos], frame.iloc[cal_pos]
     levels = learn_levels(fit_rows, names)
     x_fit = design_matrix(fit_rows, features=names, levels=levels)
@@ -142,6 +150,7 @@ def fit_scoring_model(
         "params": {k: v for k, v in params.items() if k != "verbosity"},
         "best_iteration": rounds,
         "calibration_method": method,
+        "calibration_holdout": config.calibration.holdout,
         "refit_all_rows": config.booster.refit_all_rows,
         "train_rows": int(train_rows),
         "calibration_rows": int(len(cal_pos)),

@@ -82,3 +82,22 @@ def calibration_split(
             f"no rows with a label window closed before the calibration start {start.date()}"
         )
     return np.flatnonzero(fit), np.flatnonzero(calibrate)
+
+
+def account_split(
+    account_id: pd.Series, *, share: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Row positions (fit, calibrate): a seeded share of accounts, all their rows, calibrates.
+
+    For histories too short to hold out the latest dates: whole accounts are held out, so no
+    account's label is seen by both the booster and the calibrator.
+    """
+    ids = account_id.astype("string").reset_index(drop=True)
+    unique = np.sort(ids.unique().to_numpy(dtype=object))
+    if len(unique) < 2:
+        raise NotEnoughHistoryError("an account hold-out needs at least two accounts")
+    rng = np.random.default_rng(seed)
+    n_cal = min(len(unique) - 1, max(1, round(share * len(unique))))
+    held = set(rng.choice(unique, size=n_cal, replace=False).tolist())
+    calibrate = ids.isin(held).to_numpy(dtype=bool)
+    return np.flatnonzero(~calibrate), np.flatnonzero(calibrate)

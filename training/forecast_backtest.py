@@ -27,6 +27,7 @@ from models.revenue.forecast_book import (
     simulation_inputs,
 )
 from models.revenue.nrr import decompose
+from models.workspace import WORKDIR_HELP
 from training.config import LABEL_OF, BoosterConfig, ExperimentConfig, Target
 from training.fit import fit_scoring_model
 
@@ -325,7 +326,7 @@ def backtest_command(
     draws: int = typer.Option(2_000, min=500, help="Monte Carlo draws per quarter"),
     seed: int = typer.Option(0, help="seed of the models and the Monte Carlo"),
     workdir: Path | None = typer.Option(
-        None, "--workdir", help="MLflow store of `nrr train` (the table is logged to its run)"
+        None, "--workdir", help=WORKDIR_HELP
     ),
 ) -> None:
     """Backtest the NRR forecast on every past quarter the data allows; write the table."""
@@ -333,8 +334,8 @@ def backtest_command(
     from features.load_cli import load_or_exit
     from features.snapshots import build_snapshots
     from features.spine import build_spine
+    from models.workspace import Workspace
     from training.backtest_logging import log_backtest_to_training_run
-    from training.tracking import TrainingSettings, get_settings
 
     now = utc_now()
     source = load_or_exit(data, now=now)
@@ -369,7 +370,7 @@ def backtest_command(
         f"pinball {figures['pinball']:.4f} vs naive {figures['naive_pinball']:.4f}"
     )
     Console().print(str(out_file))
-    settings = get_settings() if workdir is None else TrainingSettings(workdir=workdir)
+    settings = Workspace.resolve(workdir)
     try:
         run_id = log_backtest_to_training_run(out_file, figures, settings=settings)
     except LookupError as exc:

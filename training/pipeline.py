@@ -12,15 +12,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from features.definition import METADATA_KEY as DEFINITION_KEY
+from features.definition import FeatureDefinition
 from features.registry import LABEL_COLUMNS
 from models.monitoring.drift import REFERENCE_FILE, fit_reference
 from models.rules.config import RulesConfig, load_rules_config
 from models.rules.health import HealthNormaliser
 from models.scoring.booster import ScoringModel
+from models.workspace import Workspace, setup_tracking
 from training.baselines import RuleBaseline
 from training.config import REGISTERED_NAME, ExperimentConfig, Target
 from training.evaluate import BacktestResult, labelled_rows, pooled, run_backtest
 from training.fit import fit_scoring_model, target_labels
+from training.history import HistoryPlan, plan_history, tuning_rows
 from training.registry import (
     CHALLENGER,
     GateDecision,
@@ -31,12 +35,10 @@ from training.registry import (
     set_champion,
 )
 from training.tracking import (
-    TrainingSettings,
     folder_fingerprint,
     frame_fingerprint,
     git_commit,
     package_versions,
-    setup_tracking,
 )
 
 Progress = Callable[[str], None]
@@ -87,25 +89,36 @@ def train(
     *,
     snapshots: pd.DataFrame,
     config: ExperimentConfig,
-    settings: TrainingSettings,
+    settings: Workspace,
     rules: RulesConfig | None = None,
     oracle: pd.DataFrame | None = None,
     data_dir: Path | None = None,
     progress: Progress | None = None,
+    plan: HistoryPlan | None = None,
+    definition: FeatureDefinition | None = None,
 ) -> TrainResult:
-    """One MLflow run training, backtesting and registering every target of the experiment."""
+    """One MLflow run training, backtesting and registering every target of the experiment.
+
+    The recipe is first fitted to the history (`training.history.plan_history`); a history
+    below the minimum raises NotEnoughHistoryError before any store, run or file is created.
+    """
     import mlflow
 
+    plan = plan or plan_history(snapshots, config)
+    config = plan.config
+    definition = definition or FeatureDefinition(config.snapshot)
     rules = rules or load_rules_config()
     experiment_id = setup_tracking(settings)
     say = progress or (lambda _msg: None)
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"train-{config.name}") as run:
         _log_provenance(snapshots, config=config, data_dir=data_dir)
+        mlflow.log_dict(plan.to_dict(), "history_plan.json")
+        mlflow.set_tag("history", plan.describe())
         outcomes: dict[str, TargetOutcome] = {}
         for target in config.targets:
             outcomes[target] = _train_target(
                 snapshots, target=target, config=config, rules=rules, oracle=oracle,
-                settings=settings, run_id=run.info.run_id, say=say,
+                settings=settings, run_id=run.info.run_id, say=say, definition=definition,
             )  # fmt: skip
         metrics = {
             f"{t}.{scorer}.{name}": value
@@ -152,9 +165,10 @@ def _train_target(
     config: ExperimentConfig,
     rules: RulesConfig,
     oracle: pd.DataFrame | None,
-    settings: TrainingSettings,
+    settings: Workspace,
     run_id: str,
     say: Progress,
+    definition: FeatureDefinition,
 ) -> TargetOutcome:
     positives = count_positives(snapshots, target)
     if positives < config.min_positives:
@@ -180,6 +194,8 @@ def _train_target(
     )
     say(f"{target}: final model")
     model = fit_scoring_model(rows, target=target, config=config, overrides=overrides)
+    # Scoring must rebuild features exactly as here: the definition travels with the model.
+    model = replace(model, metadata={**model.metadata, DEFINITION_KEY: definition.to_dict()})
     return _log_and_register(
         rows, model=model, backtest=backtest, config=config, rules=rules, say=say
     )
@@ -190,23 +206,18 @@ def _tuned(
     *,
     target: Target,
     config: ExperimentConfig,
-    settings: TrainingSettings,
+    settings: Workspace,
     run_id: str,
     say: Progress,
 ) -> dict[str, Any]:
     import mlflow
 
-    from training.folds import time_folds
     from training.tune import tune
 
     if config.tuning.trials == 0 or not config.tuning.search_space:
         return {}
-    first_cut = time_folds(
-        rows["as_of"], rows["labelled"], horizon_days=config.snapshot.horizon_days,
-        folds=config.backtest.folds, spacing=config.backtest.spacing,
-    )[0].cut  # fmt: skip
     # Tuning sees only rows whose labels closed before the first backtest cut.
-    early = rows[rows["as_of"] + pd.Timedelta(days=config.snapshot.horizon_days) <= first_cut]
+    early = tuning_rows(rows, config)
 
     def log_trial(number: int, params: dict[str, Any], value: float | None, state: str) -> None:
         with mlflow.start_run(run_name=f"{target}-trial-{number}", nested=True):

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from features.definition import FeatureDefinition, from_model_metadata
 from models.scoring.booster import ScoringModel
 from training.config import PromotionConfig
 from training.metrics import brier, ranking_metrics
@@ -117,3 +119,20 @@ def rollback(client: MlflowClient, name: str) -> str:
     client.set_registered_model_alias(name, CHAMPION, previous)
     client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history))
     return previous
+
+
+def champion_definition(names: Iterable[str]) -> FeatureDefinition | None:
+    """The feature definition stored with the first of these models' champions that has one.
+
+    MLflow must point at the store already; None when no champion stored a definition.
+    """
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    for name in names:
+        if (version := champion_version(client, name)) is None:
+            continue
+        found = from_model_metadata(load_version(client, name, version).metadata)
+        if found is not None:
+            return found
+    return None
