@@ -42,7 +42,13 @@ _NUMERIC = (
     "DECIMAL",
 )
 _INTEGER = tuple(t for t in _NUMERIC if t not in ("FLOAT", "DOUBLE", "DECIMAL"))
-_TIMESTAMPS = ("TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S", "DATE")
+# Timestamp types DuckDB reads from Parquet, DuckDB files and pandas frames. Naive ones are
+# UTC already; time-zone aware ones hold an instant, read as UTC (the session time zone).
+# The contract's TIMESTAMP has microseconds: coarser types widen exactly, nanosecond ones
+# are cut to the microsecond (floor, as a text value's extra digits are).
+_TIMESTAMPS = ("TIMESTAMP", "TIMESTAMP_S", "TIMESTAMP_MS", "DATE")
+_TIMESTAMPS_TZ = ("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ")
+_TIMESTAMPS_NS = ("TIMESTAMP_NS", "TIMESTAMPTZ_NS")
 
 
 @dataclass(frozen=True)
@@ -206,8 +212,13 @@ def parse_expr(column: str, raw_type: str, type_: ColumnType) -> str | None:
         if base == "VARCHAR":
             # a string without offset is read as UTC (session time zone), one with is converted
             return f"CAST(TRY_CAST({col} AS TIMESTAMPTZ) AS TIMESTAMP)"
-        if base in ("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ", *_TIMESTAMPS):
+        if base in (*_TIMESTAMPS, *_TIMESTAMPS_TZ):
             return f"CAST({col} AS TIMESTAMP)"
+        if base in _TIMESTAMPS_NS:
+            # DuckDB has no TIMESTAMPTZ_NS -> TIMESTAMP cast, and TIMESTAMP_NS -> TIMESTAMP
+            # rounds: floor the UTC epoch nanoseconds to microseconds instead
+            ns = f"epoch_ns({col})"
+            return f"make_timestamp({ns} // 1000 - CAST({ns} % 1000 < 0 AS BIGINT))"
         return None
     if type_ in ("float", "int"):
         if base == "VARCHAR":

@@ -22,6 +22,7 @@ from features.readers import parse_expr, q, typed_select
 
 Severity = Literal["error", "warning"]
 EXAMPLES = 3
+TIMESTAMP_EXAMPLES = "2025-03-01, 2025-03-01T12:00:00Z, 2025-03-01 12:00:00.5+02:00"
 
 
 @dataclass(frozen=True)
@@ -86,12 +87,21 @@ class ValidationReport:
     def summary(self, *, limit: int = 10) -> str:
         """One line per error (at most `limit`), for exception messages."""
         lines = [
-            f"{i.where()}: {i.message}" + (f" ({i.count} rows)" if i.count else "")
+            f"{i.where()}: {i.message}"
+            + (f" ({i.count} rows)" if i.count else "")
+            + _example_value(i)
             for i in self.errors
         ]
         more = [f"... and {len(lines) - limit} more"] if len(lines) > limit else []
         head = f"{self.origin}: {len(lines)} data contract error(s)"
         return "\n".join([head, *lines[:limit], *more])
+
+
+def _example_value(issue: Issue) -> str:
+    """`; e.g. column='value'` from the issue's first example row, if it shows the column."""
+    if not issue.examples or issue.column not in issue.examples[0]:
+        return ""
+    return f"; e.g. {issue.column}={issue.examples[0][issue.column]!r}"
 
 
 class InvalidDataError(ValueError):
@@ -188,7 +198,7 @@ def _raw_rules(name: str, raw: Mapping[str, str]) -> list[Rule]:
         parsed = parse_expr(spec.name, raw[spec.name], spec.type)
         if parsed is not None and spec.type != "string":
             what = (
-                "unparseable timestamp"
+                f"unparseable timestamp (expected ISO-8601: {TIMESTAMP_EXAMPLES})"
                 if spec.type == "timestamp"
                 else f"wrong type: not a {spec.type}"
             )

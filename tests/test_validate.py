@@ -318,7 +318,8 @@ def test_invalid_data_error_summarises_every_error() -> None:
         source_from_frames(frames, event_map=EVENT_MAP, extracted_at=EXTRACTED, now=NOW)
     text = str(caught.value)
     assert "2 data contract error(s)" in text
-    assert "subscriptions.arr: negative ARR (1 rows)" in text and "users: required table" in text
+    assert "subscriptions.arr: negative ARR (1 rows); e.g. arr='-1.0'" in text
+    assert "users: required table" in text
     assert len(caught.value.report.errors) == 2
 
 
