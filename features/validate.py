@@ -240,6 +240,14 @@ _DOMAIN: dict[str, tuple[tuple[Severity, str, str, str], ...]] = {
         ("warning", "resolved_at", "resolved_at < created_at", "resolved before it was created"),
     ),
     "invoices": (
+        # a credit note or refund; billing features count invoices, not amounts, so the row
+        # is kept, but the data team should know (an unpaid one past due_at counts overdue)
+        (
+            "warning",
+            "amount",
+            "amount < 0",
+            "negative invoice amount (a credit note or refund?); kept and counted like any invoice",
+        ),
         # an unknown status cannot be told apart from void, so overdue amounts would be guesses
         (
             "error",

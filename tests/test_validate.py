@@ -236,6 +236,29 @@ def test_out_of_range_values_are_errors(table: str, column: str, values: Any, wo
     assert words in issue.message
 
 
+def test_negative_invoice_amount_is_a_warning_and_kept() -> None:
+    # docs/DATA_CONTRACT.md: a credit note or refund is reported, not refused
+    frames = _with(valid_frames(), "invoices", amount=[-100.0, 0.0, -5000.0])
+    report, source = inspect_frames(frames, event_map=EVENT_MAP, extracted_at=EXTRACTED, now=NOW)
+    assert report.ok and source is not None
+    issue = _issue(report, "warning", "invoices", "amount")
+    assert issue.count == 2 and "negative invoice amount" in issue.message
+    assert [(e["invoice_id"], e["amount"]) for e in issue.examples] == [
+        ("i1", "-100.0"),
+        ("i3", "-5000.0"),
+    ]
+    assert report.issues == (issue,)
+    kept = source.sql("SELECT invoice_id, amount FROM invoices ORDER BY invoice_id")
+    assert list(kept["amount"]) == [-100.0, 0.0, -5000.0]
+
+
+def test_negative_invoice_amount_as_text_is_the_same_warning() -> None:
+    amounts = pd.Series(["2400", "-12.5", "5000"], dtype="string")
+    report = _report(_with(valid_frames(), "invoices", amount=amounts))
+    issue = _issue(report, "warning", "invoices", "amount")
+    assert report.ok and issue.count == 1 and issue.examples[0]["amount"] == "-12.5"
+
+
 def test_unknown_user_role_is_a_warning_and_kept() -> None:
     roles = pd.Series(["admin", "owner", "admin"], dtype="string")
     frames = _with(valid_frames(), "users", role=roles)
