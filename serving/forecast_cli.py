@@ -20,6 +20,7 @@ from models.revenue.forecast_book import (
     history_at,
     quarter_start,
 )
+from models.rules.config import RulesConfig, load_rules_config
 from models.workspace import WORKDIR_HELP
 from serving.dashboard import FORECAST_FILE, NRR_FILE, REPORT_FILE
 from serving.forecasting import build_forecast, build_nrr_tables
@@ -146,6 +147,7 @@ def prepare_report(
     model_source: str = "",
     origin: str = "",
     grace_days: int = SnapshotConfig().grace_days,
+    rules: RulesConfig | None = None,
 ) -> tuple[ReportInputs, int]:
     """All report tables from the raw tables and per-account scores at as_of.
 
@@ -166,12 +168,15 @@ def prepare_report(
         shock=past.shock,
     )
     nrr = build_nrr_tables(subscriptions, accounts, data_end=data_end, grace_days=grace_days)
+    revenue = (rules or load_rules_config()).revenue
     report = ReportInputs(
         nrr=nrr,
         forecast=forecast,
         backtest=backtest,
         model_source=model_source,
         origin=origin,
+        bands=revenue.bands(),
+        benchmarks=revenue.benchmarks(),
     )
     return report, filled
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from models.revenue.forecast import POOLED
-from models.revenue.nrr import DEFAULT_NRR_BANDS, nrr_band, segment_context
+from models.revenue.nrr import NrrBands, SegmentBenchmark, nrr_band, segment_context
 from serving import report_charts as charts
 from serving.forecasting import CONTRACTION_NOTE, NEW_LOGO_NOTE, ForecastTables, NrrTables
 from serving.report_charts import money
@@ -50,6 +50,9 @@ class ReportInputs:
     title: str = "NRR forecast"
     model_source: str = ""  # which models produced the probabilities (or the fallback)
     origin: str = ""
+    # NRR bands and segment benchmarks of the rules file (experiments/rules.yaml `revenue`).
+    bands: NrrBands | None = None
+    benchmarks: Mapping[str, SegmentBenchmark] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.backtest is not None:
@@ -126,17 +129,27 @@ def forecast_table(forecast: ForecastTables) -> str:
     return table_html(pd.DataFrame(rows), {})
 
 
-def band_aside(forecast: ForecastTables) -> str:
+def _bands(report: ReportInputs) -> NrrBands:
+    if report.bands is not None:
+        return report.bands
+    from models.rules.config import load_rules_config
+
+    return load_rules_config().revenue.bands()
+
+
+def band_aside(
+    forecast: ForecastTables, *, bands: NrrBands, benchmarks: Mapping[str, SegmentBenchmark]
+) -> str:
     """NRR bands (docs/DOMAIN.md) with the forecast's band highlighted, and segment benchmarks."""
     p50 = forecast.value("nrr")
-    current, strategy = nrr_band(p50)
+    current, strategy = nrr_band(p50, bands=bands)
     items = []
-    for name, text in zip(DEFAULT_NRR_BANDS.names, DEFAULT_NRR_BANDS.strategies, strict=True):
+    for name, text in zip(bands.names, bands.strategies, strict=True):
         mark = ' class="current"' if name == current else ""
         items.append(f"<li{mark}><b>{html.escape(name)}</b>: {html.escape(text)}</li>")
     contexts = []
     for segment in sorted(set(forecast.summary["group"]) - {POOLED}):
-        ctx = segment_context(forecast.value("nrr", group=segment), segment)
+        ctx = segment_context(forecast.value("nrr", group=segment), segment, benchmarks=benchmarks)
         if ctx is not None:
             contexts.append(f"<li>{html.escape(ctx.text)}</li>")
     bench = f"<p>Segment benchmarks:</p><ul>{''.join(contexts)}</ul>" if contexts else ""
@@ -218,7 +231,12 @@ def fan_section(inputs: ReportInputs) -> Section:
     history = inputs.nrr.quarterly[inputs.nrr.quarterly["starting_arr"] > 0]
     image = charts.fan_chart(fc.fan, history)
     return Section(
-        "fan", "NRR forecast fan (P10-P90)", forecast_reading(fc), image, table, band_aside(fc)
+        "fan",
+        "NRR forecast fan (P10-P90)",
+        forecast_reading(fc),
+        image,
+        table,
+        band_aside(fc, bands=_bands(inputs), benchmarks=inputs.benchmarks),
     )
 
 

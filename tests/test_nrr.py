@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from experiments import DEFAULT_RULES
 from models.revenue.nrr import (
-    DEFAULT_SEGMENT_BENCHMARKS,
     NrrBands,
     arr_timeline,
     available_splits,
@@ -17,6 +19,7 @@ from models.revenue.nrr import (
     nrr_band,
     segment_context,
 )
+from models.rules.config import load_rules_config
 
 T = pd.Timestamp
 FLOWS = ["new_arr", "reactivation_arr", "expansion_arr", "contraction_arr", "churned_arr"]
@@ -318,7 +321,8 @@ def test_best_and_worst_cohorts_rank_trailing_nrr_with_minimums() -> None:
     ],
 )
 def test_nrr_band_follows_domain_bands(nrr: float, band: str, word: str) -> None:
-    name, strategy = nrr_band(nrr)
+    # The shipped rules file is the one place the bands live.
+    name, strategy = nrr_band(nrr, bands=load_rules_config().revenue.bands())
     assert name == band and strategy.startswith(word)
 
 
@@ -328,15 +332,30 @@ def test_nrr_band_accepts_custom_bands_and_rejects_bad_ones() -> None:
     with pytest.raises(ValueError):
         NrrBands(thresholds=(1.0, 0.9), names=("a", "b", "c"), strategies=("a", "b", "c"))
     with pytest.raises(ValueError):
-        nrr_band(float("nan"))
+        nrr_band(float("nan"), bands=bands)
 
 
 def test_segment_context_places_nrr_against_benchmarks() -> None:
-    mid = segment_context(1.10, "mid market")
+    shipped = load_rules_config().revenue.benchmarks()
+    mid = segment_context(1.10, "mid market", benchmarks=shipped)
     assert mid is not None and mid.segment == "Mid-Market"
     assert mid.position == "median to top quartile" and "108%" in mid.text
-    smb = segment_context(1.20, "SMB")
+    smb = segment_context(1.20, "SMB", benchmarks=shipped)
     assert smb is not None and smb.position == "best in class"
-    ent = segment_context(1.0, "enterprise", benchmarks=DEFAULT_SEGMENT_BENCHMARKS)
+    ent = segment_context(1.0, "enterprise", benchmarks=shipped)
     assert ent is not None and ent.position == "below median"
-    assert segment_context(1.0, "Public sector") is None
+    assert segment_context(1.0, "Public sector", benchmarks=shipped) is None
+
+
+def test_segment_benchmarks_are_the_users_segment_names(tmp_path: Path) -> None:
+    # Another company's segments: benchmarks come from its rules file, not from code.
+    text = DEFAULT_RULES.read_text().replace(
+        "    SMB: {median: 0.98, top_quartile: 1.05, best: 1.15}\n",
+        "    Self-serve: {median: 0.9, top_quartile: 1.0, best: 1.1}\n",
+    )
+    custom = tmp_path / "rules.yaml"
+    custom.write_text(text)
+    benchmarks = load_rules_config(custom).revenue.benchmarks()
+    ctx = segment_context(1.05, "self serve", benchmarks=benchmarks)
+    assert ctx is not None and ctx.position == "top quartile"
+    assert segment_context(1.05, "SMB", benchmarks=benchmarks) is None

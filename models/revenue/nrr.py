@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Literal
 
 import numpy as np
@@ -438,15 +437,9 @@ def best_and_worst_cohorts(
 class NrrBands:
     """NRR bands (ratios, lower bounds of the upper bands) and the strategy for each."""
 
-    thresholds: tuple[float, ...] = (0.90, 1.00, 1.10, 1.20)
-    names: tuple[str, ...] = ("below 90%", "90-100%", "100-110%", "110-120%", "120%+")
-    strategies: tuple[str, ...] = (
-        "Fix gross retention: stop churn and contraction before investing in expansion",
-        "Stabilise: close the gap to 100% with save plays and renewal discipline",
-        "Grow: add structured expansion plays on top of healthy retention",
-        "Optimise: tune pricing, packaging and expansion motions by segment",
-        "Compound: scale what works; expansion now drives growth",
-    )
+    thresholds: tuple[float, ...]
+    names: tuple[str, ...]
+    strategies: tuple[str, ...]
 
     def __post_init__(self) -> None:
         if len(self.names) != len(self.thresholds) + 1 or len(self.strategies) != len(self.names):
@@ -455,10 +448,7 @@ class NrrBands:
             raise ValueError("NrrBands thresholds must be strictly increasing")
 
 
-DEFAULT_NRR_BANDS = NrrBands()
-
-
-def nrr_band(nrr: float, *, bands: NrrBands = DEFAULT_NRR_BANDS) -> tuple[str, str]:
+def nrr_band(nrr: float, *, bands: NrrBands) -> tuple[str, str]:
     """The band name and strategy text for an NRR ratio (1.05 = 105%)."""
     if not np.isfinite(nrr):
         raise ValueError(f"nrr must be a finite ratio, got {nrr}")
@@ -473,15 +463,6 @@ class SegmentBenchmark:
     median: float
     top_quartile: float
     best: float
-
-
-DEFAULT_SEGMENT_BENCHMARKS: Mapping[str, SegmentBenchmark] = MappingProxyType(
-    {
-        "SMB": SegmentBenchmark(0.98, 1.05, 1.15),
-        "Mid-Market": SegmentBenchmark(1.08, 1.15, 1.25),
-        "Enterprise": SegmentBenchmark(1.15, 1.20, 1.30),
-    }
-)
 
 
 def _norm(name: str) -> str:
@@ -502,7 +483,7 @@ def segment_context(
     nrr: float,
     segment: str,
     *,
-    benchmarks: Mapping[str, SegmentBenchmark] = DEFAULT_SEGMENT_BENCHMARKS,
+    benchmarks: Mapping[str, SegmentBenchmark],
 ) -> SegmentContext | None:
     """Compare an NRR ratio with its segment's benchmarks; None for an unknown segment."""
     match = {_norm(k): (k, v) for k, v in benchmarks.items()}.get(_norm(segment))

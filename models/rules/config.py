@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from experiments import DEFAULT_RULES
 from features.registry import BY_NAME
+from models.revenue.nrr import NrrBands, SegmentBenchmark
 
 HEALTH_SCORE = "health_score"  # the one non-feature a rule condition may read
 
@@ -248,12 +249,48 @@ class RenewalSpec(_Frozen):
         return self
 
 
+class NrrBandsSpec(_Frozen):
+    thresholds: list[float] = Field(min_length=1)
+    names: list[str]
+    strategies: list[str]
+
+
+class BenchmarkSpec(_Frozen):
+    median: float = Field(gt=0)
+    top_quartile: float = Field(gt=0)
+    best: float = Field(gt=0)
+
+
+class RevenueSpec(_Frozen):
+    nrr_bands: NrrBandsSpec
+    segment_benchmarks: dict[str, BenchmarkSpec] = Field(default_factory=dict)
+
+    def bands(self) -> NrrBands:
+        spec = self.nrr_bands
+        return NrrBands(tuple(spec.thresholds), tuple(spec.names), tuple(spec.strategies))
+
+    def benchmarks(self) -> dict[str, SegmentBenchmark]:
+        return {
+            name: SegmentBenchmark(b.median, b.top_quartile, b.best)
+            for name, b in self.segment_benchmarks.items()
+        }
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RevenueSpec:
+        try:
+            self.bands()
+        except ValueError as exc:
+            raise ValueError(f"revenue.nrr_bands: {exc}") from None
+        return self
+
+
 class RulesConfig(_Frozen):
     health: HealthSpec
     pqa: PqaSpec
     rules: list[RuleSpec]
     plays: PlaysSpec
     renewals: RenewalSpec
+    revenue: RevenueSpec
 
     @model_validator(mode="after")
     def _cross_refs(self) -> RulesConfig:
