@@ -1,16 +1,23 @@
-"""Recommended play per account: one function over the play table of rules.yaml."""
+"""Recommended play per account: one function over the play table of rules.yaml.
+
+`assess_rules` and `plays_for` are the one path from snapshot rows to plays: `nrr health`
+(`assess_accounts`), `nrr score` and the API (`serving.scoring`) all go through them, so the
+same account gets the same play everywhere.
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from models.rules.config import ExpansionPlaySpec, InterventionRow, RulesConfig
-from models.rules.health import HealthNormaliser, score_health
-from models.rules.pqa import score_pqa
+from models.rules.health import HealthNormaliser, health_columns
+from models.rules.pqa import pqa_columns
 from models.rules.signals import FiredRule, evaluate_rules
 
 
@@ -135,9 +142,77 @@ def recommend_play(
     )
 
 
-def _optional_values(series: pd.Series | None, index: pd.Index) -> list[float | None]:
+UNKNOWN_BAND = "Unknown"
+
+
+@dataclass(frozen=True)
+class RuleAssessment:
+    """Health and PQA columns (`health_columns`, `pqa_columns`) and the fired rules per row."""
+
+    health: dict[str, Any]
+    pqa: dict[str, Any]
+    fired: list[list[FiredRule]]
+
+    def risks(self, i: int) -> list[FiredRule]:
+        return [f for f in self.fired[i] if f.kind == "risk"]
+
+    def triggers(self, i: int) -> list[FiredRule]:
+        return [f for f in self.fired[i] if f.kind == "expansion"]
+
+
+def assess_rules(
+    rows: Any,
+    *,
+    config: RulesConfig,
+    normaliser: HealthNormaliser,
+    previous: pd.DataFrame | None = None,
+) -> RuleAssessment:
+    """Health, PQA and fired risks/triggers of snapshot rows (a DataFrame or a `Table`)."""
+    health = health_columns(rows, config=config, normaliser=normaliser, previous=previous)
+    pqa = pqa_columns(rows, config=config)
+    fired = evaluate_rules(
+        rows, config=config, health=health["health_score"], normaliser=normaliser
+    )
+    return RuleAssessment(health=health, pqa=pqa, fired=fired)
+
+
+def _optional(value: Any) -> float | None:
+    if value is None or value is pd.NA:
+        return None
+    out = float(value)
+    return None if math.isnan(out) else out
+
+
+def plays_for(
+    assessment: RuleAssessment,
+    *,
+    churn_probability: Sequence[float | None] | None,
+    expansion_probability: Sequence[float | None] | None,
+    config: RulesConfig,
+) -> list[Play]:
+    """The play of every assessed row, given its churn and expansion probabilities (if any)."""
+    health = assessment.health
+    n = len(assessment.fired)
+    p_churn = [None] * n if churn_probability is None else list(churn_probability)
+    p_expand = [None] * n if expansion_probability is None else list(expansion_probability)
+    return [
+        recommend_play(
+            health_score=float(health["health_score"][i]),
+            health_band=UNKNOWN_BAND if band is None or band is pd.NA else str(band),
+            health_change=_optional(health["health_change"][i]),
+            risks=assessment.risks(i),
+            triggers=assessment.triggers(i),
+            churn_probability=_optional(p_churn[i]),
+            expansion_probability=_optional(p_expand[i]),
+            config=config,
+        )
+        for i, band in enumerate(health["health_band"])
+    ]
+
+
+def _optional_values(series: pd.Series | None, index: pd.Index) -> list[float | None] | None:
     if series is None:
-        return [None] * len(index)
+        return None
     values = series.reindex(index).to_numpy(dtype="float64", na_value=np.nan)
     return [None if np.isnan(v) else float(v) for v in values]
 
@@ -152,37 +227,19 @@ def assess_accounts(
     expansion_probability: pd.Series | None = None,
 ) -> pd.DataFrame:
     """Health, PQA, fired risks/triggers and the play per row, indexed like snapshots."""
-    health = score_health(snapshots, config=config, normaliser=normaliser, previous=previous)
-    pqa = score_pqa(snapshots, config=config)
-    fired = evaluate_rules(
-        snapshots, config=config, health=health["health_score"], normaliser=normaliser
+    assessment = assess_rules(snapshots, config=config, normaliser=normaliser, previous=previous)
+    plays = plays_for(
+        assessment,
+        churn_probability=_optional_values(churn_probability, snapshots.index),
+        expansion_probability=_optional_values(expansion_probability, snapshots.index),
+        config=config,
     )
-    p_churn = _optional_values(churn_probability, snapshots.index)
-    p_expand = _optional_values(expansion_probability, snapshots.index)
-    plays = [
-        recommend_play(
-            health_score=float(score),
-            health_band="Unknown" if pd.isna(band) else str(band),
-            health_change=None if pd.isna(change) else float(change),
-            risks=[f for f in rules if f.kind == "risk"],
-            triggers=[f for f in rules if f.kind == "expansion"],
-            churn_probability=pc,
-            expansion_probability=pe,
-            config=config,
-        )
-        for score, band, change, rules, pc, pe in zip(
-            health["health_score"],
-            health["health_band"],
-            health["health_change"],
-            fired,
-            p_churn,
-            p_expand,
-            strict=True,
-        )
-    ]
-    out = pd.concat([health, pqa], axis=1)
-    out["risks"] = [[f.name for f in rules if f.kind == "risk"] for rules in fired]
-    out["triggers"] = [[f.name for f in rules if f.kind == "expansion"] for rules in fired]
+    out = pd.DataFrame(index=snapshots.index)
+    for name, values in {**assessment.health, **assessment.pqa}.items():
+        out[name] = pd.array(values, dtype="string") if name.endswith("_band") else values
+    n = len(assessment.fired)
+    out["risks"] = [[f.name for f in assessment.risks(i)] for i in range(n)]
+    out["triggers"] = [[f.name for f in assessment.triggers(i)] for i in range(n)]
     out["intervention"] = pd.array([p.intervention for p in plays], dtype="string")
     out["response_time"] = pd.array([p.response_time for p in plays], dtype="string")
     out["expansion_play"] = pd.array([p.expansion_play for p in plays], dtype="string")

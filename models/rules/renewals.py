@@ -1,15 +1,27 @@
-"""Renewal calendar: renewal dates, days left, ARR at stake, risk and 90/60/30-day alerts.
+"""Renewals: one computation of owner, renewal date, days left, risk and alert tier.
 
-Month-to-month accounts (no `renewal_at`) can leave at any month end: they are listed
-with renewal date as_of + `renewals.month_to_month_days` and flagged `month_to_month`.
+`renewal_status` is the one definition used by `nrr renewals` (through `renewal_calendar`),
+by `nrr score` and by the API (scores, worklist and `GET /v1/renewals`):
+- owner: `csm_owner` stripped; missing, empty or whitespace-only means unowned.
+- renewal date: `renewal_at`; month-to-month accounts (none) can leave at any month end, so
+  they renew at as_of + `renewals.month_to_month_days` and are flagged `month_to_month`.
+- days left: whole days from as_of to the renewal date, rounded down (a renewal 30.5 days
+  away has 30 days left); a negative value is a stale date, not an upcoming renewal.
+- high risk: the health band is one of `high_risk_bands` or the churn probability is
+  strictly above `churn_probability_high` (rules.yaml: "above"; at the threshold is not).
+- alert tier: for a high-risk account renewing in the next max(alert_days) days, the
+  smallest of `alert_days` (e.g. 30 of 90/60/30) not below its days left.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
-from models.rules.config import RulesConfig
+from models.rules.config import RenewalSpec, RulesConfig
 from models.rules.health import numeric_column
 
 CALENDAR_COLUMNS = (
@@ -28,6 +40,93 @@ CALENDAR_COLUMNS = (
 )
 
 
+def account_owner(value: Any) -> str | None:
+    """The CSM owning an account, or None when unowned (missing, empty or only whitespace)."""
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+        return None
+    owner = str(value).strip()
+    return owner or None
+
+
+def high_risk(
+    health_band: Iterable[Any], churn_probability: np.ndarray, spec: RenewalSpec
+) -> np.ndarray:
+    """High risk per row: band in `high_risk_bands` or churn probability above the threshold."""
+    bands = set(spec.high_risk_bands)
+    p = np.asarray(churn_probability, dtype="float64")
+    by_band = np.fromiter((isinstance(b, str) and b in bands for b in health_band), bool, len(p))
+    with np.errstate(invalid="ignore"):
+        return by_band | (p > spec.churn_probability_high)
+
+
+def renews_within(days_left: Any, within_days: int) -> Any:
+    """Whether a renewal `days_left` whole days away falls in the next `within_days` days."""
+    return (days_left >= 0) & (days_left <= within_days)
+
+
+def alert_tier(days_left: np.ndarray, risky: np.ndarray, tiers: list[int]) -> np.ndarray:
+    """The smallest alert tier not below days_left, for high-risk rows; NaN otherwise."""
+    tier = np.full(len(days_left), np.nan)
+    for t in sorted(tiers, reverse=True):
+        tier = np.where(renews_within(days_left, t), t, tier)
+    return np.where(risky, tier, np.nan)
+
+
+def _timestamps(frame: Any, name: str) -> np.ndarray:
+    if name not in frame.columns:
+        return np.full(len(frame), np.datetime64("NaT"), dtype="datetime64[us]")
+    values = pd.to_datetime(np.asarray(frame[name], dtype=object))
+    return np.asarray(values, dtype="datetime64[us]")
+
+
+def _probabilities(values: Any, n: int) -> np.ndarray:
+    if values is None:
+        return np.full(n, np.nan)
+    if isinstance(values, pd.Series):
+        return values.to_numpy(dtype="float64", na_value=np.nan)
+    return np.array([np.nan if v is None else v for v in values], dtype="float64")
+
+
+def renewal_status(
+    rows: Any,
+    *,
+    health_band: Iterable[Any],
+    churn_probability: Any,
+    config: RulesConfig,
+) -> dict[str, np.ndarray]:
+    """Per row: csm_owner, unowned, renewal_at, month_to_month, days_left, arr, high_risk,
+    alert_days (NaN when no alert).
+
+    `rows` is a snapshot DataFrame or a `models.table.Table` with account_id and as_of (and
+    csm_owner, renewal_at, arr when known); `churn_probability` is None, a sequence with
+    None/NaN for unknown, or a Series aligned with the rows.
+    """
+    spec = config.renewals
+    n = len(rows)
+    as_of = _timestamps(rows, "as_of")
+    renewal_at = _timestamps(rows, "renewal_at")
+    monthly = np.isnat(renewal_at)
+    fallback = as_of + np.timedelta64(spec.month_to_month_days, "D")
+    renewal_at = np.where(monthly, fallback, renewal_at)
+    days_left = (renewal_at - as_of) // np.timedelta64(1, "D")
+    owners = (
+        [account_owner(v) for v in rows["csm_owner"]] if "csm_owner" in rows.columns else [None] * n
+    )
+    owner = np.empty(n, dtype=object)
+    owner[:] = owners
+    risky = high_risk(health_band, _probabilities(churn_probability, n), spec)
+    return {
+        "csm_owner": owner,
+        "unowned": np.array([o is None for o in owners], dtype=bool),
+        "renewal_at": renewal_at,
+        "month_to_month": monthly,
+        "days_left": days_left.astype("int64"),
+        "arr": numeric_column(rows, "arr"),
+        "high_risk": risky,
+        "alert_days": alert_tier(days_left, risky, spec.alert_days),
+    }
+
+
 def _check_inputs(
     snapshots: pd.DataFrame, *, as_of: pd.Timestamp, health: pd.DataFrame, within_days: int
 ) -> None:
@@ -43,28 +142,6 @@ def _check_inputs(
         raise ValueError("health must be indexed like the snapshots")
 
 
-def _renewal_dates(
-    snapshots: pd.DataFrame, as_of: pd.Timestamp, config: RulesConfig
-) -> tuple[pd.Series, np.ndarray]:
-    if "renewal_at" in snapshots.columns:
-        dates = pd.to_datetime(snapshots["renewal_at"])
-    else:
-        dates = pd.Series(pd.NaT, index=snapshots.index, dtype="datetime64[us]")
-    monthly = dates.isna().to_numpy()
-    fallback = as_of + pd.Timedelta(days=config.renewals.month_to_month_days)
-    return dates.where(~monthly, fallback), monthly
-
-
-def _owners(snapshots: pd.DataFrame) -> tuple[pd.Series, np.ndarray]:
-    if "csm_owner" not in snapshots.columns:
-        return pd.Series(pd.NA, index=snapshots.index, dtype="string"), np.ones(
-            len(snapshots), bool
-        )
-    owner = snapshots["csm_owner"].astype("string").str.strip()
-    unowned = (owner.isna() | (owner == "")).to_numpy(dtype=bool, na_value=True)
-    return owner.where(~unowned, pd.NA), unowned
-
-
 def renewal_calendar(
     snapshots_at_as_of: pd.DataFrame,
     *,
@@ -77,45 +154,32 @@ def renewal_calendar(
     """Accounts renewing within `within_days` of as_of, soonest first, with risk and alert tier."""
     snaps = snapshots_at_as_of
     _check_inputs(snaps, as_of=as_of, health=health, within_days=within_days)
-    renewal_at, monthly = _renewal_dates(snaps, as_of, config)
-    days_left = ((renewal_at - as_of) / pd.Timedelta(days=1)).to_numpy(dtype="float64")
-    owner, unowned = _owners(snaps)
+    if "as_of" not in snaps.columns:
+        snaps = snaps.assign(as_of=as_of)
     p_churn = (
         np.full(len(snaps), np.nan)
         if churn_probability is None
         else churn_probability.reindex(snaps.index).to_numpy(dtype="float64", na_value=np.nan)
     )
     band = health["health_band"].astype("string")
-    spec = config.renewals
-    high_risk = band.isin(spec.high_risk_bands).to_numpy(dtype=bool, na_value=False) | (
-        p_churn > spec.churn_probability_high
-    )
+    status = renewal_status(snaps, health_band=band, churn_probability=p_churn, config=config)
     frame = pd.DataFrame(
         {
             "account_id": snaps["account_id"].astype("string").to_numpy(),
-            "csm_owner": owner.to_numpy(),
-            "unowned": unowned,
-            "renewal_at": renewal_at.to_numpy(),
-            "month_to_month": monthly,
-            "days_left": days_left,
-            "arr": numeric_column(snaps, "arr"),
+            "csm_owner": pd.array(status["csm_owner"], dtype="string"),
+            "unowned": status["unowned"],
+            "renewal_at": status["renewal_at"],
+            "month_to_month": status["month_to_month"],
+            "days_left": status["days_left"],
+            "arr": status["arr"],
             "health_score": numeric_column(health, "health_score"),
             "health_band": band.to_numpy(),
             "churn_probability": p_churn,
-            "high_risk": high_risk,
-            "alert_days": _alert_tier(days_left, high_risk, spec.alert_days),
+            "high_risk": status["high_risk"],
+            "alert_days": pd.array(status["alert_days"], dtype="float64").astype("Int64"),
         }
     )
     # A renewal date already past is stale data, not an upcoming renewal.
-    keep = (frame["days_left"] >= 0) & (frame["days_left"] <= within_days)
+    keep = renews_within(frame["days_left"], within_days)
     out = frame[keep].sort_values(["days_left", "arr"], ascending=[True, False], kind="stable")
     return out.reset_index(drop=True)
-
-
-def _alert_tier(days_left: np.ndarray, high_risk: np.ndarray, tiers: list[int]) -> pd.Series:
-    """The smallest alert tier (e.g. 30 of 90/60/30) not below days_left, for high-risk rows."""
-    tier = np.full(len(days_left), np.nan)
-    for t in sorted(tiers, reverse=True):
-        tier = np.where((days_left >= 0) & (days_left <= t), t, tier)
-    tier = np.where(high_risk, tier, np.nan)
-    return pd.Series(tier).astype("Int64")
