@@ -17,7 +17,15 @@ from pydantic import (
 
 from features.registry import FEATURES, FeatureSpec
 
-Source = Literal["model", "rules"]
+# Where one probability came from, and the score's overall source: "model" when both
+# probabilities came from the models, "rules" when both came from the rules fallback,
+# "mixed" when one did each (e.g. a company without expansions has no expansion model).
+RoleSource = Literal["model", "rules"]
+Source = Literal["model", "rules", "mixed"]
+SOURCE_DESCRIPTION = (
+    "'model' when both probabilities come from the models, 'rules' when both come from the "
+    "rule-based fallback, 'mixed' when one does each (see churn_source and expansion_source)"
+)
 SortKey = Literal["churn_probability", "arr_at_risk", "expansion_probability", "health_score"]
 
 _STRICT = ConfigDict(extra="forbid")
@@ -133,10 +141,18 @@ class Play(BaseModel):
 
 class Renewal(BaseModel):
     renewal_at: UtcDatetime | None
-    days_to_renewal: int | None
+    days_to_renewal: int | None = Field(
+        description="whole days from as_of to renewal_at, rounded down; negative = date passed"
+    )
     arr_at_stake: float | None
+    high_risk: bool = Field(
+        description="health band in renewals.high_risk_bands or churn probability strictly "
+        "above renewals.churn_probability_high (rules.yaml)"
+    )
     alert: str | None = Field(description="90/60/30-day alert for a high-risk account, else null")
     month_to_month: bool
+    csm_owner: str | None = Field(description="the owner the alert goes to; null when unowned")
+    unowned: bool = Field(description="no owner: csm_owner missing, empty or only whitespace")
 
 
 class ModelVersions(BaseModel):
@@ -148,6 +164,8 @@ _SCORE_EXAMPLE: dict[str, Any] = {
     "account_id": "acct-0042",
     "as_of": _EXAMPLE_AS_OF,
     "source": "model",
+    "churn_source": "model",
+    "expansion_source": "model",
     "fallback_reason": None,
     "churn_probability": 0.31,
     "expansion_probability": 0.08,
@@ -191,8 +209,11 @@ _SCORE_EXAMPLE: dict[str, Any] = {
         "renewal_at": "2026-11-15T00:00:00Z",
         "days_to_renewal": 75,
         "arr_at_stake": 12000.0,
+        "high_risk": True,
         "alert": "90 days",
         "month_to_month": False,
+        "csm_owner": "dana",
+        "unowned": False,
     },
     "model_versions": {"churn": "3", "expansion": "2"},
 }
@@ -205,8 +226,13 @@ class Score(BaseModel):
 
     account_id: str
     as_of: UtcDatetime
-    source: Source = Field(description="'model' when both probabilities come from the models")
-    fallback_reason: str | None = Field(description="why the rules answered, null otherwise")
+    source: Source = Field(description=SOURCE_DESCRIPTION)
+    churn_source: RoleSource = Field(description="where churn_probability came from")
+    expansion_source: RoleSource = Field(description="where expansion_probability came from")
+    fallback_reason: str | None = Field(
+        description="when a source is not 'model': which model did not answer and why, each "
+        "message once; null when both probabilities come from the models"
+    )
     churn_probability: float | None
     expansion_probability: float | None
     probability_note: str | None = Field(description="why a probability is null, if one is")
@@ -248,7 +274,9 @@ class WorklistItem(BaseModel):
     pqa_band: str | None
     signals: list[str]
     triggers: list[str]
-    source: Source
+    source: Source = Field(description=SOURCE_DESCRIPTION)
+    churn_source: RoleSource
+    expansion_source: RoleSource
 
 
 class WorklistPage(BaseModel):
@@ -272,6 +300,8 @@ class WorklistPage(BaseModel):
                             "signals": ["usage_drop"],
                             "triggers": [],
                             "source": "model",
+                            "churn_source": "model",
+                            "expansion_source": "model",
                         }
                     ],
                     "total": 1,
@@ -294,16 +324,19 @@ class WorklistPage(BaseModel):
 
 class RenewalItem(BaseModel):
     account_id: str
-    csm_owner: str | None
-    unowned: bool
+    csm_owner: str | None = Field(description="null when unowned")
+    unowned: bool = Field(description="no owner: csm_owner missing, empty or only whitespace")
     renewal_at: UtcDatetime | None
-    days_to_renewal: int | None
+    days_to_renewal: int | None = Field(description="whole days to renewal_at, rounded down")
     month_to_month: bool
     arr_at_stake: float | None
     health_score: float | None
     health_band: str | None
     churn_probability: float | None
-    high_risk: bool
+    high_risk: bool = Field(
+        description="health band in renewals.high_risk_bands or churn probability strictly "
+        "above renewals.churn_probability_high (rules.yaml)"
+    )
     alert: str | None
 
 

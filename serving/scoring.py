@@ -1,13 +1,20 @@
-"""Turn snapshot rows into score payloads: model probabilities or the rules fallback, and why."""
+"""Turn snapshot rows into score payloads: model probabilities or the rules fallback, and why.
+
+Each probability says where it came from (`churn_source`, `expansion_source`: "model" or
+"rules"); `source` sums them up: "model" when both came from the models, "rules" when both
+came from the rules, "mixed" otherwise. `fallback_reason` says, once each, which model did
+not answer and why. Health, PQA, signals, plays (`models.rules.plays`) and renewal alerts
+(`models.rules.renewals`) come from the same functions `nrr health` and `nrr renewals` use.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache, partial
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -15,6 +22,9 @@ import pandas as pd
 from models.scoring.booster import PARALLEL_ROWS
 from models.table import Table
 from serving.registry_client import ModelBundle
+
+if TYPE_CHECKING:
+    from models.rules.plays import Play, RuleAssessment
 
 # Snapshot rows: a DataFrame (files, precompute) or a Table (requests, no pandas overhead).
 Rows: TypeAlias = pd.DataFrame | Table
@@ -24,12 +34,18 @@ FALLBACK_KEYS = {"churn": "health_score", "expansion": "pqa_score"}
 
 @dataclass(frozen=True)
 class RoleScores:
-    """One probability (churn or expansion) for every row, and where each value came from."""
+    """One probability (churn or expansion) for every row, and where each value came from.
 
+    `reason`: per row, why the model did not answer (naming the role), None when it did;
+    `note`: a problem of the rules fallback itself (no calibration map), None when none.
+    """
+
+    role: str
     probability: list[float | None]
     from_model: list[bool]
     reason: list[str | None]
     drivers: list[list[dict[str, Any]]]
+    note: str | None = None
 
 
 def missing_model_features(
@@ -97,13 +113,13 @@ def role_scores(
     n = len(rows)
     model = bundle.model(role)
     fallback, note = _fallback_probability(rule_score, bundle, role)
-    reason: list[str | None] = [bundle.fallback_reason or f"no {role} model"] * n
+    reason: list[str | None] = [f"no {role} model"] * n
     use = np.zeros(n, dtype=bool)
     if model is not None:
         missing = missing_model_features(rows, features=model.feature_names, provided=provided)
         for i, miss in enumerate(missing):
             use[i] = not miss
-            reason[i] = None if not miss else f"request missing model features: {miss[:5]}"
+            reason[i] = None if not miss else f"request missing {role} model features: {miss[:5]}"
     prob: list[float | None] = list(fallback)
     drivers: list[list[dict[str, Any]]] = [[] for _ in range(n)]
     if use.any():
@@ -115,13 +131,34 @@ def role_scores(
             sub_drivers = _driver_dicts(model, sub, drivers_k, x)
         except ValueError as exc:  # e.g. a non-numeric value: the rules still answer
             use[:] = False
-            reason = [f"model could not score the request: {exc}"] * n
+            reason = [f"{role} model could not score the request: {exc}"] * n
         else:
             for j, i in enumerate(np.flatnonzero(use).tolist()):
                 prob[i], drivers[i] = float(values[j]), sub_drivers[j]
-    if note:
-        reason = [r if r is None else f"{r}; {note}" for r in reason]
-    return RoleScores(prob, use.tolist(), reason, drivers)
+    return RoleScores(role, prob, use.tolist(), reason, drivers, note)
+
+
+def combined_source(from_model: Sequence[bool]) -> str:
+    """The overall source of a score: "model" (all models), "rules" (none) or "mixed"."""
+    if all(from_model):
+        return "model"
+    return "mixed" if any(from_model) else "rules"
+
+
+def fallback_reason(roles: Sequence[RoleScores], i: int, bundle: ModelBundle) -> str | None:
+    """Why row i was not answered by the models alone, each message once; None when it was.
+
+    First which model did not answer (naming it), then why the bundle lacks a model (when a
+    role had none loaded), then problems of the rules fallback.
+    """
+    missed = [r for r in roles if not r.from_model[i]]
+    if not missed:
+        return None
+    parts = [r.reason[i] for r in missed if r.reason[i]]
+    if bundle.fallback_reason and any(bundle.model(r.role) is None for r in missed):
+        parts.extend(p.strip() for p in bundle.fallback_reason.split("; "))
+    parts.extend(r.note for r in missed if r.note)
+    return "; ".join(dict.fromkeys(p for p in parts if p))
 
 
 def _matrix(model: Any, sub: Rows, use: np.ndarray, cache: dict[Any, np.ndarray]) -> np.ndarray:
@@ -150,18 +187,6 @@ def _timestamp(value: Any) -> str | None:
     return pd.Timestamp(value).isoformat()
 
 
-def _rule_parts(rows: Rows, *, bundle: ModelBundle, rules: Any) -> dict[str, Any]:
-    from models.rules.health import health_columns
-    from models.rules.pqa import pqa_columns
-    from models.rules.signals import evaluate_rules
-
-    normaliser = _normaliser(bundle, rows, rules)
-    health = health_columns(rows, config=rules, normaliser=normaliser)
-    pqa = pqa_columns(rows, config=rules)
-    fired = evaluate_rules(rows, config=rules, health=health["health_score"], normaliser=normaliser)
-    return {"health": health, "pqa": pqa, "fired": fired}
-
-
 def _normaliser(bundle: ModelBundle, rows: Rows, rules: Any) -> Any:
     from models.rules.health import HealthNormaliser
 
@@ -184,10 +209,14 @@ def score_payloads(
     `rows` is a snapshot DataFrame or a `models.table.Table` of the same columns (what a
     request becomes); both give the same payloads.
     """
+    from models.rules.plays import assess_rules, plays_for
+    from models.rules.renewals import renewal_status
+
     if isinstance(rows, pd.DataFrame):
         rows = rows.reset_index(drop=True)
-    parts = _rule_parts(rows, bundle=bundle, rules=rules)
-    health, pqa = parts["health"], parts["pqa"]
+    normaliser = _normaliser(bundle, rows, rules)
+    rules_part = assess_rules(rows, config=rules, normaliser=normaliser)
+    health, pqa = rules_part.health, rules_part.pqa
     common: dict[str, Any] = {
         "bundle": bundle,
         "provided": provided,
@@ -206,8 +235,26 @@ def score_payloads(
     else:
         churn = role_scores(rows, role="churn", rule_score=health["health_score"], **common)
         expansion = expansion_job()
+    plays = plays_for(
+        rules_part,
+        churn_probability=churn.probability,
+        expansion_probability=expansion.probability,
+        config=rules,
+    )
+    renewal = renewal_status(
+        rows, health_band=health["health_band"], churn_probability=churn.probability, config=rules
+    )
     return [
-        _payload(rows, i, bundle=bundle, rules=rules, parts=parts, churn=churn, expansion=expansion)
+        _payload(
+            rows,
+            i,
+            bundle=bundle,
+            rules_part=rules_part,
+            churn=churn,
+            expansion=expansion,
+            play=plays[i],
+            renewal=renewal,
+        )
         for i in range(len(rows))
     ]
 
@@ -225,31 +272,15 @@ def _payload(
     i: int,
     *,
     bundle: ModelBundle,
-    rules: Any,
-    parts: dict[str, Any],
+    rules_part: RuleAssessment,
     churn: RoleScores,
     expansion: RoleScores,
+    play: Play,
+    renewal: dict[str, np.ndarray],
 ) -> dict[str, Any]:
-    from models.rules.plays import recommend_play
-
     row = rows.row(i) if isinstance(rows, Table) else rows.iloc[i]
-    h = {name: values[i] for name, values in parts["health"].items()}
-    q = {name: values[i] for name, values in parts["pqa"].items()}
-    fired = parts["fired"][i]
-    risks = [r for r in fired if r.kind == "risk"]
-    triggers = [r for r in fired if r.kind == "expansion"]
-    play = recommend_play(
-        health_score=float(h["health_score"]),
-        health_band=str(h["health_band"]),
-        health_change=_num(h.get("health_change")),
-        risks=risks,
-        triggers=triggers,
-        churn_probability=churn.probability[i],
-        expansion_probability=expansion.probability[i],
-        config=rules,
-    )
-    model_both = churn.from_model[i] and expansion.from_model[i]
-    reasons = [r for r in (churn.reason[i], expansion.reason[i]) if r]
+    h = {name: values[i] for name, values in rules_part.health.items()}
+    q = {name: values[i] for name, values in rules_part.pqa.items()}
     notes = [
         f"{role} probability unavailable: no model and no fallback calibration"
         for role, p in (("churn", churn.probability[i]), ("expansion", expansion.probability[i]))
@@ -258,8 +289,10 @@ def _payload(
     return {
         "account_id": str(row["account_id"]),
         "as_of": _timestamp(row["as_of"]),
-        "source": "model" if model_both else "rules",
-        "fallback_reason": None if model_both else "; ".join(dict.fromkeys(reasons)),
+        "source": combined_source([churn.from_model[i], expansion.from_model[i]]),
+        "churn_source": "model" if churn.from_model[i] else "rules",
+        "expansion_source": "model" if expansion.from_model[i] else "rules",
+        "fallback_reason": fallback_reason((churn, expansion), i, bundle),
         "churn_probability": churn.probability[i],
         "expansion_probability": expansion.probability[i],
         "probability_note": "; ".join(notes) or None,
@@ -277,17 +310,15 @@ def _payload(
         "pqa_band": _str(q.get("pqa_band")),
         "drivers": churn.drivers[i],
         "expansion_drivers": expansion.drivers[i],
-        "signals": [_rule_dict(r) for r in risks],
-        "triggers": [_rule_dict(r) for r in triggers],
+        "signals": [_rule_dict(r) for r in rules_part.risks(i)],
+        "triggers": [_rule_dict(r) for r in rules_part.triggers(i)],
         "play": {
             "intervention": play.intervention,
             "response_time": play.response_time,
             "expansion_play": play.expansion_play,
             "reason": play.reason,
         },
-        "renewal": renewal_info(
-            row, churn_probability=churn.probability[i], band=h["health_band"], rules=rules
-        ),
+        "renewal": _renewal_payload(renewal, i),
         "model_versions": {
             "churn": bundle.versions.get("churn"),
             "expansion": bundle.versions.get("expansion"),
@@ -313,29 +344,18 @@ def _category_columns(columns: Sequence[str]) -> list[str]:
     return [c for c in columns if c.startswith("health_") and c not in _HEALTH_NON_CATEGORY]
 
 
-def renewal_info(
-    row: Mapping[str, Any] | pd.Series, *, churn_probability: float | None, band: Any, rules: Any
-) -> dict[str, Any]:
-    """Days to renewal, ARR at stake and the renewal alert of a high-risk account."""
-    spec = rules.renewals
-    arr = _num(row.get("arr"))
-    as_of = pd.Timestamp(row["as_of"])
-    renewal_at = row.get("renewal_at")
-    month_to_month = renewal_at is None or bool(pd.isna(renewal_at))
-    if month_to_month:
-        # Month-to-month accounts can leave at any month end: listed as renewing soon.
-        renewal_at = as_of + pd.Timedelta(days=spec.month_to_month_days)
-    days = int((pd.Timestamp(renewal_at) - as_of) / pd.Timedelta(days=1))
-    high_risk = str(band) in spec.high_risk_bands or (
-        churn_probability is not None and churn_probability >= spec.churn_probability_high
-    )
-    window = next((d for d in sorted(spec.alert_days) if 0 <= days <= d), None)
+def _renewal_payload(renewal: dict[str, np.ndarray], i: int) -> dict[str, Any]:
+    """Row i of `models.rules.renewals.renewal_status` as the `Renewal` schema."""
+    tier = renewal["alert_days"][i]
     return {
-        "renewal_at": _timestamp(renewal_at),
-        "days_to_renewal": days,
-        "arr_at_stake": arr,
-        "alert": f"{window} days" if high_risk and window is not None else None,
-        "month_to_month": month_to_month,
+        "renewal_at": _timestamp(renewal["renewal_at"][i]),
+        "days_to_renewal": int(renewal["days_left"][i]),
+        "arr_at_stake": _num(renewal["arr"][i]),
+        "high_risk": bool(renewal["high_risk"][i]),
+        "alert": None if math.isnan(tier) else f"{int(tier)} days",
+        "month_to_month": bool(renewal["month_to_month"][i]),
+        "csm_owner": renewal["csm_owner"][i],
+        "unowned": bool(renewal["unowned"][i]),
     }
 
 
@@ -407,5 +427,7 @@ _FLAT_SCALARS = (
     "pqa_score",
     "pqa_band",
     "source",
+    "churn_source",
+    "expansion_source",
     "fallback_reason",
 )

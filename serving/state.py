@@ -198,7 +198,7 @@ def precompute(state: ServingState, snapshots: pd.DataFrame) -> ServingState:
         encoded[score.account_id] = score.model_dump_json().encode()
         worklist.append(worklist_item(payload, row))
         if payload["renewal"] is not None:
-            renewals.append(renewal_item(payload, row))
+            renewals.append(renewal_item(payload))
     as_of = pd.Timestamp(pd.to_datetime(snapshots["as_of"]).max())
     return replace(state, as_of=as_of, encoded=encoded, worklist=worklist, renewals=renewals)
 
@@ -220,7 +220,8 @@ def worklist_item(payload: dict[str, Any], row: pd.Series) -> dict[str, Any]:
     churn = payload["churn_probability"]
     return {
         "account_id": payload["account_id"],
-        "csm_owner": _opt_str(row.get("csm_owner")),
+        # the owner as the renewal rules read it: blank or whitespace-only is unowned
+        "csm_owner": payload["renewal"]["csm_owner"] if payload["renewal"] else None,
         "segment": _opt_str(row.get("segment")),
         "arr": arr,
         "churn_probability": churn,
@@ -233,17 +234,21 @@ def worklist_item(payload: dict[str, Any], row: pd.Series) -> dict[str, Any]:
         "signals": [s["name"] for s in payload["signals"]],
         "triggers": [t["name"] for t in payload["triggers"]],
         "source": payload["source"],
+        "churn_source": payload["churn_source"],
+        "expansion_source": payload["expansion_source"],
     }
 
 
-def renewal_item(payload: dict[str, Any], row: pd.Series) -> dict[str, Any]:
-    """The renewal calendar entry (the `RenewalItem` schema) of one scored account."""
+def renewal_item(payload: dict[str, Any]) -> dict[str, Any]:
+    """The renewal calendar entry (the `RenewalItem` schema) of one scored account.
+
+    Everything renewal-related was computed with the score (`models.rules.renewals`).
+    """
     renewal = payload["renewal"]
-    owner = _opt_str(row.get("csm_owner"))
     return {
         "account_id": payload["account_id"],
-        "csm_owner": owner,
-        "unowned": owner is None,
+        "csm_owner": renewal["csm_owner"],
+        "unowned": renewal["unowned"],
         "renewal_at": renewal["renewal_at"],
         "days_to_renewal": renewal["days_to_renewal"],
         "month_to_month": renewal["month_to_month"],
@@ -251,6 +256,6 @@ def renewal_item(payload: dict[str, Any], row: pd.Series) -> dict[str, Any]:
         "health_score": payload["health_score"],
         "health_band": payload["health_band"],
         "churn_probability": payload["churn_probability"],
-        "high_risk": renewal["alert"] is not None,
+        "high_risk": renewal["high_risk"],
         "alert": renewal["alert"],
     }

@@ -91,7 +91,13 @@ def test_model_needing_features_the_snapshots_lack_is_a_feature_list_mismatch(
         )
         assert ready["model_versions"] == {"churn": "3", "expansion": None}
         body = _score(client, keys)
-    assert body["source"] == "rules" and body["drivers"], "churn still comes from its model"
+    assert body["drivers"], "churn still comes from its model"
+    assert (body["source"], body["churn_source"], body["expansion_source"]) == (
+        "mixed",
+        "model",
+        "rules",
+    )
+    assert body["fallback_reason"].startswith("no expansion model; feature list mismatch")
 
 
 def test_request_missing_a_model_feature_is_answered_by_the_rules(tmp_path: Path) -> None:
@@ -104,11 +110,12 @@ def test_request_missing_a_model_feature_is_answered_by_the_rules(tmp_path: Path
             headers={"X-API-Key": keys["reader"]},
         )
     short, full = response.json()["scores"]
-    assert (
-        short["source"] == "rules" and "request missing model features" in short["fallback_reason"]
+    assert short["source"] == "rules" and short["drivers"] == []
+    assert short["fallback_reason"] == (
+        "request missing churn model features: ['mau']; "
+        "request missing expansion model features: ['mau']"
     )
-    assert "mau" in short["fallback_reason"] and short["drivers"] == []
-    assert full["source"] == "model"
+    assert full["source"] == "model" and full["fallback_reason"] is None
 
 
 def test_null_feature_is_unknown_not_missing(tmp_path: Path) -> None:
@@ -186,3 +193,78 @@ def test_posted_row_is_scored_against_the_served_population_not_itself(tmp_path:
             "/v1/score", json={"accounts": [account]}, headers={"X-API-Key": keys["reader"]}
         )
     assert posted.json()["scores"][0]["health_score"] == stored["health_score"]
+
+
+def _churn_only_bundle() -> ModelBundle:
+    """What the registry yields for a company without expansions: no expansion model."""
+    from api_factories import fallback_maps
+
+    return ModelBundle(
+        churn=tiny_model("churned"),
+        fallback_maps=fallback_maps(),
+        versions={"churn": "3", "expansion": None},
+        fallback_reason="model not registered: nrr-expansion@champion",
+    )
+
+
+def _names_the_expansion_model_once(reason: str) -> None:
+    parts = reason.split("; ")
+    assert len(parts) == len(set(parts)), reason
+    assert parts == ["no expansion model", "model not registered: nrr-expansion@champion"]
+
+
+def test_churn_model_without_expansion_model_says_which_probability_is_which(
+    tmp_path: Path,
+) -> None:
+    app, keys = make_app(tmp_path, _churn_only_bundle())
+    headers = {"X-API-Key": keys["reader"]}
+    with TestClient(app) as client:
+        body = _score(client, keys)
+        posted = client.post(
+            "/v1/score", json={"accounts": [request_account()]}, headers=headers
+        ).json()["scores"][0]
+        items = client.get("/v1/accounts", headers=headers).json()["items"]
+    for score in (body, posted):
+        assert (score["source"], score["churn_source"], score["expansion_source"]) == (
+            "mixed",
+            "model",
+            "rules",
+        )
+        assert score["drivers"] and score["expansion_drivers"] == []
+        _names_the_expansion_model_once(score["fallback_reason"])
+    assert {(i["source"], i["churn_source"], i["expansion_source"]) for i in items} == {
+        ("mixed", "model", "rules")
+    }
+
+
+def test_batch_table_carries_each_probability_source() -> None:
+    from api_factories import snapshot_rows
+
+    from models.rules.config import load_rules_config
+    from serving.scoring import score_snapshots
+
+    table = score_snapshots(
+        snapshot_rows(6), bundle=_churn_only_bundle(), rules=load_rules_config(), drivers_k=1
+    )
+    assert (table["source"] == "mixed").all()
+    assert (table["churn_source"] == "model").all() and (table["expansion_source"] == "rules").all()
+    for reason in table["fallback_reason"]:
+        _names_the_expansion_model_once(reason)
+
+
+def test_every_fallback_message_appears_once_when_both_models_are_missing(tmp_path: Path) -> None:
+    app, keys = make_app(tmp_path, rules_bundle("registry disabled", with_maps=False))
+    with TestClient(app) as client:
+        body = _score(client, keys)
+    assert (body["source"], body["churn_source"], body["expansion_source"]) == (
+        "rules",
+        "rules",
+        "rules",
+    )
+    assert body["fallback_reason"].split("; ") == [
+        "no churn model",
+        "no expansion model",
+        "registry disabled",
+        "no fallback calibration for churn",
+        "no fallback calibration for expansion",
+    ]

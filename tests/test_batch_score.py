@@ -22,6 +22,8 @@ REQUIRED = [
     "health_band",
     "pqa_score",
     "source",
+    "churn_source",
+    "expansion_source",
     "driver_1_feature",
     "driver_1_contribution",
     "driver_1_text",
@@ -39,6 +41,7 @@ def test_batch_scores_only_accounts_active_at_as_of(company: Path) -> None:
     # c00, c03, c06 ended 60 days before the end: inactive on 2026-09-15.
     assert sorted(table["account_id"]) == [f"c{i:02d}" for i in range(9) if i % 3]
     assert (table["source"] == "rules").all() and "registry disabled" in bundle.fallback_reason
+    assert (table["churn_source"] == "rules").all() and (table["expansion_source"] == "rules").all()
     assert table["health_score"].between(0, 100).all()
     assert (table["as_of"] == pd.Timestamp("2026-09-15")).all()
 
@@ -111,6 +114,7 @@ def test_score_snapshots_flattens_model_scores_and_numbered_drivers() -> None:
     table = score_snapshots(rows, bundle=model_bundle(), rules=load_rules_config(), drivers_k=2)
     assert list(table["account_id"]) == list(rows["account_id"])
     assert (table["source"] == "model").all() and table["fallback_reason"].isna().all()
+    assert (table["churn_source"] == "model").all() and (table["expansion_source"] == "model").all()
     assert {"driver_2_feature", "driver_2_contribution", "driver_2_text"} <= set(table.columns)
     assert "driver_3_feature" not in table.columns
     assert table["churn_probability"].between(0, 1).all()

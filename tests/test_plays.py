@@ -166,3 +166,88 @@ def test_assess_accounts_combines_scores_rules_and_plays() -> None:
     assert (out["intervention"] == EXEC).all()  # churn probability 0.9 escalates everyone
     assert out["expansion_play"].isna().all()  # and gates expansion
     assert {"health_score", "pqa_band", "risks", "triggers", "play_reason"} <= set(out.columns)
+
+
+def _api_play(payload: dict[str, Any]) -> tuple[Any, ...]:
+    play = payload["play"]
+    return (play["intervention"], play["response_time"], play["expansion_play"], play["reason"])
+
+
+def _cli_play(row: Any) -> tuple[Any, ...]:
+    import pandas as pd
+
+    values = (row["intervention"], row["response_time"], row["expansion_play"], row["play_reason"])
+    return tuple(None if pd.isna(v) else v for v in values)
+
+
+def test_nrr_health_and_the_api_give_the_same_play_for_the_same_account(tmp_path: Any) -> None:
+    import pandas as pd
+    from api_factories import make_app
+    from fastapi.testclient import TestClient
+    from rules_factories import write_tiny_company
+    from typer.testing import CliRunner
+
+    from models.cli import _snapshots_at
+    from nrr.cli import build_app
+    from serving.registry_client import ModelBundle
+
+    data = tmp_path / "data"
+    as_of = write_tiny_company(data)
+    out = tmp_path / "health.parquet"
+    result = CliRunner().invoke(
+        build_app(),
+        ["health", "--data", str(data), "--as-of", str(as_of.date()), "--out", str(out)],
+    )
+    assert result.exit_code == 0, result.output
+    cli = pd.read_parquet(out).set_index("account_id")
+    # The API serves the same snapshot; no model, so neither side has probabilities and
+    # both anchor the health percentiles on the accounts scored.
+    snaps, _ = _snapshots_at(data, as_of)
+    served = tmp_path / "api"
+    served.mkdir()
+    snaps.to_parquet(served / "snapshots.parquet")
+    app, keys = make_app(served, ModelBundle())
+    with TestClient(app) as client:
+        for account in cli.index:
+            response = client.get(
+                f"/v1/accounts/{account}/score", headers={"X-API-Key": keys["reader"]}
+            )
+            assert response.status_code == 200
+            assert _api_play(response.json()) == _cli_play(cli.loc[account]), account
+
+
+def test_api_scoring_and_assess_accounts_give_the_same_play_given_the_probabilities() -> None:
+    import numpy as np
+    import pandas as pd
+    from api_factories import fallback_maps
+    from rules_factories import fitted_normaliser, random_snapshots
+
+    from models.rules.plays import assess_accounts
+    from serving.registry_client import ModelBundle
+    from serving.scoring import score_payloads
+
+    frame = random_snapshots(60, seed=11, config=CONFIG)
+    # one account with nothing known: health and band unknown on both paths
+    blank = {c: np.nan for c in frame.columns if c not in ("account_id", "as_of", "segment")}
+    frame = pd.concat(
+        [frame, pd.DataFrame([{**blank, "account_id": "blank", "as_of": frame["as_of"].iloc[0]}])],
+        ignore_index=True,
+    )
+    frame["account_id"] = frame["account_id"].astype("string")
+    normaliser = fitted_normaliser(CONFIG)
+    bundle = ModelBundle(fallback_maps=fallback_maps(), normaliser=normaliser.to_dict())
+    payloads = score_payloads(frame, bundle=bundle, rules=CONFIG, drivers_k=0)
+    p_churn = pd.Series([p["churn_probability"] for p in payloads], dtype="float64")
+    p_expand = pd.Series([p["expansion_probability"] for p in payloads], dtype="float64")
+    cli = assess_accounts(
+        frame,
+        config=CONFIG,
+        normaliser=normaliser,
+        churn_probability=p_churn,
+        expansion_probability=p_expand,
+    )
+    api_plays = [_api_play(p) for p in payloads]
+    cli_plays = [_cli_play(row) for _, row in cli.iterrows()]
+    assert api_plays == cli_plays
+    assert len({p[0] for p in api_plays}) >= 3, "the sample should reach several interventions"
+    assert "health unknown" in api_plays[-1][3] and "Unknown" in api_plays[-1][3]
