@@ -3,7 +3,8 @@
 Definitions (docs/DATA_CONTRACT.md, "Snapshots and labels"), over paid periods
 (`arr > 0`; a zero-ARR period is no revenue, so moving onto one is churn):
 - churn date: the `end_at` of a paid period after which no paid period of the account
-  starts within `grace_days` (a start at most grace_days after the end continues it);
+  starts within `grace_days` (a start at most grace_days after the end continues it: the
+  grace rule of `features.sql.continues_sql`, shared with the features and the NRR maths);
   `churned` = a churn date in [as_of, as_of + horizon), `churn_at` = the first of them.
 - an ARR change: a paid period that continues the previous one (starts at most
   grace_days after it ended) at a different ARR; a reactivation after churn is none.
