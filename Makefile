@@ -11,8 +11,9 @@ DEMO_EXPERIMENT ?= experiments/quarterly.yaml
 DEMO_HOST ?= 127.0.0.1
 DEMO_PORT ?= 8000
 SERVE ?= 1
-# One MLflow store for every demo stage (training writes it, forecast/score/serve read it).
-DEMO_ENV = MLFLOW_TRACKING_URI=sqlite:///$(abspath $(DEMO))/mlops/mlflow.db
+# One workspace for every demo stage (training writes it; forecast, score, drift, the API
+# keys and serve read it), exactly as a user's own folder would be.
+DEMO_ENV = NRR_WORKDIR=$(abspath $(DEMO))/mlops
 PYTEST_ARGS ?=
 
 .PHONY: demo test lint install clean
@@ -31,16 +32,17 @@ demo: $(STAMP)
 	$(BIN)/nrr simulate --out $(DEMO)/data --accounts $(DEMO_ACCOUNTS) --seed $(DEMO_SEED)
 	$(BIN)/nrr validate --data $(DEMO)/data
 	$(BIN)/nrr snapshots --data $(DEMO)/data --out $(DEMO)/snapshots.parquet
-	$(DEMO_ENV) $(BIN)/nrr train --data $(DEMO)/data --snapshots $(DEMO)/snapshots.parquet --experiment $(DEMO_EXPERIMENT) --workdir $(DEMO)/mlops
-	$(DEMO_ENV) $(BIN)/nrr backtest-forecast --data $(DEMO)/data --snapshots $(DEMO)/snapshots.parquet --out $(DEMO)/forecast_backtest.csv --workdir $(DEMO)/mlops
+	$(DEMO_ENV) $(BIN)/nrr train --data $(DEMO)/data --snapshots $(DEMO)/snapshots.parquet --experiment $(DEMO_EXPERIMENT) --oracle $(DEMO)/data/oracle.parquet
+	$(DEMO_ENV) $(BIN)/nrr backtest-forecast --data $(DEMO)/data --snapshots $(DEMO)/snapshots.parquet --out $(DEMO)/forecast_backtest.csv
 	$(DEMO_ENV) $(BIN)/nrr forecast --data $(DEMO)/data --snapshots $(DEMO)/snapshots.parquet --backtest $(DEMO)/forecast_backtest.csv --out $(DEMO)/report
 	$(DEMO_ENV) $(BIN)/nrr score --data $(DEMO)/data --out $(DEMO)/scores.csv
-	$(DEMO_ENV) $(BIN)/nrr drift --snapshots $(DEMO)/snapshots.parquet --workdir $(DEMO)/mlops --out $(DEMO)/drift.json
-	@rm -f $(DEMO)/api_keys.json
-	@$(DEMO_ENV) $(BIN)/nrr apikey create --role admin --note "make demo" --keys-file $(DEMO)/api_keys.json | tail -n 1 > $(DEMO)/demo_api_key.txt
+	$(DEMO_ENV) $(BIN)/nrr drift --snapshots $(DEMO)/snapshots.parquet --out $(DEMO)/drift.json
+	@rm -f $(DEMO)/mlops/api_keys.json
+	@$(DEMO_ENV) $(BIN)/nrr apikey create --role admin --note "make demo" | tail -n 1 > $(DEMO)/demo_api_key.txt
 	@echo ""
 	@echo "Demo outputs are in $(abspath $(DEMO)):"
 	@echo "  data, snapshots   $(abspath $(DEMO))/data, $(abspath $(DEMO))/snapshots.parquet"
+	@echo "  workspace         $(abspath $(DEMO))/mlops (MLflow store, Optuna study, API keys)"
 	@echo "  MLflow runs       $(BIN)/mlflow ui --backend-store-uri sqlite:///$(abspath $(DEMO))/mlops/mlflow.db"
 	@echo "  account scores    $(abspath $(DEMO))/scores.csv"
 	@echo "  forecast report   $(abspath $(DEMO))/report/report.html"
@@ -50,7 +52,7 @@ demo: $(STAMP)
 	  echo "API: http://$(DEMO_HOST):$(DEMO_PORT)  (docs http://$(DEMO_HOST):$(DEMO_PORT)/docs, report http://$(DEMO_HOST):$(DEMO_PORT)/dashboard)"; \
 	  echo "Try: curl -H 'X-API-Key: '$$(cat $(DEMO)/demo_api_key.txt) 'http://$(DEMO_HOST):$(DEMO_PORT)/v1/accounts?sort=churn_probability&page_size=5'"; \
 	  echo "Stop with Ctrl-C."; \
-	  $(DEMO_ENV) NRR_SNAPSHOTS_PATH=$(abspath $(DEMO))/snapshots.parquet NRR_API_KEYS_PATH=$(abspath $(DEMO))/api_keys.json \
+	  $(DEMO_ENV) NRR_SNAPSHOTS_PATH=$(abspath $(DEMO))/snapshots.parquet \
 	    NRR_REPORT_DIR=$(abspath $(DEMO))/report NRR_DASHBOARD_PUBLIC=true $(BIN)/nrr serve --host $(DEMO_HOST) --port $(DEMO_PORT); \
 	fi
 
