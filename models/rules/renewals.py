@@ -75,8 +75,14 @@ def alert_tier(days_left: np.ndarray, risky: np.ndarray, tiers: list[int]) -> np
 def _timestamps(frame: Any, name: str) -> np.ndarray:
     if name not in frame.columns:
         return np.full(len(frame), np.datetime64("NaT"), dtype="datetime64[us]")
-    values = pd.to_datetime(np.asarray(frame[name], dtype=object))
-    return np.asarray(values, dtype="datetime64[us]")
+    column = frame[name]
+    if isinstance(column, pd.Series):
+        return pd.to_datetime(column).to_numpy(dtype="datetime64[us]")
+    # A request's few rows (a `Table` of Timestamp/None): pd.to_datetime costs ~0.1 ms.
+    out = np.empty(len(column), dtype="datetime64[us]")
+    for i, value in enumerate(column):
+        out[i] = np.datetime64("NaT") if pd.isna(value) else pd.Timestamp(value).to_datetime64()
+    return out
 
 
 def _probabilities(values: Any, n: int) -> np.ndarray:
