@@ -74,6 +74,11 @@ class TuningConfig(_Frozen):
     trials: int = Field(default=0, ge=0, description="0 disables the search")
     timeout_seconds: float | None = Field(default=None, gt=0)
     inner_folds: int = Field(default=2, ge=1)
+    holdout: Literal["same", "time", "accounts"] = Field(
+        default="same",
+        description="calibration hold-out of the inner fits: same = as `calibration.holdout` "
+        "(set to accounts by itself when the rows before the first cut are too few for dates)",
+    )
     search_space: dict[str, SearchDimension] = Field(default_factory=dict)
 
 

@@ -97,8 +97,9 @@ def _folds_fit(
     holdout: str,
     periods: int,
     min_fit_dates: int,
+    min_train_dates: int = 1,
 ) -> bool:
-    """Do `folds` cuts exist, each with training rows the calibration hold-out can split?"""
+    """Do `folds` cuts exist, each with enough training dates for the calibration hold-out?"""
     try:
         made = time_folds(
             rows["as_of"], rows["labelled"], horizon_days=horizon_days, folds=folds, spacing=spacing
@@ -107,6 +108,7 @@ def _folds_fit(
         return False
     return all(
         len(f.test) > 0
+        and rows["as_of"].iloc[f.train].nunique() >= min_train_dates
         and _calibration_fits(
             rows["as_of"].iloc[f.train].reset_index(drop=True),
             horizon_days=horizon_days, holdout=holdout, periods=periods,
@@ -155,13 +157,16 @@ def plan_history(snapshots: pd.DataFrame, config: ExperimentConfig) -> HistoryPl
     horizon = config.snapshot.horizon_days
     dates = _labelled_dates(rows["as_of"], rows["labelled"])
     min_fit = config.calibration.min_fit_dates
+    # First every fold trains on at least `min_fit_dates` dates; only as a last resort on
+    # fewer, so that the documented minimum history still trains.
     chosen = next(
         (
-            c
+            (c, floor)
+            for floor in (min_fit, 1)
             for c in _candidates(config)
             if _folds_fit(
                 rows, horizon_days=horizon, folds=c[1], spacing=c[0], holdout=c[2],
-                periods=c[3], min_fit_dates=min_fit,
+                periods=c[3], min_fit_dates=min_fit, min_train_dates=floor,
             )  # fmt: skip
         ),
         None,
@@ -170,7 +175,7 @@ def plan_history(snapshots: pd.DataFrame, config: ExperimentConfig) -> HistoryPl
         raise NotEnoughHistoryError(
             minimum_history_message(dates, horizon_days=horizon, freq=config.snapshot.freq)
         )
-    spacing, folds, holdout, periods = chosen
+    (spacing, folds, holdout, periods), floor = chosen
     reductions: list[str] = []
     if folds < config.backtest.folds:
         reductions.append(f"{folds} backtest fold{'s' * (folds > 1)} (of {config.backtest.folds})")
@@ -183,6 +188,8 @@ def plan_history(snapshots: pd.DataFrame, config: ExperimentConfig) -> HistoryPl
         )
     elif periods < config.calibration.periods:
         reductions.append(f"calibration on {periods} date(s) (of {config.calibration.periods})")
+    if floor < min_fit:
+        reductions.append(f"the first fold trains on fewer than {min_fit} snapshot dates")
     adapted = config.model_copy(
         update={
             "backtest": config.backtest.model_copy(update={"folds": folds, "spacing": spacing}),
@@ -212,17 +219,28 @@ def _plan_tuning(rows: pd.DataFrame, config: ExperimentConfig) -> tuple[Experime
     if tuning.trials == 0 or not tuning.search_space:
         return config, ""
     early = tuning_rows(rows, config)
-    for inner in range(tuning.inner_folds, 0, -1):
-        if _folds_fit(
-            early, horizon_days=config.snapshot.horizon_days, folds=inner,
-            spacing=config.backtest.spacing, holdout=config.calibration.holdout,
-            periods=config.calibration.periods, min_fit_dates=config.calibration.min_fit_dates,
-        ):  # fmt: skip
-            if inner == tuning.inner_folds:
+    calibration = config.calibration
+    holdouts = [calibration.holdout] + (["accounts"] if calibration.holdout == "time" else [])
+    for holdout in holdouts:
+        for inner in range(tuning.inner_folds, 0, -1):
+            if not _folds_fit(
+                early, horizon_days=config.snapshot.horizon_days, folds=inner,
+                spacing=config.backtest.spacing, holdout=holdout, periods=calibration.periods,
+                min_fit_dates=calibration.min_fit_dates,
+                min_train_dates=calibration.min_fit_dates,
+            ):  # fmt: skip
+                continue
+            notes = []
+            if inner < tuning.inner_folds:
+                notes.append(f"tuning on {inner} inner fold (of {tuning.inner_folds})")
+            if holdout != calibration.holdout:
+                notes.append("tuning's inner fits calibrate on held-out accounts")
+            if not notes:
                 return config, ""
-            update = {"tuning": tuning.model_copy(update={"inner_folds": inner})}
-            return config.model_copy(update=update), (
-                f"tuning on {inner} inner fold (of {tuning.inner_folds})"
-            )
+            update: dict[str, Any] = {"inner_folds": inner}
+            if holdout != calibration.holdout:
+                update["holdout"] = holdout
+            tuned = config.model_copy(update={"tuning": tuning.model_copy(update=update)})
+            return tuned, ", ".join(notes)
     off = {"tuning": tuning.model_copy(update={"trials": 0})}
     return config.model_copy(update=off), "tuning off (too few dates before the first cut)"

@@ -41,6 +41,9 @@ def _fold_losses(
     # own hold-out, refit) on a fold it never saw. Early-stopping on the scored fold itself
     # picked the best round with the answers in hand and favoured fast, overfitting settings.
     labels = target_labels(rows, target)
+    if config.tuning.holdout not in ("same", config.calibration.holdout):
+        calibration = config.calibration.model_copy(update={"holdout": config.tuning.holdout})
+        config = config.model_copy(update={"calibration": calibration})
     folds = time_folds(
         rows["as_of"],
         rows["labelled"],
