@@ -7,65 +7,62 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.compose import ColumnTransformer
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from models.rules.config import RulesConfig
 from models.rules.health import HealthNormaliser, score_health
 from models.rules.pqa import score_pqa
-from models.scoring.booster import categorical_features
+from models.scoring.booster import ScoringModel, design_array, learn_levels
 from models.scoring.calibration import ScoreToProbability
+from models.scoring.linear import LinearScorer
 from training.config import Target
 
-_MISSING = "__missing__"
-
-
-def _logistic_inputs(frame: pd.DataFrame, features: Sequence[str]) -> pd.DataFrame:
-    cats = set(categorical_features(features))
-    columns = {
-        name: (
-            frame[name].astype("object").where(frame[name].notna(), _MISSING).astype(str)
-            if name in cats
-            else frame[name].astype("float64")
-        )
-        for name in features
-    }
-    return pd.DataFrame(columns, index=frame.index)
+# The logistic recipe's solver: sklearn's L2 logistic regression (lbfgs) with these settings.
+LOGISTIC_C = 1.0
+LOGISTIC_MAX_ITER = 2000
 
 
 @dataclass(frozen=True)
 class LogisticBaseline:
-    """Impute + scale + one-hot + logistic regression on the model's features."""
+    """Impute + scale + one-hot + logistic regression on the model's features, as a ScoringModel.
 
-    pipeline: Pipeline
-    features: tuple[str, ...]
+    The one definition of the logistic recipe's coefficients: the backtest's "logistic"
+    scorer and a served logistic model (`training.fit.fit_linear_model`) are both fitted
+    here, and the result is plain JSON numbers (`models.scoring.linear.LinearScorer`) read
+    from the same design array as the booster. sklearn solves; nothing of it is kept.
+    """
+
+    model: ScoringModel
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        return self.model.feature_names
 
     @classmethod
     def fit(
         cls, frame: pd.DataFrame, labels: np.ndarray, *, features: Sequence[str], seed: int
     ) -> LogisticBaseline:
-        """Fit on training-fold rows only."""
-        cats = categorical_features(features)
-        nums = [f for f in features if f not in cats]
-        numeric = make_pipeline(
-            SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
-            StandardScaler(),
+        """Fit on training-fold rows only (levels, medians, scales and coefficients)."""
+        names = tuple(features)
+        levels = learn_levels(frame, names)
+        x = design_array(frame, features=names, levels=levels)
+        linear = LinearScorer.fit(
+            x,
+            np.asarray(labels, dtype=float),
+            feature_names=names,
+            levels=levels,
+            c=LOGISTIC_C,
+            max_iter=LOGISTIC_MAX_ITER,
+            seed=seed,
         )
-        prep = ColumnTransformer(
-            [("num", numeric, nums), ("cat", OneHotEncoder(handle_unknown="ignore"), cats)]
-        )
-        model = LogisticRegression(C=1.0, max_iter=2000, random_state=seed)
-        pipeline = Pipeline([("prep", prep), ("lr", model)])
-        pipeline.fit(_logistic_inputs(frame, features), labels.astype(int))
-        return cls(pipeline, tuple(features))
+        return cls(ScoringModel(None, names, levels, linear=linear))
 
-    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
-        """Probability of the positive class."""
-        proba = self.pipeline.predict_proba(_logistic_inputs(frame, self.features))
-        return np.asarray(proba[:, 1], dtype=float)
+    def predict_raw(self, frame: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """Log-odds per row."""
+        return self.model.predict_raw(frame)
+
+    def predict_proba(self, frame: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """Probability of the positive class (the regression's own sigmoid, uncalibrated)."""
+        return self.model.predict_proba(frame)
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ import pandas as pd
 
 from models.rules.config import RulesConfig
 from models.scoring.booster import model_features
-from training.baselines import LogisticBaseline, RuleBaseline
+from training.baselines import RuleBaseline
 from training.config import EvaluationConfig, ExperimentConfig, Target
-from training.fit import fit_scoring_model, target_labels
+from training.fit import Recipe, fit_linear_model, fit_recipe, fit_scoring_model, target_labels
 from training.folds import Fold, time_folds
 from training.metrics import (
     early_warning_share,
@@ -23,6 +23,8 @@ from training.metrics import (
 )
 
 SCORERS = ("model", "logistic", "rules", "oracle")
+# The backtest column that scores each servable recipe (the gate's challenger scores).
+RECIPE_COLUMN: dict[str, str] = {"lightgbm": "p_model", "logistic": "p_logistic"}
 ORACLE_COLUMN: dict[str, str] = {"churn": "p_churn", "expansion": "p_expand"}
 SEGMENT_COLUMNS = ("segment", "plan", "arr_band", "tenure_band")
 Progress = Callable[[str], None]
@@ -93,15 +95,25 @@ def recipe_predictions(
     config: ExperimentConfig,
     overrides: Mapping[str, Any] | None,
     features: Sequence[str],
+    recipe: Recipe = "lightgbm",
 ) -> np.ndarray:
-    """Another recipe's out-of-time probabilities on the same folds, in `run_backtest` row order."""
+    """Another recipe's out-of-time probabilities on the same folds, in `run_backtest` row order.
+
+    "lightgbm" refits the booster with `overrides`; "logistic" the linear recipe (no
+    parameters), exactly as the backtest scores its "logistic" column.
+    """
     rows = labelled_rows(frame)
     folds = _backtest_folds(rows, config)
     parts = []
     for fold in folds:
         train, test = rows.iloc[fold.train], rows.iloc[fold.test]
-        model = fit_scoring_model(
-            train, target=target, config=config, overrides=overrides, features=features
+        model = fit_recipe(
+            train,
+            recipe=recipe,
+            target=target,
+            config=config,
+            overrides=overrides,
+            features=features,
         )
         parts.append(model.predict_proba(test))
     return np.concatenate(parts)
@@ -122,7 +134,9 @@ def _fold_predictions(
     model = fit_scoring_model(
         train, target=target, config=config, overrides=overrides, features=features
     )
-    logistic = LogisticBaseline.fit(train, y_train, features=features, seed=config.seed)
+    # The logistic column is the servable logistic recipe (hold-out calibration included),
+    # so choosing it on these numbers serves what was measured.
+    logistic = fit_linear_model(train, target=target, config=config, features=features)
     rule = RuleBaseline.fit(train, y_train, target=target, rules=rules)
     keep = [
         c
@@ -220,6 +234,38 @@ def _scorer_metrics(
         share, counted = early_warning_share(part, flags, lead_days=evaluation.lead_days)
         record |= {"early_warning_share": share, "early_warning_accounts": float(counted)}
     return record
+
+
+def choose_recipe(table: pd.DataFrame) -> dict[str, Any]:
+    """The recipe to serve: the logistic regression when it out-ranks LightGBM on the backtest.
+
+    `table` is `pooled(metrics)`. The served recipe is then never worse than the simple
+    baseline on these rows (ROC-AUC); a tie keeps LightGBM. The result (recipe, a sentence,
+    both ROC-AUCs) is plain JSON, stored in the model's metadata.
+    """
+    model_auc = _pooled_auc(table, "model")
+    logistic_auc = _pooled_auc(table, "logistic")
+    recipe: Recipe = "lightgbm"
+    if logistic_auc is not None and (model_auc is None or logistic_auc > model_auc):
+        recipe = "logistic"
+    m, lo = (("n/a" if v is None else f"{v:.3f}") for v in (model_auc, logistic_auc))
+    if recipe == "logistic":
+        reason = f"logistic regression: backtest ROC-AUC {lo} beats LightGBM's {m}"
+    else:
+        reason = f"LightGBM: backtest ROC-AUC {m} vs logistic {lo}"
+    return {
+        "recipe": recipe,
+        "reason": reason,
+        "lightgbm_roc_auc": model_auc,
+        "logistic_roc_auc": logistic_auc,
+    }
+
+
+def _pooled_auc(table: pd.DataFrame, scorer: str) -> float | None:
+    if scorer not in table.index or "roc_auc" not in table.columns:
+        return None
+    value = table.loc[scorer, "roc_auc"]
+    return None if pd.isna(value) else float(value)
 
 
 def pooled(metrics: pd.DataFrame) -> pd.DataFrame:

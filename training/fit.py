@@ -1,9 +1,11 @@
-"""The training recipe: booster on the earlier rows, calibrator on the later hold-out."""
+"""The training recipes: booster (or logistic regression) on the earlier rows, calibrator on the
+later hold-out."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import replace
+from typing import Any, Literal
 
 import lightgbm as lgb
 import numpy as np
@@ -17,8 +19,12 @@ from models.scoring.booster import (
     model_features,
 )
 from models.scoring.calibration import Calibrator
+from training.baselines import LOGISTIC_C, LOGISTIC_MAX_ITER, LogisticBaseline
 from training.config import LABEL_OF, BoosterConfig, ExperimentConfig, Target
 from training.folds import account_split, calibration_split
+
+Recipe = Literal["lightgbm", "logistic"]
+RECIPES: tuple[Recipe, ...] = ("lightgbm", "logistic")
 
 
 def target_labels(frame: pd.DataFrame, target: Target) -> np.ndarray:
@@ -146,6 +152,7 @@ def fit_scoring_model(
         train_rows = len(frame)
     metadata = {
         "target": target,
+        "recipe": "lightgbm",
         "seed": config.seed,
         "params": {k: v for k, v in params.items() if k != "verbosity"},
         "best_iteration": rounds,
@@ -161,6 +168,71 @@ def fit_scoring_model(
         "horizon_days": horizon,
     }
     return ScoringModel(booster, tuple(names), levels, calibrator, metadata)
+
+
+def fit_linear_model(
+    frame: pd.DataFrame,
+    *,
+    target: Target,
+    config: ExperimentConfig,
+    features: Sequence[str] | None = None,
+) -> ScoringModel:
+    """The logistic recipe, as `fit_scoring_model`: fit before the hold-out, calibrate on it.
+
+    Coefficients come from `LogisticBaseline` (the backtest's logistic scorer); with
+    `booster.refit_all_rows` they are refitted on every row and the hold-out's calibrator kept.
+    """
+    labels = target_labels(frame, target)
+    names = list(features) if features is not None else model_features(frame)
+    if not names:
+        raise ValueError("snapshot frame has no registry feature columns to train on")
+    horizon = config.snapshot.horizon_days
+    fit_pos, cal_pos = holdout_split(frame, config=config)
+    held = LogisticBaseline.fit(
+        frame.iloc[fit_pos], labels[fit_pos], features=names, seed=config.seed
+    )
+    raw_cal = held.predict_raw(frame.iloc[cal_pos])
+    calibrator, method = _calibrate(raw_cal, labels[cal_pos], config=config)
+    final, train_rows = held, len(fit_pos)
+    if config.booster.refit_all_rows:
+        final = LogisticBaseline.fit(frame, labels, features=names, seed=config.seed)
+        train_rows = len(frame)
+    metadata = {
+        "target": target,
+        "recipe": "logistic",
+        "seed": config.seed,
+        "params": {"C": LOGISTIC_C, "max_iter": LOGISTIC_MAX_ITER},
+        "calibration_method": method,
+        "calibration_holdout": config.calibration.holdout,
+        "refit_all_rows": config.booster.refit_all_rows,
+        "train_rows": int(train_rows),
+        "calibration_rows": int(len(cal_pos)),
+        "positives": int(labels.sum()),
+        "as_of_min": str(frame["as_of"].min()),
+        "as_of_max": str(frame["as_of"].max()),
+        "label_end": str(frame["as_of"].max() + pd.Timedelta(days=horizon)),
+        "horizon_days": horizon,
+    }
+    return replace(final.model, calibrator=calibrator, metadata=metadata)
+
+
+def fit_recipe(
+    frame: pd.DataFrame,
+    *,
+    recipe: Recipe,
+    target: Target,
+    config: ExperimentConfig,
+    overrides: Mapping[str, Any] | None = None,
+    features: Sequence[str] | None = None,
+) -> ScoringModel:
+    """`fit_scoring_model` ("lightgbm", with the booster overrides) or `fit_linear_model`."""
+    if recipe == "logistic":
+        return fit_linear_model(frame, target=target, config=config, features=features)
+    if recipe == "lightgbm":
+        return fit_scoring_model(
+            frame, target=target, config=config, overrides=overrides, features=features
+        )
+    raise ValueError(f"recipe must be one of {RECIPES}, got {recipe!r}")
 
 
 def _calibrate(

@@ -48,6 +48,26 @@ def model_card(
     folds = metrics[(metrics["scope"] == "fold")]
     features = "\n".join(f"- `{f}`: {BY_NAME[f].description}" for f in model.feature_names)
     refit = " (every labelled row, hold-out included)" if meta.get("refit_all_rows") else ""
+    linear = model.kind == "logistic"
+    what = "logistic regression (JSON coefficients)" if linear else "LightGBM booster"
+    short = "regression" if linear else "booster"
+    selection = meta.get("selection") or {}
+    recipe = f"- Recipe: {what}"
+    if selection.get("reason"):
+        recipe += f"; chosen on the backtest: {selection['reason']}"
+    fitted = (
+        f"Seed {meta.get('seed')}; L2 penalty C={meta.get('params', {}).get('C')}."
+        if linear
+        else f"Seed {meta.get('seed')}; best iteration {meta.get('best_iteration')}."
+    )
+    contributions = (
+        "Contributions (drivers) are each feature's log-odds term of the regression minus its\n"
+        "  training mean (vs the average account); they rank drivers, they are not probability\n"
+        "  differences."
+        if linear
+        else "Contributions (drivers) are in log-odds of the uncalibrated booster; they rank drivers,\n"
+        "  they are not probability differences."
+    )
     return f"""# Model card: nrr-{target}
 
 Predicts the probability that an account will {"churn" if target == "churn" else "expand"}
@@ -55,10 +75,11 @@ within {meta.get("horizon_days", "?")} days of a snapshot date.
 
 ## Data
 - Snapshot window: {data_window[0]} to {data_window[1]}
-- Final model: booster on {meta.get("train_rows")} rows{refit}, calibration
+{recipe}
+- Final model: {short} on {meta.get("train_rows")} rows{refit}, calibration
   ({meta.get("calibration_method")}) on the latest {meta.get("calibration_rows")} rows scored by a
-  booster trained before them; {meta.get("positives")} positive labels.
-- Seed {meta.get("seed")}; best iteration {meta.get("best_iteration")}.
+  {short} trained before them; {meta.get("positives")} positive labels.
+- {fitted}
 
 ## Backtest (rolling origin, out of time), pooled
 {_table(pooled, ["scorer"])}
@@ -79,7 +100,6 @@ within {meta.get("horizon_days", "?")} days of a snapshot date.
 - Trained on one company's history; segments with few positives have noisy metrics.
 - The calibration hold-out is the latest months of the training data: a sudden change of
   base rate after it is not reflected until the next retraining.
-- Contributions (drivers) are in log-odds of the uncalibrated booster; they rank drivers,
-  they are not probability differences.
+- {contributions}
 - Rows with unknown category levels are scored as if the category were missing.
 """

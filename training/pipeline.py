@@ -22,8 +22,15 @@ from models.scoring.booster import ScoringModel
 from models.workspace import Workspace, setup_tracking
 from training.baselines import RuleBaseline
 from training.config import REGISTERED_NAME, ExperimentConfig, Target
-from training.evaluate import BacktestResult, labelled_rows, pooled, run_backtest
-from training.fit import fit_scoring_model, target_labels
+from training.evaluate import (
+    RECIPE_COLUMN,
+    BacktestResult,
+    choose_recipe,
+    labelled_rows,
+    pooled,
+    run_backtest,
+)
+from training.fit import Recipe, fit_recipe, target_labels
 from training.history import HistoryPlan, plan_history, tuning_rows
 from training.registry import (
     CHALLENGER,
@@ -192,10 +199,14 @@ def _train_target(
         oracle=oracle,
         progress=say,
     )
-    say(f"{target}: final model")
-    model = fit_scoring_model(rows, target=target, config=config, overrides=overrides)
+    selection = choose_recipe(pooled(backtest.metrics))
+    say(f"{target}: final model: {selection['reason']}")
+    model = fit_recipe(
+        rows, recipe=selection["recipe"], target=target, config=config, overrides=overrides
+    )
     # Scoring must rebuild features exactly as here: the definition travels with the model.
-    model = replace(model, metadata={**model.metadata, DEFINITION_KEY: definition.to_dict()})
+    extra = {DEFINITION_KEY: definition.to_dict(), "selection": selection}
+    model = replace(model, metadata={**model.metadata, **extra})
     return _log_and_register(
         rows, model=model, backtest=backtest, config=config, rules=rules, say=say
     )
@@ -259,30 +270,60 @@ def _log_and_register(
         _write_artifacts(folder, rows=rows, model=model, backtest=backtest, rules=rules)
         _write_drift_reference(folder / "model", rows=rows, model=model, config=config)
         mlflow.log_artifacts(str(folder / "report"), artifact_path=target)
-        example = model.matrix(rows.tail(5))
-        # Every feature may be missing at scoring time (LightGBM handles NaN): none required.
-        inputs = Schema([ColSpec("double", name, required=False) for name in model.feature_names])
-        signature = ModelSignature(
-            inputs=inputs,
-            outputs=infer_signature(example, model.predict_proba(rows.tail(5))).outputs,
-        )
-        info = mlflow.lightgbm.log_model(
-            model.booster,
-            name=f"{target}-model",
-            signature=signature,
-            input_example=example,
-            registered_model_name=name,
-            extra_files=[str(p) for p in sorted((folder / "model").iterdir())],
-            metadata={"target": target},
-            # Explicit requirements: inferring them re-imports the model in a subprocess (slow).
-            pip_requirements=[f"lightgbm=={lgb_version}"],
-        )
-    version = str(info.registered_model_version)
+        if model.linear is not None:
+            # No MLflow flavour holds a JSON logistic model: the folder is the model, logged
+            # as run artifacts and registered from there (serving finds model.json in it).
+            path = f"{target}-model"
+            mlflow.log_artifacts(str(folder / "model"), artifact_path=path)
+            run = mlflow.active_run()
+            assert run is not None, "registration runs inside the training run"
+            if not MlflowClient().search_registered_models(filter_string=f"name = '{name}'"):
+                MlflowClient().create_registered_model(name)
+            created = MlflowClient().create_model_version(
+                name, source=f"{run.info.artifact_uri}/{path}", run_id=run.info.run_id
+            )
+            version = str(created.version)
+        else:
+            example = model.matrix(rows.tail(5))
+            # Every feature may be missing at scoring time (LightGBM handles NaN): none required.
+            inputs = Schema(
+                [ColSpec("double", name, required=False) for name in model.feature_names]
+            )
+            signature = ModelSignature(
+                inputs=inputs,
+                outputs=infer_signature(example, model.predict_proba(rows.tail(5))).outputs,
+            )
+            info = mlflow.lightgbm.log_model(
+                model.booster,
+                name=f"{target}-model",
+                signature=signature,
+                input_example=example,
+                registered_model_name=name,
+                extra_files=[str(p) for p in sorted((folder / "model").iterdir())],
+                metadata={"target": target},
+                # Explicit requirements: inferring them re-imports the model in a subprocess (slow).
+                pip_requirements=[f"lightgbm=={lgb_version}"],
+            )
+            version = str(info.registered_model_version)
     client = MlflowClient()
+    # Which recipe the version holds and why (both backtest ROC-AUCs), on version and run.
+    selection = dict(model.metadata.get("selection") or {})
+    tags = {"recipe": model.kind, "recipe_reason": str(selection.get("reason", ""))}
+    tags |= {
+        f"backtest.{key}": f"{selection[key]:.4f}"
+        for key in ("lightgbm_roc_auc", "logistic_roc_auc")
+        if selection.get(key) is not None
+    }
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)
+    mlflow.set_tags(
+        {f"{target}.recipe": model.kind, f"{target}.recipe_reason": tags["recipe_reason"]}
+    )
     client.set_registered_model_alias(name, CHALLENGER, version)
     decision = _gate(
-        client, name=name, version=version, backtest=backtest, rows=rows, config=config
-    )
+        client, name=name, version=version, backtest=backtest, rows=rows, config=config,
+        column=RECIPE_COLUMN[model.kind],
+    )  # fmt: skip
     mlflow.log_dict(decision.to_dict(), f"{target}/promotion.json")
     mlflow.set_tag(f"{target}.promotion", "promoted" if decision.promoted else "kept champion")
     say(
@@ -382,11 +423,14 @@ def _gate(
     backtest: BacktestResult,
     rows: pd.DataFrame,
     config: ExperimentConfig,
+    column: str = "p_model",
 ) -> GateDecision:
+    """Compare the registered challenger (its recipe's backtest `column`) with the champion's
+    recipe refitted on the same folds; move the champion alias when the challenger wins."""
     current = champion_version(client, name)
     preds = backtest.predictions
     y = preds["label"].to_numpy(dtype=float)
-    auc, brier_score = gate_scores(y, preds["p_model"].to_numpy(dtype=float))
+    auc, brier_score = gate_scores(y, preds[column].to_numpy(dtype=float))
     if current is None:
         decision = decide(
             challenger=(auc, brier_score), champion=None, config=config.promotion, rows=len(y)
@@ -411,7 +455,8 @@ def _gate(
 def _champion_backtest(
     champion: ScoringModel, *, rows: pd.DataFrame, target: Target, config: ExperimentConfig
 ) -> np.ndarray:
-    """The champion's recipe (features + booster parameters) refitted on the challenger's folds.
+    """The champion's recipe (LightGBM with its parameters, or the logistic regression, on
+    its features) refitted on the challenger's folds.
 
     Scoring the champion artifact itself would flatter it on rows it was trained on and
     handicap it on rows after its training window; refitting both recipes on the same folds
@@ -419,7 +464,9 @@ def _champion_backtest(
     """
     from training.evaluate import recipe_predictions
 
-    params = dict(champion.metadata.get("params", {}))
+    recipe: Recipe = "logistic" if champion.kind == "logistic" else "lightgbm"
+    params = dict(champion.metadata.get("params", {})) if recipe == "lightgbm" else {}
     return recipe_predictions(
-        rows, target=target, config=config, overrides=params, features=list(champion.feature_names)
-    )
+        rows, target=target, config=config, overrides=params,
+        features=list(champion.feature_names), recipe=recipe,
+    )  # fmt: skip

@@ -81,7 +81,12 @@ def lift_figure(predictions: pd.DataFrame) -> Figure:
 
 
 def shap_figures(model: ScoringModel, frame: pd.DataFrame, *, top: int = 4) -> dict[str, Figure]:
-    """Mean |contribution| bar chart and dependence plots of the top features."""
+    """Mean |contribution| bar chart and dependence plots of the top features.
+
+    TreeSHAP for a booster; for a logistic model the contributions are its centred log-odds
+    terms (the linear model's exact SHAP values), so the same figures apply.
+    """
+    what = "SHAP" if model.kind == "lightgbm" else "contribution"
     contrib = model.contributions(frame)[:, :-1]
     importance = pd.Series(np.abs(contrib).mean(axis=0), index=model.feature_names)
     importance = importance.sort_values(ascending=False)
@@ -90,7 +95,7 @@ def shap_figures(model: ScoringModel, frame: pd.DataFrame, *, top: int = 4) -> d
     ax = fig.subplots()
     shown = importance.head(20)[::-1]
     ax.barh(list(shown.index), shown.to_numpy())
-    ax.set(xlabel="mean |SHAP| (log-odds)", title="Global feature importance")
+    ax.set(xlabel=f"mean |{what}| (log-odds)", title="Global feature importance")
     figures["shap_summary"] = fig
     matrix = model.matrix(frame)
     for name in importance.head(top).index:
@@ -98,7 +103,7 @@ def shap_figures(model: ScoringModel, frame: pd.DataFrame, *, top: int = 4) -> d
         dax = dep.subplots()
         j = model.feature_names.index(name)
         dax.scatter(matrix[name], contrib[:, j], s=4, alpha=0.4)
-        dax.set(xlabel=name, ylabel="SHAP (log-odds)", title=f"Dependence: {name}")
+        dax.set(xlabel=name, ylabel=f"{what} (log-odds)", title=f"Dependence: {name}")
         figures[f"shap_dependence_{name}"] = dep
     return figures
 

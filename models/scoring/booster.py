@@ -1,4 +1,4 @@
-"""A trained churn or expansion model: native LightGBM booster, feature list, levels, calibrator."""
+"""A trained churn or expansion model: LightGBM booster or linear scorer, features, levels, calibrator."""
 
 from __future__ import annotations
 
@@ -15,10 +15,18 @@ import pandas as pd
 
 from features.registry import BY_NAME, INFO_COLUMNS, KEY_COLUMNS, LABEL_COLUMNS
 from models.scoring.calibration import Calibrator
+from models.scoring.linear import LINEAR_KIND, LinearScorer
 
 MODEL_FILE = "model.txt"
 META_FILE = "model.json"
+# 1: a LightGBM booster in model.txt (folders written before the linear recipe say nothing
+# else). 2: adds "kind"; a "logistic" model keeps its coefficients in model.json and has no
+# model.txt. Boosters are still written as 1, which every release reads; a linear model is
+# 2, so an older release refuses it by its version instead of a missing model.txt.
 FORMAT_VERSION = 1
+LINEAR_FORMAT_VERSION = 2
+SUPPORTED_FORMATS = (FORMAT_VERSION, LINEAR_FORMAT_VERSION)
+BOOSTER_KIND = "lightgbm"
 
 
 def model_features(frame: pd.DataFrame) -> list[str]:
@@ -100,60 +108,88 @@ def prediction_threads(rows: int) -> int:
 
 @dataclass(frozen=True)
 class ScoringModel:
-    """LightGBM booster + the features, category levels and calibration it was trained with."""
+    """A LightGBM booster or a linear scorer + the features, levels and calibration it was trained with.
 
-    booster: lgb.Booster
+    Exactly one of `booster` and `linear` scores; every caller uses the same methods, and the
+    input is the same design array (`matrix_array`) for both.
+    """
+
+    booster: lgb.Booster | None
     feature_names: tuple[str, ...]
     levels: dict[str, tuple[str, ...]]
     calibrator: Calibrator | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    linear: LinearScorer | None = None
+
+    @property
+    def kind(self) -> str:
+        """The recipe that scores: "lightgbm" or "logistic"."""
+        return LINEAR_KIND if self.linear is not None else BOOSTER_KIND
 
     def matrix(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """The booster's input matrix for a snapshot frame."""
+        """The model's input matrix for a snapshot frame."""
         return design_matrix(frame, features=self.feature_names, levels=self.levels)
 
     def matrix_array(self, frame: Any) -> np.ndarray:
-        """The booster's input as a float64 array: build it once, pass it to every call below."""
+        """The model's input as a float64 array: build it once, pass it to every call below."""
         return design_array(frame, features=self.feature_names, levels=self.levels)
 
     def _input(self, frame: pd.DataFrame | np.ndarray) -> np.ndarray:
         # An ndarray is a matrix already built by `matrix_array` (same numbers, no rebuild).
         return frame if isinstance(frame, np.ndarray) else self.matrix_array(frame)
 
+    def _booster(self) -> lgb.Booster:
+        if self.booster is None:
+            raise ValueError("this ScoringModel holds neither a booster nor a linear scorer")
+        return self.booster
+
     def predict_raw(self, frame: pd.DataFrame | np.ndarray) -> np.ndarray:
-        """Raw booster score (log-odds) per row."""
+        """Raw score (log-odds) per row."""
         x = self._input(frame)
-        out = self.booster.predict(x, raw_score=True, num_threads=prediction_threads(len(x)))
+        if self.linear is not None:
+            return self.linear.predict_raw(x)
+        out = self._booster().predict(x, raw_score=True, num_threads=prediction_threads(len(x)))
         return np.asarray(out, dtype=float)
 
     def predict_proba(self, frame: pd.DataFrame | np.ndarray) -> np.ndarray:
-        """Calibrated probability per row (the booster's sigmoid when no calibrator)."""
+        """Calibrated probability per row (the raw score's sigmoid when no calibrator)."""
         raw = self.predict_raw(frame)
         if self.calibrator is None:
             return 1.0 / (1.0 + np.exp(-raw))
         return self.calibrator.predict(raw)
 
     def contributions(self, frame: pd.DataFrame | np.ndarray) -> np.ndarray:
-        """TreeSHAP contributions in log-odds; last column is the expected value."""
+        """Per-feature contributions in log-odds; last column is the base value; rows sum to raw.
+
+        TreeSHAP for a booster; for a linear scorer each term minus its training mean.
+        """
         x = self._input(frame)
-        out = self.booster.predict(x, pred_contrib=True, num_threads=prediction_threads(len(x)))
+        if self.linear is not None:
+            return self.linear.contributions(x)
+        out = self._booster().predict(x, pred_contrib=True, num_threads=prediction_threads(len(x)))
         return np.asarray(out, dtype=float)
 
     def save(self, directory: Path) -> None:
-        """Write model.txt (LightGBM native) and model.json (features, levels, calibrator)."""
+        """Write model.json (features, levels, calibrator; a linear scorer's coefficients) and,
+        for a booster, model.txt (LightGBM native)."""
         directory.mkdir(parents=True, exist_ok=True)
-        self.booster.save_model(str(directory / MODEL_FILE))
+        if self.linear is None:
+            self._booster().save_model(str(directory / MODEL_FILE))
         (directory / META_FILE).write_text(json.dumps(self.to_dict(), indent=2, default=str))
 
     def to_dict(self) -> dict[str, Any]:
         """Everything but the booster, JSON-serialisable."""
-        return {
-            "format_version": FORMAT_VERSION,
+        out: dict[str, Any] = {
+            "format_version": FORMAT_VERSION if self.linear is None else LINEAR_FORMAT_VERSION,
+            "kind": self.kind,
             "feature_names": list(self.feature_names),
             "levels": {k: list(v) for k, v in self.levels.items()},
             "calibrator": None if self.calibrator is None else self.calibrator.to_dict(),
             "metadata": self.metadata,
         }
+        if self.linear is not None:
+            out["linear"] = self.linear.to_dict()
+        return out
 
     @classmethod
     def load(cls, directory: Path) -> ScoringModel:
@@ -164,23 +200,58 @@ class ScoringModel:
         ):
             directory = directory / "extra_files"
         model_path, meta_path = directory / MODEL_FILE, directory / META_FILE
-        for path in (model_path, meta_path):
-            if not path.is_file():
-                raise FileNotFoundError(f"model folder {directory} lacks {path.name}")
+        if not meta_path.is_file():
+            absent = [p.name for p in (model_path, meta_path) if not p.is_file()]
+            raise FileNotFoundError(f"model folder {directory} lacks {' and '.join(absent)}")
         meta = json.loads(meta_path.read_text())
-        if meta.get("format_version") != FORMAT_VERSION:
+        if meta.get("format_version") not in SUPPORTED_FORMATS:
             raise ValueError(
                 f"{meta_path}: unsupported format_version {meta.get('format_version')}"
             )
-        booster = lgb.Booster(model_file=str(model_path))
+        kind = meta.get("kind", BOOSTER_KIND)
         features = tuple(meta["feature_names"])
-        if tuple(booster.feature_name()) != features:
-            raise ValueError(f"{directory}: model.txt features differ from model.json")
+        levels = {k: tuple(v) for k, v in meta["levels"].items()}
+        booster: lgb.Booster | None = None
+        linear: LinearScorer | None = None
+        if kind == BOOSTER_KIND:
+            if not model_path.is_file():
+                raise FileNotFoundError(f"model folder {directory} lacks {model_path.name}")
+            booster = lgb.Booster(model_file=str(model_path))
+            if tuple(booster.feature_name()) != features:
+                raise ValueError(f"{directory}: model.txt features differ from model.json")
+        elif kind == LINEAR_KIND:
+            if "linear" not in meta:
+                raise ValueError(f"{meta_path}: a {LINEAR_KIND} model lacks its 'linear' entry")
+            linear = LinearScorer.from_dict(meta["linear"])
+            _check_linear(linear, features=features, levels=levels, where=meta_path)
+        else:
+            raise ValueError(f"{meta_path}: unknown model kind {kind!r}")
         calib = meta.get("calibrator")
         return cls(
             booster=booster,
             feature_names=features,
-            levels={k: tuple(v) for k, v in meta["levels"].items()},
+            levels=levels,
             calibrator=None if calib is None else Calibrator.from_dict(calib),
             metadata=dict(meta.get("metadata", {})),
+            linear=linear,
         )
+
+
+def _check_linear(
+    linear: LinearScorer,
+    *,
+    features: tuple[str, ...],
+    levels: Mapping[str, Sequence[str]],
+    where: Path,
+) -> None:
+    """The scorer's terms line up with the model's features and category levels."""
+    from models.scoring.linear import CategoryTerm
+
+    if linear.feature_names != features:
+        raise ValueError(f"{where}: linear terms' features differ from feature_names")
+    for name, term in zip(features, linear.terms, strict=True):
+        is_category = isinstance(term, CategoryTerm)
+        if is_category != (name in levels) or (
+            isinstance(term, CategoryTerm) and len(term.coefs) != len(levels[name])
+        ):
+            raise ValueError(f"{where}: linear term of {name!r} does not match its levels")
