@@ -44,9 +44,8 @@ def _config(*, good: bool) -> ExperimentConfig:
     fast = load_experiment(REPO / "experiments" / "fast.yaml")
     update: dict[str, object] = {"targets": ["churn"]}
     if not good:
-        # Stumps that may only split off huge groups: a deliberately weak recipe. The gate
-        # refits the champion's parameters on the challenger's folds with the challenger's
-        # round budget, so the weakness must live in the parameters, not in max_rounds.
+        # Stumps that may only split off huge groups: a deliberately weak booster, which loses
+        # to the logistic regression, so that recipe is the one registered and served.
         update["booster"] = BoosterConfig(
             num_threads=1, max_rounds=5, params={"num_leaves": 2, "min_data_in_leaf": 1500}
         )
@@ -58,18 +57,29 @@ def test_gate_both_ways_and_manual_rollback(tmp_path: Path) -> None:
     snapshots = make_snapshots(n_accounts=220, months=22, seed=21)
     first = train(snapshots=snapshots, config=_config(good=False), settings=settings)
     second = train(snapshots=snapshots, config=_config(good=True), settings=settings)
-    third = train(snapshots=snapshots, config=_config(good=False), settings=settings)
+    third = train(snapshots=snapshots, config=_config(good=True), settings=settings)
     mlflow.set_tracking_uri(settings.resolved_tracking_uri())
     client = MlflowClient()
 
-    assert (
-        first.outcomes["churn"].decision is not None and first.outcomes["churn"].decision.promoted
-    )
-    better = second.outcomes["churn"].decision
+    # 1: LightGBM crippled, the logistic regression is registered and (no champion) promoted.
+    one = first.outcomes["churn"]
+    assert one.decision is not None and one.decision.promoted
+    assert client.get_model_version("nrr-churn", "1").tags["recipe"] == "logistic"
+    assert one.decision.challenger_auc == pytest.approx(one.pooled["logistic"]["roc_auc"])
+    # 2: a sound LightGBM beats the champion's logistic recipe, refitted on the same folds:
+    # that refit is the backtest's own logistic column, number for number.
+    two = second.outcomes["churn"]
+    better = two.decision
     assert better is not None and better.promoted, better
+    assert client.get_model_version("nrr-churn", "2").tags["recipe"] == "lightgbm"
+    assert better.champion_version == "1"
+    assert better.champion_auc == pytest.approx(two.pooled["logistic"]["roc_auc"], abs=1e-12)
+    assert better.challenger_auc == pytest.approx(two.pooled["model"]["roc_auc"])
+    # 3: the same recipe again does not beat its own refit: it stays challenger.
     worse = third.outcomes["churn"].decision
     assert worse is not None and not worse.promoted, worse
     assert worse.champion_version == "2"
+    assert worse.champion_auc == pytest.approx(worse.challenger_auc)
     assert champion_version(client, "nrr-churn") == "2"
     assert str(client.get_model_version_by_alias("nrr-churn", "challenger").version) == "3"
 

@@ -27,12 +27,30 @@ def fast() -> ExperimentConfig:
     return load_experiment(REPO / "experiments" / "fast.yaml")
 
 
+def with_interaction(frame: pd.DataFrame, *, seed: int = 0, share: float = 0.25) -> pd.DataFrame:
+    """Extra churn where "many gate hits" XOR "Starter plan": a signal a tree finds, a line cannot.
+
+    On the factory's own (linear) signal the logistic regression out-ranks LightGBM and would
+    be served; this keeps churn a LightGBM model and expansion a logistic one, so one run
+    registers both kinds.
+    """
+    rng = np.random.default_rng(seed)
+    out = frame.copy()
+    busy = (out["gate_hits_30d"] > out["gate_hits_30d"].median()).to_numpy()
+    xor = busy ^ (out["plan"] == "Starter").to_numpy(dtype=bool)
+    extra = out["labelled"].to_numpy(dtype=bool) & xor & (rng.random(len(out)) < share)
+    out.loc[extra, "churned"] = True
+    fresh = extra & out["churn_at"].isna().to_numpy()
+    out.loc[fresh, "churn_at"] = out.loc[fresh, "as_of"] + pd.Timedelta(days=30)
+    return out
+
+
 @pytest.fixture(scope="module")
 def trained(
     tmp_path_factory: pytest.TempPathFactory, fast: ExperimentConfig
 ) -> tuple[TrainResult, Workspace, float]:
     settings = Workspace(workdir=tmp_path_factory.mktemp("store"))
-    snapshots = make_snapshots(n_accounts=300, months=24, seed=11)
+    snapshots = with_interaction(make_snapshots(n_accounts=300, months=24, seed=11))
     start = time.perf_counter()
     result = train(snapshots=snapshots, config=fast, settings=settings)
     return result, settings, time.perf_counter() - start
@@ -70,8 +88,43 @@ def test_registered_version_holds_native_model_and_json_sidecars(
     # model.lgb is LightGBM's own text format, the same booster as model.txt.
     assert (local / "model.lgb").read_text().startswith("tree")
     model = ScoringModel.load(local)
+    assert model.kind == "lightgbm" and model.metadata["selection"]["recipe"] == "lightgbm"
     fallback = json.loads((local / "extra_files" / "fallback_calibration.json").read_text())
     assert fallback["decreasing"] is True
+    probs = model.predict_proba(make_snapshots(n_accounts=20, months=6, seed=2))
+    assert ((probs > 0) & (probs < 1)).all()
+
+
+def test_a_logistic_winner_is_registered_as_json_coefficients(
+    trained: tuple[TrainResult, Workspace, float],
+) -> None:
+    result, settings, _ = trained
+    scores = result.outcomes["expansion"].pooled
+    assert scores["logistic"]["roc_auc"] > scores["model"]["roc_auc"]
+    mlflow.set_tracking_uri(settings.resolved_tracking_uri())
+    client = MlflowClient()
+    version = client.get_model_version_by_alias("nrr-expansion", "champion")
+    assert (
+        version.tags["recipe"] == "logistic" and "beats LightGBM" in version.tags["recipe_reason"]
+    )
+    local = Path(mlflow.artifacts.download_artifacts("models:/nrr-expansion@champion"))
+    files = {p.relative_to(local).as_posix() for p in local.rglob("*") if p.is_file()}
+    assert {"model.json", "health_normaliser.json", "fallback_calibration.json"} <= files
+    assert not any(f.endswith((".pkl", ".pickle", ".lgb", "model.txt")) for f in files)
+    model = ScoringModel.load(local)
+    assert model.kind == "logistic" and model.booster is None and model.calibrator is not None
+    selection = model.metadata["selection"]
+    assert selection["logistic_roc_auc"] == pytest.approx(scores["logistic"]["roc_auc"])
+    assert selection["lightgbm_roc_auc"] == pytest.approx(scores["model"]["roc_auc"])
+    run = client.get_run(result.run_id)
+    assert run.data.tags["expansion.recipe"] == "logistic"
+    assert run.data.tags["churn.recipe"] == "lightgbm"
+    card = Path(
+        mlflow.artifacts.download_artifacts(
+            run_id=result.run_id, artifact_path="expansion/model_card.md"
+        )
+    ).read_text()
+    assert "Recipe: logistic regression" in card
     probs = model.predict_proba(make_snapshots(n_accounts=20, months=6, seed=2))
     assert ((probs > 0) & (probs < 1)).all()
 
@@ -85,7 +138,7 @@ def test_run_logs_metrics_vs_baselines_and_report_artifacts(
     for scorer in ("model", "logistic", "rules"):
         assert 0.5 < run.data.metrics[f"churn.{scorer}.roc_auc"] <= 1.0
     assert "churn.model.fold1.brier" in run.data.metrics
-    assert result.metrics["churn.model.roc_auc"] > 0.7
+    assert result.metrics["churn.model.roc_auc"] > 0.65
     artifacts = Path(
         mlflow.artifacts.download_artifacts(run_id=result.run_id, artifact_path="churn")
     )
