@@ -14,7 +14,12 @@ class SnapshotConfig(BaseModel):
 
     freq: Literal["month", "week"] = "month"
     horizon_days: int = Field(default=90, gt=0, description="label window length")
-    grace_days: int = Field(default=30, ge=0, description="a gap shorter than this is not churn")
+    grace_days: int = Field(
+        default=30,
+        ge=0,
+        description="a period starting at most this many days after the previous one ended "
+        "continues it (features.sql.GRACE_CONTINUES); a longer gap is churn",
+    )
     min_tenure_days: int = Field(default=0, ge=0, description="skip accounts younger than this")
 
 

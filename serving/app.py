@@ -11,15 +11,16 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from serving.lifecycle import load_initial_state
 from serving.metrics import MetricsMiddleware, ServingMetrics
 from serving.registry_client import ModelBundle, load_bundle
+from serving.routes import router
 from serving.security import KeyStore, read_keys
 from serving.settings import ServingSettings
-from serving.state import Scorer, StateError, StateHolder, build_state
+from serving.state import Scorer, StateHolder
 
 log = logging.getLogger(__name__)
 
@@ -55,36 +56,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.keys = KeyStore(read_keys(settings.keys_path()))
     await load_initial_state(app)
     yield
-
-
-async def load_initial_state(app: FastAPI) -> None:
-    """Build the first state; on failure serve readiness 503 and say why."""
-    holder: StateHolder = app.state.holder
-    try:
-        state = await run_in_threadpool(new_state, app, strict=False)
-    except StateError as exc:
-        holder.error = str(exc)
-        log.error("nothing to serve: %s", exc)
-        return
-    install(app, state)
-
-
-def new_state(app: FastAPI, *, strict: bool) -> Any:
-    """A fully built state from the app's settings and loaders (not yet served)."""
-    return build_state(
-        app.state.settings,
-        scorer=app.state.scorer_factory(),
-        load_bundle=app.state.bundle_loader,
-        load_rules=app.state.rules_loader,
-        strict=strict,
-    )
-
-
-def install(app: FastAPI, state: Any) -> None:
-    """Swap the served state (one reference assignment) and publish its model versions."""
-    app.state.holder.current = state
-    app.state.holder.error = None
-    app.state.metrics.set_models(state.bundle.versions)
 
 
 class BodyLimitMiddleware:
@@ -176,8 +147,6 @@ def create_app(
     rules_loader: Callable[[Path | None], Any] | None = None,
 ) -> FastAPI:
     """The API for `settings`; loaders default to the MLflow registry and packaged rules."""
-    from serving.routes import router
-
     app = FastAPI(
         title="NRR Engine API",
         version="1",

@@ -111,11 +111,14 @@ def score(
         table.to_csv(out, index=False)
     else:
         table.to_parquet(out, index=False)
-    n_rules = int((table["source"] == "rules").sum()) if len(table) else 0
+    # "mixed" rows have one probability from the rules: they count as a fallback too.
+    n_rules = int((table["source"] != "model").sum()) if len(table) else 0
     scored_at = table["as_of"].iloc[0].date() if len(table) else when
     console.print(f"scored {len(table)} accounts at {scored_at} -> {out}")
     if bundle.fallback_reason:
-        console.print(f"[yellow]{n_rules} scored by the rules:[/yellow] {bundle.fallback_reason}")
+        console.print(
+            f"[yellow]{n_rules} scored (in part) by the rules:[/yellow] {bundle.fallback_reason}"
+        )
 
 
 def batch_score(
@@ -199,7 +202,7 @@ def apikey_create(
     legacy = legacy_count(read_keys(path))
     if legacy:
         console.print(
-            f"note: {legacy} older key(s) in {path} are scrypt records (no \"scheme\"). They "
+            f'note: {legacy} older key(s) in {path} are scrypt records (no "scheme"). They '
             "still work, but a flood of wrong secrets can hold one off until it is used once "
             "after each start: replace them (docs/RUNBOOK.md, 'Rotating an API key')."
         )

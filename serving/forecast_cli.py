@@ -259,9 +259,11 @@ def forecast(
     """Write the NRR forecast report (HTML + JSON + CSV) served at /dashboard."""
     from features.load_cli import load_or_exit
 
+    # The data's problems first (a validation report names them all), then the models'.
+    source = load_or_exit(data, now=utc_now())
     settings, bundle = _served_models(workdir)
     definition = bundle.feature_definition()
-    source = definition.apply(load_or_exit(data, now=utc_now()))
+    source = definition.apply(source)
     as_of = _forecast_date(quarter, source.data_end)
     rows = _snapshot_rows(source, snapshots, as_of, definition)
     scored, model_source = _score(rows, settings=settings, bundle=bundle)

@@ -26,6 +26,7 @@ from serving.schemas import (
     WorklistPage,
 )
 from serving.security import Role, allows
+from serving.lifecycle import install, new_state
 from serving.settings import ServingSettings
 from serving.state import ServingState, StateError
 
@@ -350,8 +351,6 @@ async def renewals(
 )
 async def reload(role: Admin, request: Request) -> dict[str, Any]:
     """Re-resolve the alias, check and precompute aside, then swap; a failure keeps the old."""
-    from serving.app import install, new_state
-
     app = request.app
     holder = app.state.holder
     async with holder.lock:

@@ -176,7 +176,7 @@ def log_to_mlflow(
 
 
 def _snapshot_rows(
-    data: Path | None,
+    source: Any,
     snapshots: Path | None,
     *,
     as_of: pd.Timestamp | None,
@@ -188,19 +188,18 @@ def _snapshot_rows(
         except (OSError, ValueError) as exc:
             raise DriftCheckError(f"cannot read snapshots {snapshots}: {exc}") from exc
         return latest_rows(frame, as_of=as_of)
-    assert data is not None
-    return _latest_from_data(data, as_of=as_of, definition=definition)
+    assert source is not None
+    return _latest_from_data(source, as_of=as_of, definition=definition)
 
 
 def _latest_from_data(
-    data: Path, *, as_of: pd.Timestamp | None, definition: FeatureDefinition
+    source: Any, *, as_of: pd.Timestamp | None, definition: FeatureDefinition
 ) -> pd.DataFrame:
     """Snapshot rows (features as the champion was trained on them) at the latest grid date."""
-    from features.load_cli import load_or_exit
     from features.snapshots import build_snapshots
     from features.spine import build_spine
 
-    source = definition.apply(load_or_exit(data, now=utc_now()))
+    source = definition.apply(source)
     end = source.data_end if as_of is None else min(as_of, source.data_end)
     # A window a little longer than a month holds at least one grid date of either frequency.
     spine = build_spine(
@@ -253,6 +252,7 @@ def drift_command(
 
     Exit 0 whenever the check ran (whatever drift it found), 1 when it could not run.
     """
+    from features.load_cli import load_or_exit
     from training.config import load_experiment
 
     if (data is None) == (snapshots is None):
@@ -265,12 +265,15 @@ def drift_command(
         raise typer.BadParameter(str(exc)) from None
     settings = Workspace.resolve(workdir, tracking_uri)
     targets: list[Target] = [model] if model is not None else ["churn", "expansion"]  # type: ignore[list-item]
+    when = _parse_date(as_of)
+    # The data's problems first (a validation report names them all), then the store's.
+    source = None if data is None else load_or_exit(data, now=utc_now())
     try:
         _point_at_store(settings)
         definition = champion_definition(REGISTERED_NAME[t] for t in targets) or FeatureDefinition(
             config.snapshot
         )
-        rows = _snapshot_rows(data, snapshots, as_of=_parse_date(as_of), definition=definition)
+        rows = _snapshot_rows(source, snapshots, as_of=when, definition=definition)
         results, skipped = check_drift(
             rows, targets=targets, config=config, explicit=model is not None
         )
