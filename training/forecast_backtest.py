@@ -5,18 +5,36 @@ snapshots whose label window closed by Q (as_of + horizon <= Q), the quarter-sta
 is scored, the book at Q is simulated, and the P10/P50/P90 of NRR (pooled and by segment)
 are compared with the quarter's actual NRR from the subscriptions, next to the naive
 baseline (trailing four-quarter average NRR).
+
+How much history a quarter needs. With the full requirements a quarter is backtested when at
+least FULL_TRAIN_DATES (6) labelled snapshot dates closed their label window by its start and
+their rows hold FULL_POSITIVES (20) churned and 20 expanded accounts. A short history gets
+fewer quarters, so the requirements step down REQUIREMENT_LADDER (6/20, 5/15, 4/10, 3/5) until
+WANTED_QUARTERS (4) quarters fit or the minimum is reached: MIN_TRAIN_DATES (3) labelled dates
+and MIN_POSITIVES (5) positives of each target before the quarter, plus a complete quarter of
+data after it. With monthly snapshots and a 90-day horizon that is about 9 to 11 months of
+history (5 to 6 months to close three label windows, up to 2 more to reach a quarter start,
+3 for the quarter itself). The reduction is said in one line (`QuarterPlan.describe`); below
+the minimum `plan_quarters` raises BacktestHistoryError naming what is missing and the first
+quarter the history would allow. Inside each quarter the calibration hold-out follows the
+training recipe's order of sacrifice (training/history.py) on that quarter's rows: the latest
+dates when there are enough, held-out accounts otherwise.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import typer
 from rich.console import Console
 
+from experiments import DEFAULT_EXPERIMENT
+from features.config import SnapshotConfig
 from models.clock import utc_now
 from models.revenue.forecast import POOLED, naive_forecast, pinball_loss, simulate_outcomes
 from models.revenue.forecast_book import (
@@ -28,8 +46,19 @@ from models.revenue.forecast_book import (
 )
 from models.revenue.nrr import decompose
 from models.workspace import WORKDIR_HELP
-from training.config import LABEL_OF, BoosterConfig, ExperimentConfig, Target
+from training.config import (
+    LABEL_OF,
+    REGISTERED_NAME,
+    BoosterConfig,
+    CalibrationConfig,
+    ExperimentConfig,
+    Target,
+)
 from training.fit import fit_scoring_model
+from training.folds import NotEnoughHistoryError, calibration_split
+
+if TYPE_CHECKING:
+    from features.definition import FeatureDefinition
 
 QUANTILES: tuple[float, float, float] = (0.1, 0.5, 0.9)
 COLUMNS: tuple[str, ...] = (
@@ -53,24 +82,108 @@ COLUMNS: tuple[str, ...] = (
 Predictor = Callable[[pd.DataFrame], np.ndarray]
 FitModel = Callable[[pd.DataFrame, Target], Predictor]
 
+# Requirements on the training data before a quarter: (labelled snapshot dates whose label
+# window closed by the quarter start, positives of each target among their rows), from the
+# full requirement down to the minimum. See the module docstring.
+FULL_TRAIN_DATES, FULL_POSITIVES = 6, 20
+MIN_TRAIN_DATES, MIN_POSITIVES = 3, 5
+REQUIREMENT_LADDER: tuple[tuple[int, int], ...] = ((6, 20), (5, 15), (4, 10), (3, 5))
+WANTED_QUARTERS = 4
+
 console = Console(stderr=True)
 
 
-def quick_config(*, seed: int = 0) -> ExperimentConfig:
+class BacktestHistoryError(NotEnoughHistoryError):
+    """Not even one quarter can be backtested; the message says what is missing."""
+
+
+class BacktestInputError(ValueError):
+    """An input of the command is missing or does not belong to the data; one-line message."""
+
+
+def quick_config(*, seed: int = 0, snapshot: SnapshotConfig | None = None) -> ExperimentConfig:
     """Fixed LightGBM settings for the backtest: no tuning, few rounds, one thread."""
     booster = BoosterConfig(num_threads=1, max_rounds=200, early_stopping_rounds=20)
-    return ExperimentConfig.model_validate({"seed": seed, "booster": booster.model_dump()})
+    data: dict[str, object] = {"seed": seed, "booster": booster.model_dump()}
+    if snapshot is not None:
+        data["snapshot"] = snapshot.model_dump()
+    return ExperimentConfig.model_validate(data)
+
+
+class AdaptiveFitter:
+    """Calibrated LightGBM with the training recipe, its hold-out fitted to each quarter's rows.
+
+    As `training.history.plan_history` does for training (without its backtest folds, which
+    one fit per quarter does not have): the latest `calibration.periods` dates calibrate when
+    `calibration.min_fit_dates` earlier dates remain for the booster, then fewer dates, then
+    held-out accounts. `reductions` counts the quarters per reduction so the command can say
+    it once.
+    """
+
+    def __init__(self, config: ExperimentConfig) -> None:
+        self.config = config
+        self.reductions: dict[str, int] = {}
+        self._planned: dict[tuple[int, pd.Timestamp], ExperimentConfig] = {}
+
+    def _accounts(self) -> ExperimentConfig:
+        calibration = self.config.calibration.model_copy(update={"holdout": "accounts"})
+        return self.config.model_copy(update={"calibration": calibration})
+
+    def _calibration(self, train: pd.DataFrame) -> CalibrationConfig:
+        """plan_history's order of sacrifice for one fit: fewer hold-out dates, then accounts."""
+        wanted = self.config.calibration
+        if wanted.holdout == "accounts":
+            return wanted
+        for periods in range(wanted.periods, 0, -1):
+            try:
+                fit, _ = calibration_split(
+                    train["as_of"], horizon_days=self.config.snapshot.horizon_days, periods=periods
+                )
+            except NotEnoughHistoryError:
+                continue
+            if pd.unique(train["as_of"].iloc[fit]).size >= wanted.min_fit_dates:
+                return wanted.model_copy(update={"periods": periods})
+        return wanted.model_copy(update={"holdout": "accounts"})
+
+    def config_for(self, train: pd.DataFrame) -> ExperimentConfig:
+        """The config whose calibration hold-out these training rows support (once per quarter)."""
+        key = (len(train), pd.Timestamp(train["as_of"].max()))
+        if key in self._planned:
+            return self._planned[key]
+        wanted = self.config.calibration
+        calibration = self._calibration(train.reset_index(drop=True))
+        if calibration.holdout != wanted.holdout:
+            note = f"calibration on {wanted.account_share:.0%} held-out accounts"
+        elif calibration.periods < wanted.periods:
+            note = f"calibration on fewer than {wanted.periods} hold-out dates"
+        else:
+            note = ""
+        if note:
+            self.reductions[note] = self.reductions.get(note, 0) + 1
+        config = self.config.model_copy(update={"calibration": calibration})
+        self._planned[key] = config
+        return config
+
+    def __call__(self, train: pd.DataFrame, target: Target) -> Predictor:
+        rows = train.reset_index(drop=True)
+        config = self.config_for(rows)
+        try:
+            model = fit_scoring_model(rows, target=target, config=config)
+        except NotEnoughHistoryError:
+            model = fit_scoring_model(rows, target=target, config=self._accounts())
+        return model.predict_proba
+
+    def describe(self, quarters: int) -> str:
+        """One line on the calibration reductions, '' when there were none."""
+        return "; ".join(
+            f"{note} in {n} of {quarters} quarter(s) (too few dates for a time hold-out)"
+            for note, n in self.reductions.items()
+        )
 
 
 def lightgbm_fitter(config: ExperimentConfig) -> FitModel:
     """Fit a calibrated LightGBM model with the training recipe; returns its predict_proba."""
-
-    def fit(train: pd.DataFrame, target: Target) -> Predictor:
-        return fit_scoring_model(
-            train.reset_index(drop=True), target=target, config=config
-        ).predict_proba
-
-    return fit
+    return AdaptiveFitter(config)
 
 
 def training_rows(
@@ -93,7 +206,7 @@ def backtest_quarters(
 ) -> list[pd.Timestamp]:
     """Quarter starts with a snapshot, a complete quarter after them, and enough training data."""
     dates = pd.DatetimeIndex(snapshots["as_of"].unique()).sort_values()
-    starts = [d for d in dates if d.day == 1 and d.month in (1, 4, 7, 10) and d.hour == 0]
+    starts = [d for d in dates if _is_quarter_start(d)]
     out = []
     for q in starts:
         if q + pd.DateOffset(months=3) > data_end:
@@ -105,6 +218,139 @@ def backtest_quarters(
         if min(positives) >= min_positives:
             out.append(pd.Timestamp(q))
     return out
+
+
+def _is_quarter_start(d: pd.Timestamp) -> bool:
+    return d.day == 1 and d.month in (1, 4, 7, 10) and d.hour == 0
+
+
+def _next_quarter_start(t: pd.Timestamp) -> pd.Timestamp:
+    """The first quarter start on or after t."""
+    start = pd.Timestamp(year=t.year, month=3 * ((t.month - 1) // 3) + 1, day=1)
+    return start if start >= t else start + pd.DateOffset(months=3)
+
+
+def _months(start: pd.Timestamp, end: pd.Timestamp) -> int:
+    return (end.year - start.year) * 12 + end.month - start.month
+
+
+@dataclass(frozen=True)
+class QuarterPlan:
+    """The quarters to backtest and the training requirements the history supports."""
+
+    quarters: list[pd.Timestamp]
+    min_train_dates: int
+    min_positives: int
+
+    @property
+    def reduced(self) -> bool:
+        return (self.min_train_dates, self.min_positives) != (FULL_TRAIN_DATES, FULL_POSITIVES)
+
+    def describe(self) -> str:
+        """One line, e.g. '2 quarters backtested (need 4 labelled dates ...; first possible 2025Q3)'."""
+        n = len(self.quarters)
+        head = f"{n} quarter{'s' * (n != 1)} backtested"
+        if not self.reduced:
+            return head
+        return (
+            f"{head} (short history: need {self.min_train_dates} labelled dates and "
+            f"{self.min_positives} churned and expanded accounts before a quarter, instead of "
+            f"{FULL_TRAIN_DATES} and {FULL_POSITIVES}; first possible "
+            f"{quarter_of(self.quarters[0])})"
+        )
+
+
+def _positives_before(
+    snapshots: pd.DataFrame, *, starts: list[pd.Timestamp], horizon_days: int
+) -> tuple[int, int]:
+    """The most churned and expanded labelled rows any of these quarter starts could train on."""
+    best = (0, 0)
+    for q in starts:
+        train = training_rows(snapshots, quarter_start=q, horizon_days=horizon_days)
+        churned, expanded = (int(train[LABEL_OF[t]].astype(bool).sum()) for t in LABEL_OF)
+        best = max(best, (churned, expanded), key=min)
+    return best
+
+
+def history_message(snapshots: pd.DataFrame, *, data_end: pd.Timestamp, horizon_days: int) -> str:
+    """What is missing for even one backtest quarter, and how much history would do."""
+    dates = pd.DatetimeIndex(snapshots["as_of"].unique()).sort_values()
+    need = (
+        f"a backtest quarter needs {MIN_TRAIN_DATES} labelled snapshot dates whose "
+        f"{horizon_days}-day label window closed by its start, {MIN_POSITIVES} churned and "
+        f"{MIN_POSITIVES} expanded accounts among their rows, and a complete quarter of data "
+        "after it"
+    )
+    if len(dates) == 0:
+        return f"not enough history for a forecast backtest: no snapshot rows; {need}"
+    first = pd.Timestamp(dates[0])
+    if not any(_is_quarter_start(pd.Timestamp(d)) for d in dates):
+        return (
+            f"not enough history for a forecast backtest: no snapshot date falls on a quarter "
+            f"start ({first.date()} to {pd.Timestamp(dates[-1]).date()}); build monthly "
+            "snapshots (snapshot.freq: month)"
+        )
+    step = dates[1] - dates[0] if len(dates) > 1 else pd.Timedelta(days=31)
+    third = (
+        pd.Timestamp(dates[MIN_TRAIN_DATES - 1])
+        if len(dates) >= MIN_TRAIN_DATES
+        else first + (MIN_TRAIN_DATES - 1) * step
+    )
+    possible = _next_quarter_start(third + pd.Timedelta(days=horizon_days))
+    until = possible + pd.DateOffset(months=3)
+    have = f"the data runs {first.date()} to {data_end.date()} ({_months(first, data_end)} months)"
+    if until > data_end:
+        return (
+            f"not enough history for a forecast backtest: {have}; {need}, so the first "
+            f"possible quarter is {quarter_of(possible)} and the data must run to "
+            f"{until.date()} ({_months(first, until)} months of snapshots). Export a longer "
+            "history."
+        )
+    starts = [
+        pd.Timestamp(d)
+        for d in dates
+        if _is_quarter_start(pd.Timestamp(d)) and d + pd.DateOffset(months=3) <= data_end
+    ]
+    churned, expanded = _positives_before(snapshots, starts=starts, horizon_days=horizon_days)
+    return (
+        f"not enough history for a forecast backtest: {have}, but before any quarter at most "
+        f"{churned} churned and {expanded} expanded accounts are labelled; {need}. Export a "
+        "longer history or more accounts."
+    )
+
+
+def plan_quarters(
+    snapshots: pd.DataFrame,
+    *,
+    data_end: pd.Timestamp,
+    horizon_days: int,
+    wanted: int = WANTED_QUARTERS,
+) -> QuarterPlan:
+    """The strictest requirements of REQUIREMENT_LADDER that give `wanted` quarters.
+
+    A history too short for that gets the requirements that give the most quarters (the
+    strictest of those); BacktestHistoryError when not even the minimum gives one.
+    """
+    plans = [
+        QuarterPlan(
+            backtest_quarters(
+                snapshots,
+                data_end=data_end,
+                horizon_days=horizon_days,
+                min_train_dates=dates,
+                min_positives=positives,
+            ),
+            dates,
+            positives,
+        )
+        for dates, positives in REQUIREMENT_LADDER
+    ]
+    most = max(len(p.quarters) for p in plans)
+    if most == 0:
+        raise BacktestHistoryError(
+            history_message(snapshots, data_end=data_end, horizon_days=horizon_days)
+        )
+    return next(p for p in plans if len(p.quarters) >= min(wanted, most))
 
 
 def actual_nrr(
@@ -252,32 +498,44 @@ def backtest_forecast(
     grace_days: int = 30,
     draws: int = 2_000,
     seed: int = 0,
-    min_train_dates: int = 6,
-    min_positives: int = 20,
+    min_train_dates: int | None = None,
+    min_positives: int | None = None,
     quarters: Sequence[pd.Timestamp] | None = None,
     fit: FitModel | None = None,
 ) -> pd.DataFrame:
     """Tidy backtest table: one row per (quarter, segment) with 'All' for the pooled book.
 
     `fit` trains one target's model on training rows and returns its probability function
-    (default: the training recipe's calibrated LightGBM with fixed parameters).
+    (default: the training recipe's calibrated LightGBM with fixed parameters). Without
+    `quarters` or requirements, the quarters come from `plan_quarters` (requirements fitted
+    to the history; BacktestHistoryError below the minimum); with `min_train_dates` or
+    `min_positives` those requirements hold as given (the other at its full value).
     """
     needed = ["account_id", "as_of", "labelled", LABEL_OF["churn"], LABEL_OF["expansion"]]
     missing = [c for c in needed if c not in snapshots.columns]
     if missing:
         raise ValueError(f"snapshots lack column(s) {missing}")
-    fitter = fit if fit is not None else lightgbm_fitter(quick_config(seed=seed))
-    chosen = (
-        list(quarters)
-        if quarters is not None
-        else backtest_quarters(
+    if fit is None:
+        fitter: FitModel = lightgbm_fitter(
+            quick_config(
+                seed=seed,
+                snapshot=SnapshotConfig(horizon_days=horizon_days, grace_days=grace_days),
+            )
+        )
+    else:
+        fitter = fit
+    if quarters is not None:
+        chosen = list(quarters)
+    elif min_train_dates is None and min_positives is None:
+        chosen = plan_quarters(snapshots, data_end=data_end, horizon_days=horizon_days).quarters
+    else:
+        chosen = backtest_quarters(
             snapshots,
             data_end=data_end,
             horizon_days=horizon_days,
-            min_train_dates=min_train_dates,
-            min_positives=min_positives,
+            min_train_dates=FULL_TRAIN_DATES if min_train_dates is None else min_train_dates,
+            min_positives=FULL_POSITIVES if min_positives is None else min_positives,
         )
-    )
     history = _history(subscriptions, accounts, data_end=data_end, grace_days=grace_days)
     frames = []
     for i, q in enumerate(chosen):
@@ -319,50 +577,177 @@ def summarise(table: pd.DataFrame) -> dict[str, float]:
     }
 
 
-def backtest_command(
-    data: Path = typer.Option(..., "--data", help="folder (or DuckDB file) of the contract tables"),
-    out_file: Path = typer.Option(..., "--out", help="CSV (or .parquet) file for the table"),
-    snapshots: Path | None = typer.Option(None, help="Parquet from `nrr snapshots` to reuse"),
-    draws: int = typer.Option(2_000, min=500, help="Monte Carlo draws per quarter"),
-    seed: int = typer.Option(0, help="seed of the models and the Monte Carlo"),
-    workdir: Path | None = typer.Option(
-        None, "--workdir", help=WORKDIR_HELP
-    ),
-) -> None:
-    """Backtest the NRR forecast on every past quarter the data allows; write the table."""
-    from features.config import SnapshotConfig
+def _describe_definition(definition: FeatureDefinition) -> str:
+    snap = definition.snapshot
+    return f"{snap.freq}ly snapshots, {snap.horizon_days}-day horizon, {snap.grace_days}-day grace"
+
+
+def feature_definition(
+    *, snapshots: Path | None, workdir: Path | None, experiment: Path
+) -> tuple[FeatureDefinition, str]:
+    """The definition to build (or read) the features with, and where it came from.
+
+    A snapshot file's own definition; else the champion's when a workspace store exists
+    (never created just to look); else the experiment's snapshot settings.
+    """
+    from features.config import snapshot_settings
+    from features.definition import FeatureDefinition, read_definition
+
+    if snapshots is not None:
+        if not snapshots.is_file():
+            raise BacktestInputError(f"--snapshots {snapshots}: no such file")
+        try:
+            found = read_definition(snapshots)
+        except Exception as exc:  # pyarrow raises several types for a file that is not Parquet
+            raise BacktestInputError(
+                f"--snapshots {snapshots} is not a readable Parquet file: {exc}"
+            ) from None
+        if found is not None:
+            return found, f"the definition stored in {snapshots.name}"
+        default = FeatureDefinition(snapshot_settings(experiment))
+        return default, (
+            f"{snapshots.name} carries no definition: the settings of {experiment.name} assumed"
+        )
+    from models.workspace import Workspace
+
+    settings = Workspace.resolve(workdir)
+    if settings.store_exists():
+        from models.workspace import setup_tracking
+        from training.registry import champion_definition
+
+        try:
+            setup_tracking(settings)
+            champion = champion_definition(REGISTERED_NAME[t] for t in ("churn", "expansion"))
+        except Exception as exc:  # an unreadable store must not stop a backtest from the data
+            console.print(
+                f"[yellow]warning:[/yellow] cannot read the champion from "
+                f"{settings.describe()}: {exc}"
+            )
+            champion = None
+        if champion is not None:
+            return champion, "the champion model's definition"
+    return FeatureDefinition(snapshot_settings(experiment)), f"the settings of {experiment.name}"
+
+
+def _same_company(frame: pd.DataFrame, accounts: pd.DataFrame, *, path: Path, data: Path) -> None:
+    """A snapshot file must describe the accounts of the data (not another export's)."""
+    ids = pd.Index(frame["account_id"].astype("string").unique())
+    known = ids.isin(accounts["account_id"].astype("string"))
+    if len(ids) == 0 or known.mean() < 0.5:
+        raise BacktestInputError(
+            f"--snapshots {path}: {int(known.sum())} of its {len(ids)} accounts are in --data "
+            f"{data}; the snapshots come from another export (rebuild them with `nrr snapshots`)"
+        )
+
+
+def _load_inputs(
+    data: Path, snapshots: Path | None, definition: FeatureDefinition
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.Timestamp]:
+    """(snapshots, subscriptions, accounts, data_end); BacktestInputError on bad input."""
     from features.load_cli import load_or_exit
     from features.snapshots import build_snapshots
     from features.spine import build_spine
+
+    if not data.exists():
+        raise BacktestInputError(f"--data {data}: no such file or folder")
+    if snapshots is not None and not snapshots.is_file():
+        raise BacktestInputError(f"--snapshots {snapshots}: no such file")
+    source = definition.apply(load_or_exit(data, now=utc_now()))
+    subscriptions = source.sql("SELECT * FROM subscriptions")
+    accounts = source.sql("SELECT * FROM accounts")
+    if snapshots is not None:
+        try:
+            frame = pd.read_parquet(snapshots)
+        except Exception as exc:  # pyarrow raises several types for a file that is not Parquet
+            raise BacktestInputError(
+                f"--snapshots {snapshots} is not a readable Parquet file: {exc}"
+            ) from None
+        needed = ["account_id", "as_of", "labelled", LABEL_OF["churn"], LABEL_OF["expansion"]]
+        missing = [c for c in needed if c not in frame.columns]
+        if missing:
+            raise BacktestInputError(
+                f"--snapshots {snapshots} lacks column(s) {missing}: not a file of `nrr snapshots`"
+            )
+        _same_company(frame, accounts, path=snapshots, data=data)
+    else:
+        spine = build_spine(source, freq=definition.snapshot.freq)
+        frame = build_snapshots(source=source, spine=spine, config=definition.snapshot)
+    return frame, subscriptions, accounts, source.data_end
+
+
+def _write_atomic(table: pd.DataFrame, out_file: Path) -> None:
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_file.with_name(f".{out_file.name}.tmp")
+    try:
+        if out_file.suffix == ".parquet":
+            table.to_parquet(tmp, index=False)
+        else:
+            table.to_csv(tmp, index=False)
+        tmp.replace(out_file)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def backtest_command(
+    data: Path = typer.Option(..., "--data", help="folder (or DuckDB file) of the contract tables"),
+    out_file: Path = typer.Option(..., "--out", help="CSV (or .parquet) file for the table"),
+    snapshots: Path | None = typer.Option(
+        None, help="Parquet from `nrr snapshots` to reuse (its own feature definition is used)"
+    ),
+    draws: int = typer.Option(2_000, min=500, help="Monte Carlo draws per quarter"),
+    seed: int = typer.Option(0, help="seed of the models and the Monte Carlo"),
+    experiment: Path = typer.Option(
+        DEFAULT_EXPERIMENT,
+        "--experiment",
+        help="experiment YAML whose snapshot settings are used when there is no champion",
+    ),
+    workdir: Path | None = typer.Option(None, "--workdir", help=WORKDIR_HELP),
+) -> None:
+    """Backtest the NRR forecast on every past quarter the data allows; write the table.
+
+    Features are built with the champion model's definition when the workspace has one,
+    else with the experiment's snapshot settings; --snapshots files bring their own. A short
+    history gets fewer quarters and lighter requirements (said in one line); below the
+    minimum, one line says what is missing and the command exits 1 without writing.
+    """
     from models.workspace import Workspace
     from training.backtest_logging import log_backtest_to_training_run
 
-    now = utc_now()
-    source = load_or_exit(data, now=now)
-    config = SnapshotConfig.model_validate({})
-    if snapshots is not None:
-        frame = pd.read_parquet(snapshots)
-    else:
-        frame = build_snapshots(source=source, spine=build_spine(source), config=config)
-    table = backtest_forecast(
-        snapshots=frame,
-        subscriptions=source.sql("SELECT * FROM subscriptions"),
-        accounts=source.sql("SELECT * FROM accounts"),
-        data_end=source.data_end,
-        horizon_days=config.horizon_days,
-        grace_days=config.grace_days,
-        draws=draws,
-        seed=seed,
-    )
+    try:
+        definition, origin = feature_definition(
+            snapshots=snapshots, workdir=workdir, experiment=experiment
+        )
+        console.print(f"features: {origin} ({_describe_definition(definition)})")
+        frame, subscriptions, accounts, data_end = _load_inputs(data, snapshots, definition)
+        horizon = definition.snapshot.horizon_days
+        plan = plan_quarters(frame, data_end=data_end, horizon_days=horizon)
+        if plan.reduced:
+            console.print(plan.describe())
+        fitter = AdaptiveFitter(quick_config(seed=seed, snapshot=definition.snapshot))
+        table = backtest_forecast(
+            snapshots=frame,
+            subscriptions=subscriptions,
+            accounts=accounts,
+            data_end=data_end,
+            horizon_days=horizon,
+            grace_days=definition.snapshot.grace_days,
+            draws=draws,
+            seed=seed,
+            quarters=plan.quarters,
+            fit=fitter,
+        )
+    except (BacktestHistoryError, BacktestInputError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(code=1) from None
+    except ValueError as exc:  # a fit or a split the history cannot support: one line, no trace
+        console.print(f"[red]error:[/red] the backtest could not run on this history: {exc}")
+        raise typer.Exit(code=1) from None
     if table.empty:
-        raise typer.BadParameter("--data: not enough history for any backtest quarter")
-    out_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_file.with_name(f".{out_file.name}.tmp")
-    if out_file.suffix == ".parquet":
-        table.to_parquet(tmp, index=False)
-    else:
-        table.to_csv(tmp, index=False)
-    tmp.replace(out_file)
+        console.print("[red]error:[/red] no backtest quarter produced a forecast")
+        raise typer.Exit(code=1)
+    if note := fitter.describe(len(plan.quarters)):
+        console.print(note)
+    _write_atomic(table, out_file)
     figures = summarise(table)
     console.print(
         f"{figures['quarters']:.0f} quarters; pooled P10-P90 coverage "
