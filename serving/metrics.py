@@ -1,4 +1,5 @@
-"""Prometheus metrics of one app: requests and latencies per route, fallbacks, model info."""
+"""Prometheus metrics of one app: requests and latencies per route, fallbacks, model info,
+refused API keys."""
 
 from __future__ import annotations
 
@@ -53,6 +54,26 @@ class ServingMetrics:
         self.reloads = Counter(
             "nrr_reloads", "model reloads by outcome", ["outcome"], registry=self.registry
         )
+        # No client address or key id labels: those would be unbounded (or name keys).
+        self.auth_failures = Counter(
+            "nrr_auth_failures",
+            "requests refused for their API key, by cause: missing, malformed, unknown_key, "
+            "wrong_secret, not_verified (throttled before a legacy key could be checked)",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.auth_throttled = Counter(
+            "nrr_auth_throttled",
+            "refusals answered 429 after repeated failures, by limit: client, key, slow_path",
+            ["scope"],
+            registry=self.registry,
+        )
+        self.auth_legacy_checks = Counter(
+            "nrr_auth_legacy_checks",
+            "scrypt checks of legacy API key records, by outcome (ok, wrong)",
+            ["outcome"],
+            registry=self.registry,
+        )
 
     def set_models(self, versions: Mapping[str, str | None]) -> None:
         """Replace the model-info series with the versions now served."""
@@ -65,12 +86,22 @@ class ServingMetrics:
         if n > 0:
             self.fallbacks.labels(reason=reason).inc(n)
 
+    def count_auth_refusal(self, reason: str, throttled: str = "") -> None:
+        self.auth_failures.labels(reason=reason).inc()
+        if throttled:
+            self.auth_throttled.labels(scope=throttled).inc()
+
+    def count_legacy_check(self, ok: bool) -> None:
+        self.auth_legacy_checks.labels(outcome="ok" if ok else "wrong").inc()
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
 
 class MetricsMiddleware:
-    """Pure ASGI middleware timing every HTTP request under its route template."""
+    """Pure ASGI middleware counting every HTTP request under its route template and timing
+    all but 429s: those are throttled key failures held back on purpose (security.Tarpit),
+    and their second would hide the latency of the requests actually served."""
 
     def __init__(self, app: ASGIApp, metrics: ServingMetrics) -> None:
         self.app = app
@@ -97,6 +128,7 @@ class MetricsMiddleware:
             name = getattr(route, "path", None) or "<unmatched>"
             method = scope.get("method", "")
             self.metrics.requests.labels(route=name, method=method, status=str(status)).inc()
-            self.metrics.latency.labels(route=name, method=method).observe(
-                time.perf_counter() - start
-            )
+            if status != 429:
+                self.metrics.latency.labels(route=name, method=method).observe(
+                    time.perf_counter() - start
+                )

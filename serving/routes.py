@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from features.registry import FEATURES
 from models.table import Table
+from serving.lifecycle import install, new_state
 from serving.schemas import (
     ApiError,
     Liveness,
@@ -25,8 +26,7 @@ from serving.schemas import (
     SortKey,
     WorklistPage,
 )
-from serving.security import Role, allows
-from serving.lifecycle import install, new_state
+from serving.security import KeyStore, Role, Verdict, allows
 from serving.settings import ServingSettings
 from serving.state import ServingState, StateError
 
@@ -37,6 +37,11 @@ _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="key fro
 _AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ApiError, "description": "missing or wrong X-API-Key"},
     403: {"model": ApiError, "description": "the key's role may not do this"},
+    429: {
+        "model": ApiError,
+        "description": "too many failed key attempts from this client or for this key id; "
+        "see the Retry-After header (a correct key is never refused this way)",
+    },
 }
 _UNAVAILABLE: dict[int | str, dict[str, Any]] = {
     503: {"model": ApiError, "description": "nothing loaded yet (see /readyz)"},
@@ -53,32 +58,64 @@ async def get_settings_dep(request: Request) -> ServingSettings:
     return settings
 
 
-async def _role(request: Request, key: str | None) -> Role | None:
-    if not request.app.state.settings.auth_enabled:
-        return "admin"
-    keys = request.app.state.keys
-    role: Role | None = keys.cached_role(key)
-    if role is None and key:
-        # A key not seen yet costs a scrypt hash (tens of ms): off the event loop.
-        role = await run_in_threadpool(keys.role_of, key)
-    return role
+def _refusal(request: Request, verdict: Verdict) -> HTTPException:
+    """Count a refused key in /metrics and build its 401 or 429 (with Retry-After)."""
+    metrics = getattr(request.app.state, "metrics", None)
+    if metrics is not None:
+        if verdict.slow:
+            metrics.count_legacy_check(ok=False)
+        metrics.count_auth_refusal(verdict.reason, verdict.throttled)
+    if verdict.retry_after:
+        return HTTPException(
+            429,
+            f"too many failed API key attempts; retry after {verdict.retry_after} s",
+            {"Retry-After": str(verdict.retry_after)},
+        )
+    return HTTPException(401, "missing or invalid X-API-Key", {"WWW-Authenticate": "ApiKey"})
+
+
+def _client(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def _accepted(request: Request, verdict: Verdict) -> Role | None:
+    if verdict.slow and verdict.role is not None:
+        metrics = getattr(request.app.state, "metrics", None)
+        if metrics is not None:
+            metrics.count_legacy_check(ok=True)
+    return verdict.role
 
 
 async def require_reader(request: Request, key: Annotated[str | None, Depends(_api_key)]) -> Role:
-    role = await _role(request, key)
+    if not request.app.state.settings.auth_enabled:
+        return "admin"
+    keys: KeyStore = request.app.state.keys
+    if keys.needs_slow_path(key):
+        # Only a legacy (scrypt) key id not yet proven in this process, within a budget
+        # (security.KeyStore): off the event loop. Everything else is a SHA-256 here.
+        verdict = await run_in_threadpool(keys.authenticate, key, _client(request))
+    else:
+        verdict = keys.authenticate(key, _client(request))
+    role = _accepted(request, verdict)
     if role is None:
-        raise HTTPException(401, "missing or invalid X-API-Key", {"WWW-Authenticate": "ApiKey"})
+        refusal = _refusal(request, verdict)
+        if verdict.retry_after:
+            # A timer, not CPU: a flood that waits for its answers slows to its
+            # connections per second (security.Tarpit).
+            await keys.tarpit.hold(verdict.retry_after)
+        raise refusal
     return role
 
 
 def check_reader(request: Request, key: str | None) -> Role:
-    """`require_reader` for sync endpoints (already in the threadpool, so scrypt may block)."""
-    settings = request.app.state.settings
-    role: Role | None = (
-        "admin" if not settings.auth_enabled else request.app.state.keys.role_of(key)
-    )
+    """`require_reader` for sync endpoints (already in the threadpool, so scrypt may block;
+    no tarpit, which would hold a worker thread)."""
+    if not request.app.state.settings.auth_enabled:
+        return "admin"
+    verdict = request.app.state.keys.authenticate(key, _client(request))
+    role = _accepted(request, verdict)
     if role is None:
-        raise HTTPException(401, "missing or invalid X-API-Key", {"WWW-Authenticate": "ApiKey"})
+        raise _refusal(request, verdict)
     return role
 
 
