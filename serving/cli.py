@@ -202,9 +202,9 @@ def apikey_create(
     legacy = legacy_count(read_keys(path))
     if legacy:
         console.print(
-            f'note: {legacy} older key(s) in {path} are scrypt records (no "scheme"). They '
-            "still work, but a flood of wrong secrets can hold one off until it is used once "
-            "after each start: replace them (docs/RUNBOOK.md, 'Rotating an API key')."
+            f"note: {legacy} older key(s) in {path} are scrypt records. They still work, but "
+            "a flood of wrong secrets can hold one off until it is used once after each "
+            "start: replace them (docs/RUNBOOK.md, 'Rotating an API key')."
         )
 
 
