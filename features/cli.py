@@ -49,6 +49,32 @@ def _parse_ts(value: str | None, name: str) -> pd.Timestamp | None:
     return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo else ts
 
 
+def check_out_path(path: Path, *, option: str = "--out", folder: bool = False) -> None:
+    """Refuse, before any work is done, an output path that cannot be written.
+
+    Nothing is created here: a command that fails later must not leave empty folders behind.
+    """
+    if path.exists() and path.is_dir() != folder:
+        kind = "a folder" if path.is_dir() else "a file"
+        raise typer.BadParameter(
+            f"{option} {path} is {kind}; expected {'a folder' if folder else 'a file name'}"
+        )
+    for parent in path.absolute().parents:
+        if not parent.exists():
+            continue
+        if not parent.is_dir():
+            raise typer.BadParameter(f"{option} {path}: {parent} is a file, not a folder")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise typer.BadParameter(f"{option} {path}: {parent} is not writable")
+        return
+
+
+def write_failed(path: Path, exc: OSError) -> typer.Exit:
+    """One error line for an output that could not be written (disk full, permissions, ...)."""
+    console.print(f"[red]error:[/red] cannot write {path}: {exc.strerror or exc}")
+    return typer.Exit(1)
+
+
 def simulate(
     out_dir: Path = typer.Option(..., "--out", help="folder to write the tables into"),
     accounts: int = typer.Option(1500, min=10, help="number of customer accounts"),
@@ -62,11 +88,15 @@ def simulate(
     config = SimulationConfig(
         accounts=accounts, months=months, seed=seed, end=_parse_ts(end, "--end")
     )
-    with _progress() as progress:
-        task = progress.add_task("simulating accounts", total=accounts)
-        summary = write_company(
-            out_dir, config, progress=lambda done: progress.update(task, completed=done)
-        )
+    check_out_path(out_dir, folder=True)
+    try:
+        with _progress() as progress:
+            task = progress.add_task("simulating accounts", total=accounts)
+            summary = write_company(
+                out_dir, config, progress=lambda done: progress.update(task, completed=done)
+            )
+    except OSError as exc:
+        raise write_failed(out_dir, exc) from None
     out.print(summary.render())
     out.print(f"wrote {out_dir.resolve()}")
 
@@ -122,6 +152,7 @@ def snapshots(
         raise typer.BadParameter(str(exc)) from None
     overrides = {"freq": freq, "horizon_days": horizon}
     config = config.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    check_out_path(out_file)
     source = load_or_exit(
         data, extracted_at=_parse_ts(extracted_at, "--extracted-at"), now=_now(ctx)
     )
@@ -136,7 +167,10 @@ def snapshots(
             config=config,
             progress=lambda done, total: progress.update(task, completed=done, total=total),
         )
-    write_parquet_atomic(frame, out_file, FeatureDefinition.of_source(source, config))
+    try:
+        write_parquet_atomic(frame, out_file, FeatureDefinition.of_source(source, config))
+    except OSError as exc:
+        raise write_failed(out_file, exc) from None
     out.print(summarise_snapshots(frame))
     out.print(f"wrote {out_file.resolve()}")
 

@@ -89,12 +89,14 @@ def health(
     ),
 ) -> None:
     """Score health, PQA, risk signals, expansion triggers and plays for every active account."""
+    from features.cli import check_out_path, write_failed
     from models.rules.config import load_rules_config
     from models.rules.health import HealthNormaliser
     from models.rules.plays import assess_accounts
 
     if out_file.suffix not in (".csv", ".parquet"):
         raise typer.BadParameter(f"--out {out_file}: use a .csv or .parquet file name")
+    check_out_path(out_file)
     config = load_rules_config(rules)
     snaps, day = _snapshots_at(data, _parse_day(as_of, "--as-of"))
     normaliser = HealthNormaliser.fit(snaps, config=config)
@@ -103,7 +105,10 @@ def health(
     scored = assess_accounts(snaps, config=config, normaliser=normaliser, previous=earlier)
     keys = [c for c in ("account_id", "as_of", "csm_owner", "segment", "arr") if c in snaps]
     frame = pd.concat([snaps[keys], scored], axis=1)
-    _write_table(frame, out_file)
+    try:
+        _write_table(frame, out_file)
+    except OSError as exc:
+        raise write_failed(out_file, exc) from None
     counts = frame["health_band"].value_counts().to_dict()
     out.print(
         f"{len(frame):,} accounts at {day.date()}: "
