@@ -303,7 +303,9 @@ def test_pipeline_serves_the_logistic_recipe_when_it_beats_lightgbm(tmp_path: Pa
     )
     local = Path(mlflow.artifacts.download_artifacts(f"models:/nrr-churn/{outcome.version}"))
     files = {p.relative_to(local).as_posix() for p in local.rglob("*") if p.is_file()}
-    assert {"model.json", "health_normaliser.json", "fallback_calibration.json"} <= files
+    sidecars = ("model.json", "health_normaliser.json", "fallback_calibration.json")
+    # The LightGBM flavour's layout: every JSON file under extra_files/.
+    assert {f"extra_files/{name}" for name in sidecars} <= files
     assert not any(f.endswith((".pkl", ".pickle", "model.txt")) for f in files)
 
     bundle = load_bundle(

@@ -109,7 +109,9 @@ def test_a_logistic_winner_is_registered_as_json_coefficients(
     )
     local = Path(mlflow.artifacts.download_artifacts("models:/nrr-expansion@champion"))
     files = {p.relative_to(local).as_posix() for p in local.rglob("*") if p.is_file()}
-    assert {"model.json", "health_normaliser.json", "fallback_calibration.json"} <= files
+    sidecars = ("model.json", "health_normaliser.json", "fallback_calibration.json")
+    # The LightGBM flavour's layout: every JSON file under extra_files/.
+    assert {f"extra_files/{name}" for name in sidecars} <= files
     assert not any(f.endswith((".pkl", ".pickle", ".lgb", "model.txt")) for f in files)
     model = ScoringModel.load(local)
     assert model.kind == "logistic" and model.booster is None and model.calibrator is not None

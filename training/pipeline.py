@@ -273,8 +273,9 @@ def _log_and_register(
         if model.linear is not None:
             # No MLflow flavour holds a JSON logistic model: the folder is the model, logged
             # as run artifacts and registered from there (serving finds model.json in it).
+            # Same layout as the LightGBM flavour's: every JSON file under extra_files/.
             path = f"{target}-model"
-            mlflow.log_artifacts(str(folder / "model"), artifact_path=path)
+            mlflow.log_artifacts(str(folder / "model"), artifact_path=f"{path}/extra_files")
             run = mlflow.active_run()
             assert run is not None, "registration runs inside the training run"
             if not MlflowClient().search_registered_models(filter_string=f"name = '{name}'"):
