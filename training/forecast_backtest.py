@@ -153,9 +153,9 @@ class AdaptiveFitter:
         wanted = self.config.calibration
         calibration = self._calibration(train.reset_index(drop=True))
         if calibration.holdout != wanted.holdout:
-            note = f"calibration on {wanted.account_share:.0%} held-out accounts"
+            note = f"calibration on {wanted.account_share:.0%} held-out accounts (too few dates)"
         elif calibration.periods < wanted.periods:
-            note = f"calibration on fewer than {wanted.periods} hold-out dates"
+            note = f"calibration on fewer than {wanted.periods} latest dates (too few dates)"
         else:
             note = ""
         if note:
@@ -176,8 +176,7 @@ class AdaptiveFitter:
     def describe(self, quarters: int) -> str:
         """One line on the calibration reductions, '' when there were none."""
         return "; ".join(
-            f"{note} in {n} of {quarters} quarter(s) (too few dates for a time hold-out)"
-            for note, n in self.reductions.items()
+            f"{note} in {n} of {quarters} quarter(s)" for note, n in self.reductions.items()
         )
 
 
