@@ -16,6 +16,16 @@ def test_warns_when_a_baseline_beats_the_model() -> None:
     assert warning is not None and "logistic baseline 0.802" in warning and "0.735" in warning
 
 
+def test_judges_the_recipe_that_is_served() -> None:
+    # The logistic regression won the selection and is served: only the rules can beat it.
+    pooled = {"model": {"roc_auc": 0.70}, "logistic": {"roc_auc": 0.75}, "rules": {"roc_auc": 0.74}}
+    assert baseline_warning("churn", pooled, served="logistic") is None
+    pooled["rules"]["roc_auc"] = 0.78
+    warning = baseline_warning("churn", pooled, served="logistic")
+    assert warning is not None and "logistic regression's backtest ROC-AUC 0.750" in warning
+    assert "rules baseline 0.780" in warning
+
+
 def test_silent_when_the_model_wins_or_is_missing() -> None:
     # the oracle is not a baseline: only the simulator knows it
     pooled = {"model": {"roc_auc": 0.84}, "logistic": {"roc_auc": 0.83}, "oracle": {"roc_auc": 0.9}}

@@ -102,9 +102,10 @@ def _summary(result: object) -> Table:
     from training.pipeline import TrainResult
 
     assert isinstance(result, TrainResult)
-    table = Table(title=f"run {result.run_id}")
+    table = Table(title=f"run {result.run_id} (backtest, out of time; * = registered recipe)")
     for col in ("target", "scorer", "ROC-AUC", "PR-AUC", "Brier", "ECE", "early warning"):
         table.add_column(col)
+    names = {"model": "lightgbm", "logistic": "logistic"}
     for target, outcome in result.outcomes.items():
         if not outcome.registered:
             table.add_row(target, "-", outcome.message, "", "", "", "")
@@ -112,7 +113,9 @@ def _summary(result: object) -> Table:
         for scorer, m in outcome.pooled.items():
             cells = [m.get(k, float("nan")) for k in ("roc_auc", "pr_auc", "brier", "ece")]
             early = m.get("early_warning_share", float("nan"))
-            table.add_row(target, scorer, *(f"{v:.3f}" for v in cells), f"{early:.3f}")
+            label = names.get(scorer, scorer)
+            label += " *" if label == outcome.recipe else ""
+            table.add_row(target, label, *(f"{v:.3f}" for v in cells), f"{early:.3f}")
     return table
 
 
@@ -175,32 +178,41 @@ def train_command(
     out.print(_summary(result))
     for target, outcome in result.outcomes.items():
         out.print(_decision_line(target, outcome))
-        if (warning := baseline_warning(target, outcome.pooled)) is not None:
+        if (warning := baseline_warning(target, outcome.pooled, served=outcome.recipe)) is not None:
             out.print(f"[yellow]warning:[/yellow] {warning}")
 
 
-def baseline_warning(target: str, pooled: dict[str, dict[str, float]]) -> str | None:
-    """A plain warning when the model ranks worse than a baseline on the same backtest rows.
+def baseline_warning(
+    target: str, pooled: dict[str, dict[str, float]], *, served: str | None = "lightgbm"
+) -> str | None:
+    """A plain warning when the served recipe ranks worse than a baseline on the same rows.
 
-    The gate compares models with the champion only; a first model (or a small company)
-    can still lose to the logistic regression or the rules, and the user should know.
+    Training serves the better of LightGBM and the logistic regression, so the one rival
+    left is the rule-based score; a small company's models can lose to it, and the user
+    should know before relying on them.
     """
-    model = pooled.get("model", {}).get("roc_auc")
+    column = "logistic" if served == "logistic" else "model"
+    name = "logistic regression" if served == "logistic" else "model"
+    model = pooled.get(column, {}).get("roc_auc")
     if model is None:
         return None
     rivals = {
-        name: scores["roc_auc"]
-        for name, scores in pooled.items()
-        if name in ("logistic", "rules") and scores.get("roc_auc") is not None
+        rival: scores["roc_auc"]
+        for rival, scores in pooled.items()
+        if rival in ("model", "logistic", "rules")
+        and rival != column
+        and scores.get("roc_auc") is not None
     }
-    better = {name: auc for name, auc in rivals.items() if auc > model}
+    better = {rival: auc for rival, auc in rivals.items() if auc > model}
     if not better:
         return None
-    best = max(better, key=lambda name: better[name])
+    best = max(better, key=lambda rival: better[rival])
+    label = {"model": "LightGBM", "logistic": "logistic", "rules": "rules"}[best]
     return (
-        f"{target}: the model's backtest ROC-AUC {model:.3f} is below the {best} baseline "
-        f"{better[best]:.3f} on the same rows; with little data try stronger regularisation "
-        "(booster.params: min_data_in_leaf, num_leaves) or rely on the baseline's scores"
+        f"{target}: the served {name}'s backtest ROC-AUC {model:.3f} is below the {label} "
+        f"baseline {better[best]:.3f} on the same rows; with little data try stronger "
+        "regularisation (booster.params: min_data_in_leaf, num_leaves), more history, or "
+        "`nrr score --rules-only`"
     )
 
 

@@ -63,6 +63,8 @@ class TargetOutcome:
     model_uri: str | None = None
     decision: GateDecision | None = None
     pooled: dict[str, dict[str, float]] = field(default_factory=dict)
+    # Which recipe the registered version holds: "lightgbm" or "logistic".
+    recipe: str | None = None
 
 
 @dataclass(frozen=True)
@@ -332,7 +334,8 @@ def _log_and_register(
     )
     records = {str(s): {k: float(v) for k, v in r.items()} for s, r in table.iterrows()}
     uri = f"models:/{name}/{version}"
-    return TargetOutcome(target, True, decision.reason, version, uri, decision, records)
+    recipe = "logistic" if model.kind == "logistic" else "lightgbm"
+    return TargetOutcome(target, True, decision.reason, version, uri, decision, records, recipe)
 
 
 def _log_metrics(metrics: pd.DataFrame, *, target: Target) -> None:
