@@ -45,9 +45,13 @@ def _maybe_after(draw: Draw, as_of: pd.Timestamp) -> pd.Timestamp | None:
 
 
 def _periods(draw: Draw, account: str, as_of: pd.Timestamp) -> list[dict[str, Any]]:
-    start = as_of + pd.Timedelta(days=draw(st.integers(-500, 60)))
+    # Contract start dates are observed facts: none may lie after the extraction.
+    latest = EXTRACTED - pd.Timedelta(days=1)
+    start = min(as_of + pd.Timedelta(days=draw(st.integers(-500, 60))), latest)
     rows = []
     for _ in range(draw(st.integers(1, 4))):
+        if rows and start > latest:
+            break
         end = start + pd.Timedelta(days=draw(st.integers(5, 200)))
         rows.append(_period(draw, account, start, end))
         start = end + pd.Timedelta(days=draw(st.sampled_from([0, 0, 10, 45])))
@@ -268,7 +272,10 @@ def _rewrite_periods(
         # an account whose whole history lies ahead keeps some future contract, so the
         # rewritten company still has the subscriptions the contract requires
         if last_end is not None and (not kept or draw(st.booleans())):
-            start = max(last_end, as_of) + pd.Timedelta(days=draw(st.sampled_from([0, 5, 60])))
+            base = max(last_end, as_of)
+            start = base + pd.Timedelta(days=draw(st.sampled_from([0, 5, 60])))
+            # A rewritten future is still an export taken at EXTRACTED: nothing starts later.
+            start = min(start, max(base, EXTRACTED - pd.Timedelta(days=1)))
             kept.append(_period(draw, account, start, None))
         out += kept
     return out
