@@ -19,7 +19,9 @@ from pathlib import Path
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_WORKDIR = Path("mlops")
-WORKDIR_HELP = "workspace folder: MLflow store, Optuna study, API keys (default NRR_WORKDIR or ./mlops)"
+WORKDIR_HELP = (
+    "workspace folder: MLflow store, Optuna study, API keys (default NRR_WORKDIR or ./mlops)"
+)
 
 
 class Workspace(BaseSettings):
@@ -36,9 +38,7 @@ class Workspace(BaseSettings):
         """Command-line values over the environment over the defaults."""
         base = cls()
         uri = tracking_uri or base.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or None
-        return base.model_copy(
-            update={"workdir": workdir or base.workdir, "tracking_uri": uri}
-        )
+        return base.model_copy(update={"workdir": workdir or base.workdir, "tracking_uri": uri})
 
     @property
     def root(self) -> Path:
@@ -79,6 +79,20 @@ class Workspace(BaseSettings):
         return f"MLflow store {self.resolved_tracking_uri()}"
 
 
+def point_mlflow_at(workspace: Workspace) -> None:
+    """Make the workspace's store MLflow's current one, without creating anything."""
+    import mlflow
+
+    user_value = os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(workspace.resolved_tracking_uri())
+    # MLflow writes the URI into MLFLOW_TRACKING_URI for subprocesses; put the user's value
+    # back so a later Workspace.resolve in this process does not take our store for theirs.
+    if user_value is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = user_value
+
+
 def setup_tracking(workspace: Workspace) -> str:
     """Point MLflow at the workspace's store, make its experiment current, return its id.
 
@@ -89,14 +103,7 @@ def setup_tracking(workspace: Workspace) -> str:
 
     if workspace.tracking_uri is None:
         workspace.root.mkdir(parents=True, exist_ok=True)
-    user_value = os.environ.get("MLFLOW_TRACKING_URI")
-    mlflow.set_tracking_uri(workspace.resolved_tracking_uri())
-    # MLflow writes the URI into MLFLOW_TRACKING_URI for subprocesses; put the user's value
-    # back so a later Workspace.resolve in this process does not take our store for theirs.
-    if user_value is None:
-        os.environ.pop("MLFLOW_TRACKING_URI", None)
-    else:
-        os.environ["MLFLOW_TRACKING_URI"] = user_value
+    point_mlflow_at(workspace)
     experiment = mlflow.get_experiment_by_name(workspace.experiment_name)
     if experiment is None:
         experiment_id = str(

@@ -10,18 +10,22 @@ import pandas as pd
 import typer
 from rich.console import Console
 
+from features.cli import check_out_path, write_failed
 from models.clock import utc_now
 from models.workspace import WORKDIR_HELP
 from serving.settings import ServingSettings, get_settings
 
 console = Console(stderr=True)
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 apikey_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 
 
 def serve(
     host: str | None = typer.Option(None, help="interface to bind (default NRR_HOST)"),
     port: int | None = typer.Option(None, help="port (default NRR_PORT); 0 = any free port"),
-    log_level: str = typer.Option("info", help="uvicorn log level"),
+    log_level: str = typer.Option(
+        "info", help="uvicorn log level: critical, error, warning, info, debug or trace"
+    ),
     workdir: Path | None = typer.Option(None, "--workdir", help=WORKDIR_HELP),
 ) -> None:
     """Run the prediction API with uvicorn."""
@@ -29,6 +33,8 @@ def serve(
     # waking LightGBM's thread pool for a one-row input costs more than the prediction
     # itself, the more so on a busy host (benchmarks/bench_api.py measures the latency).
     # Must be set before LightGBM loads, so only the default; export it to override.
+    if log_level.lower() not in LOG_LEVELS:
+        raise typer.BadParameter(f"--log-level must be one of {', '.join(LOG_LEVELS)}")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import uvicorn
 
@@ -89,6 +95,7 @@ def score(
     """Score every account active at --as-of from the raw tables (models or rules fallback)."""
     if out.suffix.lower() not in {".csv", ".parquet"}:
         raise typer.BadParameter(f"--out must end in .csv or .parquet, got {out.name!r}")
+    check_out_path(out)
     when = None if as_of is None else _parse_as_of(as_of)
     from features.validate import InvalidDataError
 
@@ -195,7 +202,11 @@ def apikey_create(
         raise typer.BadParameter(f"--role must be one of {', '.join(ROLES)}, got {role!r}")
     clear, record = new_key(role, note=note)  # type: ignore[arg-type]
     path = keys_file or _with_workdir(get_settings(), workdir).keys_path()
-    append_key(path, record)
+    check_out_path(path, option="--keys-file")
+    try:
+        append_key(path, record)
+    except OSError as exc:
+        raise write_failed(path, exc) from None
     # No key id on stderr (it lands in terminal and CI logs); the key itself, on stdout, holds it.
     console.print(f"{role} key stored (SHA-256) in {path}; it is shown only once:")
     typer.echo(clear)

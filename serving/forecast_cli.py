@@ -199,7 +199,14 @@ def _snapshot_rows(
     source: Any, snapshots: Path | None, as_of: pd.Timestamp, definition: FeatureDefinition
 ) -> pd.DataFrame:
     if snapshots is not None:
-        frame = pd.read_parquet(snapshots)
+        if not snapshots.is_file():
+            raise typer.BadParameter(f"--snapshots {snapshots}: no such file")
+        try:
+            frame = pd.read_parquet(snapshots)
+        except Exception as exc:  # pyarrow raises several types for a file that is not Parquet
+            raise typer.BadParameter(
+                f"--snapshots {snapshots} is not readable Parquet: {exc}"
+            ) from None
         rows = frame[frame["as_of"] == as_of]
         if rows.empty:
             found = ", ".join(f"{t:%Y-%m-%d}" for t in sorted(frame["as_of"].unique())[-3:])

@@ -170,8 +170,6 @@ CASES: tuple[Case, ...] = (
         "promote-unknown-version",
         "promote --model churn --version 99 --workdir {store}",
         r"nrr-churn has no version '99' \(registered: 1\)",
-        xfail="TypeError in training/cli.py _versions_hint: MLflow returns model versions as "
-        "int, `', '.join(found)` needs str (the hint turns the error line into a traceback)",
     ),
     # rollback
     Case("rollback-no-store", "rollback --model churn", r"no MLflow store"),
@@ -184,9 +182,6 @@ CASES: tuple[Case, ...] = (
         "rollback-model-never-registered",
         "rollback --model expansion --workdir {store}",
         r"nrr-expansion",
-        xfail="MlflowException traceback: training/registry.py _history calls "
-        "get_registered_model on a name never registered; training/cli.py rollback_command "
-        "catches only ValueError",
     ),
     # backtest-forecast
     Case(
@@ -252,8 +247,6 @@ CASES: tuple[Case, ...] = (
         "forecast-missing-snapshots",
         "forecast --data {short} --snapshots missing.parquet --out rep --workdir {empty_store}",
         r"missing\.parquet",
-        xfail="FileNotFoundError traceback: serving/forecast_cli.py _snapshot_rows reads "
-        "--snapshots with pd.read_parquet without checking or catching",
     ),
     # score
     Case("score-missing-folder", "score --data {missing} --out s.csv", r"does not exist"),
@@ -275,8 +268,6 @@ CASES: tuple[Case, ...] = (
         "score-out-under-a-file",
         "score --data {short} --rules-only --out {blocker}/s.csv",
         r"not a folder|cannot write",
-        xfail="FileExistsError traceback: serving/cli.py score calls out.parent.mkdir on a "
-        "path under a file after scoring, without checking or catching",
     ),
     # serve (only inputs that fail before the server would start)
     Case("serve-bad-port", "serve --port abc", r"--port"),
@@ -284,8 +275,6 @@ CASES: tuple[Case, ...] = (
         "serve-bad-log-level",
         "serve --port 0 --log-level bogus",
         r"log.level|bogus",
-        xfail="KeyError traceback from uvicorn: serving/cli.py serve passes --log-level to "
-        "uvicorn.run unchecked (and after create_app has loaded everything)",
     ),
     # apikey create
     Case("apikey-create-bad-role", "apikey create --role god", r"--role must be one of"),
@@ -293,8 +282,6 @@ CASES: tuple[Case, ...] = (
         "apikey-create-keys-file-under-a-file",
         "apikey create --role reader --keys-file {blocker}/keys.json",
         r"not a folder|cannot write",
-        xfail="FileExistsError traceback: serving/security.py append_key creates the parent "
-        "folder of --keys-file without checking or catching",
     ),
 )
 

@@ -270,7 +270,7 @@ def _versions_hint(name: str) -> str:
         )
     except Exception:  # the hint is a courtesy; the error line stands without it
         return ""
-    return f" (registered: {', '.join(found)})" if found else " (none registered yet)"
+    return f" (registered: {', '.join(map(str, found))})" if found else " (none registered yet)"
 
 
 def rollback_command(
@@ -279,6 +279,7 @@ def rollback_command(
 ) -> None:
     """Give the champion alias back to the previous champion."""
     from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
 
     from training.registry import rollback
 
@@ -286,6 +287,9 @@ def rollback_command(
     _open_store(workdir)
     try:
         previous = rollback(MlflowClient(), name)
+    except MlflowException:
+        console.print(f"[red]error:[/red] {name} is not registered in this workspace")
+        raise typer.Exit(code=1) from None
     except ValueError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(code=1) from None

@@ -21,7 +21,7 @@ from models.monitoring.drift import (
     population_stability,
 )
 from models.monitoring.drift import summarise as summarise_drift
-from models.workspace import Workspace
+from models.workspace import Workspace, point_mlflow_at
 from training.config import REGISTERED_NAME, ExperimentConfig, Target
 
 DRIFT_EXPERIMENT = "nrr-drift"
@@ -184,11 +184,8 @@ def latest_from_source(
 
 def point_at_store(settings: Workspace) -> None:
     """Point MLflow at the training store; a missing local store is an error, not a new one."""
-    import mlflow
-
-    uri = settings.resolved_tracking_uri()
-    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+    if not settings.store_exists():
         raise DriftCheckError(
-            f"no MLflow store at {uri}: run `nrr train` first (or give --workdir)"
+            f"no {settings.describe()}: run `nrr train` first (or give --workdir)"
         )
-    mlflow.set_tracking_uri(uri)
+    point_mlflow_at(settings)
