@@ -91,3 +91,21 @@ def test_isotonic_blocks_without_positives_say_rare_not_never() -> None:
     # about half an event among the ~2,000 scores without any: rare, not 1e-6
     assert 0.5 / (raw.size + 1) <= lowest < 0.002 and below > 1500
     assert (np.diff(calib.predict(np.sort(raw))) >= 0).all()
+
+
+def test_sigmoid_never_turns_the_ranking_upside_down() -> None:
+    # A hold-out where higher raw scores happen to have fewer positives: Platt alone would
+    # fit a negative slope and invert the model's order for every account it scores.
+    import numpy as np
+
+    from models.scoring.calibration import FLAT_SLOPE, Calibrator
+
+    rng = np.random.default_rng(0)
+    raw = rng.normal(size=400)
+    labels = (rng.random(400) < np.where(raw > 0, 0.02, 0.15)).astype(float)
+    cal = Calibrator.fit(raw, labels, method="sigmoid")
+    p = cal.predict(np.sort(raw))
+    assert np.all(np.diff(p) >= 0)
+    assert cal.params["coef"] == [FLAT_SLOPE]
+    # What the hold-out supports: its base rate, to within the tiny spread.
+    assert abs(float(cal.predict(np.array([raw.mean()]))[0]) - labels.mean()) < 1e-6

@@ -77,6 +77,8 @@ class ScoreToProbability:
 # --- Calibrator: raw booster score -> probability (training/serving of LightGBM models) ---
 
 CALIBRATION_METHODS = ("sigmoid", "isotonic")
+# The Platt slope used when the hold-out shows no positive relation: order kept, spread tiny.
+FLAT_SLOPE = 1e-3
 _CALIBRATOR_EPS = 1e-6
 
 
@@ -95,9 +97,15 @@ class Calibrator:
             from sklearn.linear_model import LogisticRegression
 
             lr = LogisticRegression(C=1e6, max_iter=1000).fit(x.reshape(-1, 1), y)
-            return cls(
-                "sigmoid", {"coef": [float(lr.coef_[0, 0])], "intercept": [float(lr.intercept_[0])]}
-            )
+            coef, intercept = float(lr.coef_[0, 0]), float(lr.intercept_[0])
+            if coef <= 0:
+                # On a small hold-out the fitted slope can come out flat or negative; taken
+                # as it is, it would turn the model's ranking upside down. Keep the model's
+                # order and say only what the hold-out supports: its base rate.
+                rate = float(np.clip(y.mean(), _CALIBRATOR_EPS, 1.0 - _CALIBRATOR_EPS))
+                coef = FLAT_SLOPE
+                intercept = float(np.log(rate / (1.0 - rate)) - coef * x.mean())
+            return cls("sigmoid", {"coef": [coef], "intercept": [intercept]})
         if method == "isotonic":
             knots_x, knots_y = _centred_isotonic(x, y)
             return cls("isotonic", {"x": knots_x, "y": knots_y})
