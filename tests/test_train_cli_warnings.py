@@ -31,3 +31,14 @@ def test_silent_when_the_model_wins_or_is_missing() -> None:
     pooled = {"model": {"roc_auc": 0.84}, "logistic": {"roc_auc": 0.83}, "oracle": {"roc_auc": 0.9}}
     assert baseline_warning("churn", pooled) is None
     assert baseline_warning("churn", {"logistic": {"roc_auc": 0.8}}) is None
+
+
+def test_a_gap_within_the_noise_is_no_warning() -> None:
+    pooled = {
+        "model": {"roc_auc": 0.715},
+        "logistic": {"roc_auc": 0.70},
+        "rules": {"roc_auc": 0.716},
+    }
+    assert baseline_warning("churn", pooled) is None
+    pooled["rules"]["roc_auc"] = 0.73
+    assert baseline_warning("churn", pooled) is not None

@@ -182,6 +182,10 @@ def train_command(
             out.print(f"[yellow]warning:[/yellow] {warning}")
 
 
+# ROC-AUC gaps below this are noise on a backtest of a few thousand rows: no warning.
+WARN_MARGIN = 0.005
+
+
 def baseline_warning(
     target: str, pooled: dict[str, dict[str, float]], *, served: str | None = "lightgbm"
 ) -> str | None:
@@ -203,7 +207,7 @@ def baseline_warning(
         and rival != column
         and scores.get("roc_auc") is not None
     }
-    better = {rival: auc for rival, auc in rivals.items() if auc > model}
+    better = {rival: auc for rival, auc in rivals.items() if auc > model + WARN_MARGIN}
     if not better:
         return None
     best = max(better, key=lambda rival: better[rival])
