@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -147,7 +148,8 @@ def create_app(
     rules_loader: Callable[[Path | None], Any] | None = None,
 ) -> FastAPI:
     """The API for `settings`; loaders default to the MLflow registry and packaged rules."""
-    app = FastAPI(
+    # Offline docs: Swagger UI and ReDoc come from the fastapi-offline wheel, not a CDN.
+    app = FastAPIOffline(
         title="NRR Engine API",
         version="1",
         description="Churn and expansion probabilities, drivers, health, plays and renewals.",
