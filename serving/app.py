@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -15,7 +16,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from serving.lifecycle import load_initial_state
+from serving.lifecycle import KeyFileWatcher, start_initial_load
 from serving.metrics import MetricsMiddleware, ServingMetrics
 from serving.registry_client import ModelBundle, load_bundle
 from serving.routes import router
@@ -52,11 +53,30 @@ def _default_scorer() -> Scorer:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Load keys, rules, models and snapshots before the first request."""
+    """Read the keys, start loading rules, models and snapshots, and answer at once.
+
+    The load runs in the background (/readyz: 503 "loading" until it ends), so /healthz
+    answers while a registry is slow; start-up waits for it at most `startup_wait_seconds`.
+    The keys file is watched for changes every `keys_poll_seconds`.
+    """
     settings: ServingSettings = app.state.settings
-    app.state.keys = KeyStore(read_keys(settings.keys_path()))
-    await load_initial_state(app)
-    yield
+    path = settings.keys_path()
+    app.state.keys = KeyStore(read_keys(path))
+    app.state.key_watcher = KeyFileWatcher(path, app.state.keys)
+    tasks: list[asyncio.Task[None]] = []
+    if settings.auth_enabled and settings.keys_poll_seconds > 0:
+        tasks.append(asyncio.create_task(app.state.key_watcher.watch(settings.keys_poll_seconds)))
+    first = start_initial_load(app)
+    tasks.append(first)
+    if settings.startup_wait_seconds > 0:
+        await asyncio.wait([first], timeout=settings.startup_wait_seconds)
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        # A load stuck in a network call is a daemon thread: nothing here waits for it.
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class BodyLimitMiddleware:

@@ -2,31 +2,92 @@
 
 Both the start-up (serving/app.py) and `POST /v1/admin/reload` (serving/routes.py) go
 through these functions, so neither module needs the other.
+
+Loading runs in a daemon thread, never in the event loop nor in its threadpool: the API
+answers /healthz and /readyz ("loading") while the registry is slow, and a load stuck in a
+network call never holds up the process's exit on SIGTERM (threadpool workers would be
+joined at exit; a daemon thread is not).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import Any
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
 
 from fastapi import FastAPI
-from starlette.concurrency import run_in_threadpool
 
+from serving.security import KeyFileError, KeyStore, read_keys
 from serving.state import StateError, StateHolder, build_state
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+async def in_daemon_thread(fn: Callable[[], T], name: str) -> T:
+    """`fn()` in a new daemon thread, awaited without occupying the event loop or a worker.
+
+    Cancelling the await (shutdown) abandons the thread; its result is dropped.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(ok: bool, value: Any) -> None:
+        if future.done():  # cancelled meanwhile
+            return
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+    def run() -> None:
+        try:
+            result: tuple[bool, Any] = (True, fn())
+        except BaseException as exc:  # handed to the awaiting task
+            result = (False, exc)
+        try:
+            loop.call_soon_threadsafe(settle, *result)
+        except RuntimeError:  # the loop closed meanwhile (shutdown): nobody is waiting
+            pass
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return await future
 
 
 async def load_initial_state(app: FastAPI) -> None:
-    """Build the first state; on failure serve readiness 503 and say why."""
+    """Build the first state and install it; on failure serve readiness 503 and say why.
+
+    Until it ends `/readyz` answers 503 "loading" (`holder.loading`). A reload that finished
+    first wins: the first load never replaces a state already served.
+    """
     holder: StateHolder = app.state.holder
+    holder.loading = True
+    state, error = None, None
     try:
-        state = await run_in_threadpool(new_state, app, strict=False)
+        state = await in_daemon_thread(lambda: new_state(app, strict=False), "nrr-first-load")
     except StateError as exc:
-        holder.error = str(exc)
-        log.error("nothing to serve: %s", exc)
-        return
-    install(app, state)
+        error = str(exc)
+    except Exception as exc:  # a bug must not leave readiness at "loading" for ever
+        log.exception("first load failed")
+        error = f"load failed: {exc}"
+    async with holder.lock:
+        if holder.current is None:
+            if state is not None:
+                install(app, state)
+                log.info("serving (%s): %s", state.status, state.bundle.fallback_reason or "models")
+            else:
+                holder.error = error
+                log.error("nothing to serve: %s", error)
+        holder.loading = False
+
+
+def start_initial_load(app: FastAPI) -> asyncio.Task[None]:
+    """Start the first load in the background; the task ends when it is installed."""
+    app.state.holder.loading = True
+    return asyncio.create_task(load_initial_state(app), name="nrr-first-load")
 
 
 def new_state(app: FastAPI, *, strict: bool) -> Any:
@@ -45,3 +106,53 @@ def install(app: FastAPI, state: Any) -> None:
     app.state.holder.current = state
     app.state.holder.error = None
     app.state.metrics.set_models(state.bundle.versions)
+
+
+class KeyFileWatcher:
+    """Re-reads the API keys file into the served `KeyStore` when the file changes.
+
+    A change is a different (inode, mtime, size) from one `os.stat`: `nrr apikey create` and
+    `revoke` replace the file atomically, so each write is a new inode. A file that does not
+    parse keeps the keys in force (logged once per change). Polled by a background task of
+    the app (`watch`), never on the request path, and on `POST /v1/admin/reload` (`refresh`).
+    """
+
+    def __init__(self, path: Path, store: KeyStore) -> None:
+        self.path = path
+        self.store = store
+        self.error: str | None = None
+        self._seen = self._signature()
+
+    def _signature(self) -> tuple[int, int, int] | None:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def refresh(self, *, force: bool = False) -> bool:
+        """Load the file if it changed (or `force`); True when the served keys were replaced."""
+        seen = self._signature()
+        if not force and seen == self._seen:
+            return False
+        self._seen = seen
+        try:
+            records = read_keys(self.path)
+        except KeyFileError as exc:
+            self.error = str(exc)
+            log.error("API keys file changed but cannot be read; the keys in force stay: %s", exc)
+            return False
+        self.error = None
+        before = len(self.store)
+        self.store.replace_records(records)
+        log.info("API keys reloaded from %s: %d key(s), were %d", self.path, len(records), before)
+        return True
+
+    async def watch(self, interval: float) -> None:
+        """Poll the file every `interval` seconds until cancelled (one stat per poll)."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                self.refresh()
+            except Exception:  # never let the watcher die: keys would stop rotating
+                log.exception("API keys watcher")

@@ -6,6 +6,8 @@ import json
 import logging
 import os
 import tempfile
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -55,13 +57,80 @@ class ModelLoadError(RuntimeError):
     """One registered model could not be served; the message is the fallback reason."""
 
 
+class RegistryUnreachable(ModelLoadError):
+    """The registry did not answer (refused, timed out): the next role is not tried."""
+
+
 def disable_pickle() -> None:
     """Make MLflow refuse pickle deserialisation in this process (it defaults to allowing it)."""
     os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "false"
 
 
+# MLflow's HTTP client, unless told otherwise, retries 7 times with exponential backoff and
+# waits 120 s for each answer: minutes per model with the server down (issue 13 measured
+# 495 s). One quick retry for a transient blip; the rest is bounded by the load's budget.
+HTTP_RETRIES = 1
+
+
+def configure_mlflow_http(budget: float) -> dict[str, str]:
+    """Set MLflow's HTTP retry and timeout variables so one load fits in `budget` seconds.
+
+    A role's first registry call may wait (1 + HTTP_RETRIES) timeouts, and there are two
+    roles: the per-request timeout is the budget over 2 * (1 + HTTP_RETRIES) + 1 (whole
+    seconds: MLflow reads it as an int), at least 1 s. Set in the process environment,
+    which is where MLflow reads them at each request; returned for logs and tests.
+    """
+    timeout = max(1, int(budget // (2 * (1 + HTTP_RETRIES) + 1)))
+    values = {
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(HTTP_RETRIES),
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+        "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": str(timeout),
+        # A Retry-After of minutes from a proxy must not hold the load past its budget.
+        "MLFLOW_HTTP_RESPECT_RETRY_AFTER_HEADER": "false",
+    }
+    os.environ.update(values)
+    return values
+
+
+def within_budget(work: Callable[[], ModelBundle], budget: float, what: str) -> ModelBundle:
+    """`work()` in a daemon thread, or the rules with the reason when it runs past `budget`.
+
+    The thread is abandoned, not stopped (a socket read cannot be interrupted): it ends at
+    its own timeout and its result is dropped. Daemon, so it never holds up the process's
+    exit (SIGTERM during a registry outage).
+    """
+    outcome: list[tuple[bool, Any]] = []
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            outcome.append((True, work()))
+        except BaseException as exc:  # handed to the caller's thread below
+            outcome.append((False, exc))
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="nrr-registry-load", daemon=True).start()
+    if not done.wait(budget):
+        log.error("registry: no answer from %s within %g s; serving the rules", what, budget)
+        return ModelBundle(
+            fallback_reason=f"registry unreachable: {what} did not answer within {budget:g} s "
+            "(NRR_REGISTRY_TIMEOUT_SECONDS)"
+        )
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return value  # type: ignore[no-any-return]
+
+
 def load_bundle(settings: ServingSettings) -> ModelBundle:
-    """The champion churn and expansion models, or as much as loads plus the reason why not."""
+    """The champion churn and expansion models, or as much as loads plus the reason why not.
+
+    The registry calls get `settings.registry_timeout_seconds` in all; past it the bundle is
+    the rules with the reason (a closed port answers in about a second, a server that never
+    answers in the budget).
+    """
     if not settings.use_registry:
         return ModelBundle(fallback_reason="registry disabled by settings (NRR_USE_REGISTRY)")
     workspace = settings.workspace()
@@ -72,12 +141,22 @@ def load_bundle(settings: ServingSettings) -> ModelBundle:
             "`nrr train` in this folder first, or point --workdir / NRR_WORKDIR at its workspace"
         )
     disable_pickle()
-    if settings.artifacts_dir is not None:
-        return _load_bundle(settings, settings.artifacts_dir)
-    # Everything is read into memory below, so the downloaded files are not needed after
-    # loading; a temporary folder per start (and per reload) would otherwise pile up.
-    with tempfile.TemporaryDirectory(prefix="nrr-models-") as root:
-        return _load_bundle(settings, Path(root))
+    budget = settings.registry_timeout_seconds
+    configure_mlflow_http(budget)
+    # Imported here, outside the budget: the budget is for the registry, not for imports
+    # (and an abandoned thread must never be one holding the import lock).
+    import mlflow.artifacts  # noqa: F401
+    from mlflow import MlflowClient  # noqa: F401
+
+    def work() -> ModelBundle:
+        if settings.artifacts_dir is not None:
+            return _load_bundle(settings, settings.artifacts_dir)
+        # Everything is read into memory below, so the downloaded files are not needed after
+        # loading; a temporary folder per start (and per reload) would otherwise pile up.
+        with tempfile.TemporaryDirectory(prefix="nrr-models-") as root:
+            return _load_bundle(settings, Path(root))
+
+    return within_budget(work, budget, f"the registry at {workspace.resolved_tracking_uri()}")
 
 
 def _load_bundle(settings: ServingSettings, root: Path) -> ModelBundle:
@@ -88,10 +167,16 @@ def _load_bundle(settings: ServingSettings, root: Path) -> ModelBundle:
     drift: dict[str, dict[str, Any]] = {}
     normaliser: dict[str, Any] | None = None
     reasons: list[str] = []
+    unreachable = False
     for role in ROLES:
+        if unreachable:
+            # The same server just failed to answer: asking again would double the wait.
+            reasons.append(f"registry unreachable for {names[role]}@{settings.model_alias}")
+            continue
         try:
             version, folder = _download(settings, names[role], root)
         except ModelLoadError as exc:
+            unreachable = isinstance(exc, RegistryUnreachable)
             reasons.append(str(exc))
             continue
         # The rule artefacts stay usable even when the booster beside them is damaged.
@@ -129,18 +214,18 @@ def _download(settings: ServingSettings, name: str, root: Path) -> tuple[str, Pa
     except MlflowException as exc:
         if "RESOURCE_DOES_NOT_EXIST" in str(exc.error_code) or "not found" in str(exc).lower():
             raise ModelLoadError(f"model not registered: {name}@{alias}") from exc
-        raise ModelLoadError(f"registry unreachable for {name}@{alias}: {exc.message}") from exc
+        raise RegistryUnreachable(
+            f"registry unreachable for {name}@{alias}: {exc.message}"
+        ) from exc
     except Exception as exc:  # network errors, bad URIs: the service must still start
-        raise ModelLoadError(f"registry unreachable for {name}@{alias}: {exc}") from exc
+        raise RegistryUnreachable(f"registry unreachable for {name}@{alias}: {exc}") from exc
     dst = root / name / str(version.version)
     dst.mkdir(parents=True, exist_ok=True)
     try:
         # The version's own source URI: resolving models:/ again would consult MLflow's
         # global registry URI, which may differ from the one given in the settings.
         source = client.get_model_version_download_uri(name, version.version)
-        local = download_artifacts(
-            artifact_uri=source, dst_path=str(dst), tracking_uri=uri
-        )
+        local = download_artifacts(artifact_uri=source, dst_path=str(dst), tracking_uri=uri)
     except Exception as exc:
         raise ModelLoadError(f"model files missing: {name} v{version.version}: {exc}") from exc
     return str(version.version), Path(local)

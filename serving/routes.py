@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from features.registry import FEATURES
 from models.table import Table
-from serving.lifecycle import install, new_state
+from serving.lifecycle import in_daemon_thread, install, new_state
 from serving.schemas import (
     ApiError,
     Liveness,
@@ -150,22 +150,28 @@ async def healthz() -> dict[str, str]:
     "/readyz",
     response_model=Readiness,
     tags=["probes"],
-    responses={503: {"model": Readiness, "description": "nothing could be loaded"}},
+    responses={
+        503: {"model": Readiness, "description": "still loading, or nothing could be loaded"}
+    },
 )
 async def readyz(request: Request, response: Response) -> dict[str, Any]:
-    """Readiness: `ready` with model versions, `fallback` with the reason, 503 if neither."""
+    """Readiness: `ready` with model versions, `degraded` without snapshots, `fallback` with
+    the reason; 503 `loading` until the first load ends, 503 `unavailable` if nothing loads."""
     holder = request.app.state.holder
-    body = readiness(holder.current, holder.error)
-    if body["status"] == "unavailable":
+    body = readiness(holder.current, holder.error, loading=holder.loading)
+    if body["status"] in ("loading", "unavailable"):
         response.status_code = 503
     return body
 
 
-def readiness(state: ServingState | None, error: str | None) -> dict[str, Any]:
+def readiness(
+    state: ServingState | None, error: str | None, *, loading: bool = False
+) -> dict[str, Any]:
     """The `Readiness` body of a state (None: nothing loaded, `error` says why)."""
     if state is None:
+        status = "loading" if loading and error is None else "unavailable"
         return {
-            "status": "unavailable",
+            "status": status,
             "fallback_reason": error or "still loading",
             "model_versions": {"churn": None, "expansion": None},
             "snapshots_as_of": None,
@@ -173,9 +179,13 @@ def readiness(state: ServingState | None, error: str | None) -> dict[str, Any]:
             "loaded_at": None,
             "drift": None,
             "drift_reason": "nothing loaded",
+            "degraded_reason": None,
         }
+    status = state.status
+    if status == "ready" and state.degraded_reason:
+        status = "degraded"
     return {
-        "status": state.status,
+        "status": status,
         "fallback_reason": state.bundle.fallback_reason,
         "model_versions": dict(state.bundle.versions),
         "snapshots_as_of": None if state.as_of is None else state.as_of.to_pydatetime(),
@@ -183,6 +193,7 @@ def readiness(state: ServingState | None, error: str | None) -> dict[str, Any]:
         "loaded_at": state.loaded_at,
         "drift": state.drift,
         "drift_reason": state.drift_reason,
+        "degraded_reason": state.degraded_reason,
     }
 
 
@@ -387,25 +398,36 @@ async def renewals(
     responses=_AUTH_ERRORS,
 )
 async def reload(role: Admin, request: Request) -> dict[str, Any]:
-    """Re-resolve the alias, check and precompute aside, then swap; a failure keeps the old."""
+    """Re-read the API keys file, then re-resolve the alias, check and precompute aside, and
+    swap; a failure keeps the old state (and a keys file that does not parse, the old keys)."""
     app = request.app
     holder = app.state.holder
+    keys = _reload_keys(app)
     async with holder.lock:
         try:
-            fresh = await run_in_threadpool(new_state, app, strict=True)
+            fresh = await in_daemon_thread(lambda: new_state(app, strict=True), "nrr-reload")
         except StateError as exc:
             app.state.metrics.reloads.labels(outcome="failed").inc()
-            return {"status": "failed", "reason": str(exc), "serving": _serving(holder)}
+            return {"status": "failed", "reason": str(exc), "serving": _serving(holder), **keys}
         old = holder.current
         if old is not None and old.status == "ready" and fresh.status != "ready":
             # Never trade working models for the rules because the registry hiccuped.
             app.state.metrics.reloads.labels(outcome="failed").inc()
             reason = f"new models unusable: {fresh.bundle.fallback_reason}"
-            return {"status": "failed", "reason": reason, "serving": _serving(holder)}
+            return {"status": "failed", "reason": reason, "serving": _serving(holder), **keys}
         install(app, fresh)
     app.state.metrics.reloads.labels(outcome="reloaded").inc()
-    return {"status": "reloaded", "reason": None, "serving": _serving(holder)}
+    return {"status": "reloaded", "reason": None, "serving": _serving(holder), **keys}
+
+
+def _reload_keys(app: Any) -> dict[str, Any]:
+    """Re-read the keys file (even unchanged); what ReloadResult says about the keys."""
+    watcher = getattr(app.state, "key_watcher", None)
+    if not app.state.settings.auth_enabled or watcher is None:
+        return {"api_keys": None, "keys_error": None}
+    watcher.refresh(force=True)
+    return {"api_keys": len(app.state.keys), "keys_error": watcher.error}
 
 
 def _serving(holder: Any) -> dict[str, Any]:
-    return readiness(holder.current, holder.error)
+    return readiness(holder.current, holder.error, loading=holder.loading)

@@ -415,7 +415,13 @@ class Readiness(BaseModel):
         }
     )
 
-    status: Literal["ready", "fallback", "unavailable"]
+    status: Literal["ready", "degraded", "fallback", "loading", "unavailable"] = Field(
+        description="HTTP 200: `ready` (models and snapshots served), `degraded` (models "
+        "served, but no account precomputed: see degraded_reason), `fallback` (the rules "
+        "answer instead of a model: see fallback_reason). HTTP 503: `loading` (the first "
+        "load is still running, at most NRR_REGISTRY_TIMEOUT_SECONDS for the registry), "
+        "`unavailable` (nothing could be loaded: see fallback_reason)"
+    )
     fallback_reason: str | None
     model_versions: ModelVersions
     snapshots_as_of: UtcDatetime | None
@@ -427,6 +433,11 @@ class Readiness(BaseModel):
     )
     drift_reason: str | None = Field(
         default=None, description="why drift is missing for a model (e.g. no reference stored)"
+    )
+    degraded_reason: str | None = Field(
+        default=None,
+        description="why no account is served from snapshots (none configured, or an empty "
+        "file); set whatever the status",
     )
 
 
@@ -446,6 +457,14 @@ class ReloadResult(BaseModel):
     status: Literal["reloaded", "failed"]
     reason: str | None = Field(description="why the reload failed; the old state keeps serving")
     serving: Readiness
+    api_keys: int | None = Field(
+        default=None,
+        description="API keys in force after re-reading the keys file (null: auth disabled)",
+    )
+    keys_error: str | None = Field(
+        default=None,
+        description="why the keys file could not be read; the keys in force before stay",
+    )
 
 
 class ErrorDetail(BaseModel):

@@ -25,7 +25,8 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -124,9 +125,27 @@ def legacy_count(records: list[StoredKey]) -> int:
     return sum(r.scheme == "scrypt" for r in records)
 
 
-def append_key(path: Path, record: StoredKey) -> None:
-    """Add one record to the keys file, written atomically and readable by the owner only."""
-    records = read_keys(path) + [record]
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock beside the keys file (`<file>.lock`): two `nrr apikey`
+    commands at once must not lose one another's change. POSIX only; elsewhere no lock."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path.with_name(path.name + ".lock"), os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def write_key_file(path: Path, records: list[StoredKey]) -> None:
+    """Write the keys file atomically (a new file renamed over the old one: a server never
+    reads half a file, and the new inode tells its watcher), readable by the owner only."""
     payload = {"keys": [r.__dict__ for r in records]}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -134,6 +153,23 @@ def append_key(path: Path, record: StoredKey) -> None:
     with os.fdopen(fd, "w") as handle:
         json.dump(payload, handle, indent=2)
     os.replace(tmp, path)
+
+
+def append_key(path: Path, record: StoredKey) -> None:
+    """Add one record to the keys file."""
+    with _locked(path):
+        write_key_file(path, read_keys(path) + [record])
+
+
+def remove_key(path: Path, key_id: str) -> StoredKey:
+    """Remove the record of `key_id` from the keys file and return it; KeyError if unknown."""
+    with _locked(path):
+        records = read_keys(path)
+        found = [r for r in records if r.key_id == key_id]
+        if not found:
+            raise KeyError(key_id)
+        write_key_file(path, [r for r in records if r.key_id != key_id])
+    return found[0]
 
 
 @dataclass(frozen=True)
@@ -250,16 +286,14 @@ class KeyStore:
         clock: Callable[[], float] = time.monotonic,
         tarpit: Tarpit | None = None,
     ) -> None:
-        self._by_id = {r.key_id: r for r in records}
-        # key id -> SHA-256 digest of its key: the records stored that way, and legacy
-        # records once one request proved its secret (never a failure: see SECURITY.md).
-        self._fast: dict[str, bytes] = {
-            r.key_id: bytes.fromhex(r.hash) for r in records if r.scheme == "sha256"
-        }
+        # (key id -> record, key id -> SHA-256 digest of its key): the digests of the records
+        # stored that way, and of legacy records once one request proved their secret (never
+        # a failure: see SECURITY.md). One tuple, swapped whole by `replace_records`.
+        self._index: tuple[dict[str, StoredKey], dict[str, bytes]] = _index(records, {}, {})
         self._clock = clock
         self._lock = threading.Lock()
         self._clients = FailureWindow(client_failures, window, max_clients)
-        self._keys = FailureWindow(key_failures, window, max(1, len(self._by_id)))
+        self._keys = FailureWindow(key_failures, window, max(1, len(records)))
         self._slow_budget = TokenBucket(slow_per_second, slow_burst, clock())
         self.tarpit = tarpit or Tarpit()
         self.slow_verifications = 0  # scrypt runs, for tests and the benchmark
@@ -274,12 +308,23 @@ class KeyStore:
             )
 
     def __len__(self) -> int:
-        return len(self._by_id)
+        return len(self._index[0])
+
+    def replace_records(self, records: list[StoredKey]) -> None:
+        """Serve these records from now on (the keys file changed), keeping the throttle's
+        windows and, for legacy records left unchanged, their proof: a rotation costs no
+        scrypt for the keys it kept, and removed keys fail from the next request on."""
+        by_id, fast = self._index
+        fresh = _index(records, by_id, fast)
+        with self._lock:
+            self._keys.max_subjects = max(1, len(records))
+            self._index = fresh
 
     def needs_slow_path(self, presented: str | None) -> bool:
         """True when checking `presented` may run scrypt: a legacy key id not yet proven."""
         parsed = _parse(presented) if presented else None
-        return parsed is not None and parsed[0] in self._by_id and parsed[0] not in self._fast
+        by_id, fast = self._index
+        return parsed is not None and parsed[0] in by_id and parsed[0] not in fast
 
     def role_of(self, presented: str | None, client: str | None = None) -> Role | None:
         """The role of a valid key, None for a missing, malformed, wrong or throttled one."""
@@ -296,17 +341,20 @@ class KeyStore:
             log.debug("API key refused (malformed) for client %r", client)
             return Verdict(None, "malformed")
         key_id, secret = parsed
-        record = self._by_id.get(key_id)
+        by_id, fast = self._index
+        record = by_id.get(key_id)
         if record is None:
             return self._failed("unknown_key", client, None)
-        known = self._fast.get(key_id)
+        known = fast.get(key_id)
         if known is not None:
             if hmac.compare_digest(_digest(key_id, secret), known):
                 return Verdict(cast(Role, record.role), "ok")
             return self._failed("wrong_secret", client, key_id)
-        return self._legacy(record, secret, client)
+        return self._legacy(record, secret, client, fast)
 
-    def _legacy(self, record: StoredKey, secret: str, client: str | None) -> Verdict:
+    def _legacy(
+        self, record: StoredKey, secret: str, client: str | None, fast: dict[str, bytes]
+    ) -> Verdict:
         with self._lock:
             now = self._clock()
             wait, scope = self._blocked(client, record.key_id, now)
@@ -318,8 +366,9 @@ class KeyStore:
         candidate = _scrypt(secret, bytes.fromhex(record.salt))
         if not hmac.compare_digest(candidate, bytes.fromhex(record.hash)):
             return replace(self._failed("wrong_secret", client, record.key_id), slow=True)
-        first = record.key_id not in self._fast
-        self._fast[record.key_id] = _digest(record.key_id, secret)
+        first = record.key_id not in fast
+        # Into the index the record came from: after a replace_records it is dropped.
+        fast[record.key_id] = _digest(record.key_id, secret)
         if first:
             log.info(
                 "API key %s (legacy scrypt record) verified; checked with SHA-256 from now "
@@ -376,6 +425,19 @@ class KeyStore:
             f", key id {key_id}" if key_id else "",
         )
         return Verdict(None, reason)
+
+
+def _index(
+    records: list[StoredKey], old_by_id: dict[str, StoredKey], old_fast: dict[str, bytes]
+) -> tuple[dict[str, StoredKey], dict[str, bytes]]:
+    """The lookup tables of `KeyStore` for `records`; proven legacy digests of records that
+    did not change carry over from the old tables."""
+    by_id = {r.key_id: r for r in records}
+    fast = {r.key_id: bytes.fromhex(r.hash) for r in records if r.scheme == "sha256"}
+    for key_id, record in by_id.items():
+        if record.scheme != "sha256" and old_by_id.get(key_id) == record and key_id in old_fast:
+            fast[key_id] = old_fast[key_id]
+    return by_id, fast
 
 
 def allows(role: Role | None, needed: Role) -> bool:

@@ -64,9 +64,33 @@ class ServingSettings(BaseSettings):
         default=False,
         description="True: /dashboard needs no key (only behind your own login, or locally)",
     )
+    registry_timeout_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        le=600,
+        description="budget of one model load's registry calls (start-up or reload); past it "
+        "the API serves the rules and says why. MLflow's HTTP timeout and retries are derived "
+        "from it",
+    )
+    startup_wait_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        description="how long start-up waits for the first load before answering; the load "
+        "goes on in the background (/readyz 'loading' until it ends)",
+    )
+    keys_poll_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        description="how often the server looks at the keys file for changes; 0 = only on "
+        "POST /v1/admin/reload",
+    )
+    shutdown_grace_seconds: float = Field(
+        default=3.0,
+        ge=0,
+        description="on SIGTERM, how long requests in flight may finish before the server exits",
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
-
 
     def workspace(self) -> Workspace:
         """The store these settings point at (the same resolution as every `nrr` command)."""

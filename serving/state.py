@@ -57,6 +57,9 @@ class ServingState:
     # PSI summary per role of the served snapshots vs training data (serving.drift_status).
     drift: dict[str, Any] | None = None
     drift_reason: str | None = None
+    # Why this state serves less than it should although it loaded (no snapshots): /readyz
+    # then says "degraded" instead of "ready".
+    degraded_reason: str | None = None
 
     @property
     def status(self) -> str:
@@ -69,6 +72,8 @@ class StateHolder:
     def __init__(self) -> None:
         self.current: ServingState | None = None
         self.error: str | None = None
+        # True while the first load runs (in the background: /readyz answers 503 "loading").
+        self.loading = False
         self.lock = asyncio.Lock()
 
 
@@ -181,7 +186,24 @@ def build_state(
     from serving.drift_status import drift_status
 
     drift, drift_reason = drift_status(bundle, snapshots)
-    return replace(precompute(base, snapshots), drift=drift, drift_reason=drift_reason)
+    return replace(
+        precompute(base, snapshots),
+        drift=drift,
+        drift_reason=drift_reason,
+        degraded_reason=snapshots_gap(settings, snapshots),
+    )
+
+
+def snapshots_gap(settings: ServingSettings, snapshots: pd.DataFrame) -> str | None:
+    """Why no account is served from precomputed scores, or None when some are."""
+    if settings.snapshots_path is None:
+        return (
+            "no snapshots configured (NRR_SNAPSHOTS_PATH): GET /v1/accounts/{id}/score, "
+            "/v1/accounts and /v1/renewals know no account; only POST /v1/score answers"
+        )
+    if snapshots.empty:
+        return f"snapshots file {settings.snapshots_path} holds no rows: no account is served"
+    return None
 
 
 def precompute(state: ServingState, snapshots: pd.DataFrame) -> ServingState:

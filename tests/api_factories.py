@@ -115,6 +115,9 @@ def api_settings(tmp_path: Path, **overrides: Any) -> ServingSettings:
         "snapshots_path": snaps,
         "api_keys_path": tmp_path / "keys.json",
         "use_registry": False,
+        # In-process tests want a loaded app: start-up waits for the first load (in
+        # production it answers at once and /readyz says "loading"; tests/test_startup.py).
+        "startup_wait_seconds": 120.0,
     }
     values.update(overrides)
     return ServingSettings(**values)

@@ -28,7 +28,8 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) 
         assert proc.poll() is None, "server exited early"
         try:
             response = httpx.get(f"{url}/readyz", timeout=1.0)
-            if response.status_code in (200, 503):
+            # 503 "loading" while the first load runs in the background; then its outcome.
+            if response.status_code == 200 or response.json().get("status") == "unavailable":
                 return response
         except httpx.TransportError:
             pass
