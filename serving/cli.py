@@ -1,4 +1,4 @@
-"""Subcommands of the serving stage: serve, score, apikey create."""
+"""Subcommands of the serving stage: serve, score, apikey create | list | revoke."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from serving.settings import ServingSettings, get_settings
 console = Console(stderr=True)
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 apikey_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+_KEYS_FILE_HELP = "keys file (default NRR_API_KEYS_PATH, else api_keys.json in the workspace)"
 
 
 def serve(
@@ -59,6 +60,9 @@ def serve(
         loop="auto",
         http="auto",
         workers=1,
+        # SIGTERM: requests in flight get this long, then the server exits; a model load
+        # stuck on the registry is a daemon thread and holds nothing up (issue 13).
+        timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_seconds)),
     )
 
 
@@ -190,9 +194,7 @@ def active_spine(source: Any, as_of: pd.Timestamp) -> pd.DataFrame:
 def apikey_create(
     role: str = typer.Option(..., "--role", help="reader or admin"),
     note: str = typer.Option("", help="who or what the key is for"),
-    keys_file: Path | None = typer.Option(
-        None, help="keys file (default NRR_API_KEYS_PATH, else api_keys.json in the workspace)"
-    ),
+    keys_file: Path | None = typer.Option(None, help=_KEYS_FILE_HELP),
     workdir: Path | None = typer.Option(None, "--workdir", help=WORKDIR_HELP),
 ) -> None:
     """Create an API key, store only its SHA-256 digest, and print the key once."""
@@ -201,7 +203,7 @@ def apikey_create(
     if role not in ROLES:
         raise typer.BadParameter(f"--role must be one of {', '.join(ROLES)}, got {role!r}")
     clear, record = new_key(role, note=note)  # type: ignore[arg-type]
-    path = keys_file or _with_workdir(get_settings(), workdir).keys_path()
+    path = _keys_path(keys_file, workdir)
     check_out_path(path, option="--keys-file")
     try:
         append_key(path, record)
@@ -210,6 +212,9 @@ def apikey_create(
     # No key id on stderr (it lands in terminal and CI logs); the key itself, on stdout, holds it.
     console.print(f"{role} key stored (SHA-256) in {path}; it is shown only once:")
     typer.echo(clear)
+    console.print(
+        "A running server picks it up within seconds (or at POST /v1/admin/reload); no restart."
+    )
     legacy = legacy_count(read_keys(path))
     if legacy:
         console.print(
@@ -217,6 +222,68 @@ def apikey_create(
             "a flood of wrong secrets can hold one off until it is used once after each "
             "start: replace them (docs/RUNBOOK.md, 'Rotating an API key')."
         )
+
+
+def _keys_path(keys_file: Path | None, workdir: Path | None) -> Path:
+    return keys_file or _with_workdir(get_settings(), workdir).keys_path()
+
+
+def _read_records(path: Path) -> list[Any]:
+    from serving.security import KeyFileError, read_keys
+
+    try:
+        return read_keys(path)
+    except KeyFileError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+
+
+@apikey_app.command("list")
+def apikey_list(
+    keys_file: Path | None = typer.Option(None, help=_KEYS_FILE_HELP),
+    workdir: Path | None = typer.Option(None, "--workdir", help=WORKDIR_HELP),
+) -> None:
+    """List the stored keys: id, role, note, creation time, scheme (never a secret or hash)."""
+    path = _keys_path(keys_file, workdir)
+    records = _read_records(path)
+    if not records:
+        console.print(f"no API keys in {path}" + ("" if path.exists() else " (no such file)"))
+        return
+    console.print(f"{len(records)} key(s) in {path}:")
+    typer.echo(f"{'key_id':<10} {'role':<7} {'created_at':<26} {'scheme':<7} note")
+    for r in records:
+        typer.echo(f"{r.key_id:<10} {r.role:<7} {r.created_at:<26} {r.scheme:<7} {r.note}")
+
+
+@apikey_app.command("revoke")
+def apikey_revoke(
+    key_id: str = typer.Argument(..., help="the key id: the 8 hex characters after nrr_"),
+    keys_file: Path | None = typer.Option(None, help=_KEYS_FILE_HELP),
+    workdir: Path | None = typer.Option(None, "--workdir", help=WORKDIR_HELP),
+) -> None:
+    """Remove a key; a running server refuses it within seconds (or at POST /v1/admin/reload)."""
+    from serving.security import remove_key
+
+    path = _keys_path(keys_file, workdir)
+    records = _read_records(path)
+    if key_id not in {r.key_id for r in records}:
+        known = ", ".join(r.key_id for r in records) or "none"
+        console.print(
+            f"[red]error:[/red] no key with id {key_id!r} in {path} (ids there: {known}; "
+            "`nrr apikey list` shows them with their notes)"
+        )
+        raise typer.Exit(1)
+    try:
+        removed = remove_key(path, key_id)
+    except KeyError:  # revoked by someone else meanwhile
+        console.print(f"[red]error:[/red] no key with id {key_id!r} in {path}")
+        raise typer.Exit(1) from None
+    except OSError as exc:
+        raise write_failed(path, exc) from None
+    console.print(
+        f"revoked {removed.role} key {removed.key_id} ({removed.note or 'no note'}) from {path}; "
+        "a running server refuses it within seconds."
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -55,7 +56,7 @@ def black_hole() -> Iterator[int]:
         sock.close()
 
 
-def _remote(port: int, budget: float, **overrides: object) -> ServingSettings:
+def _remote(port: int, budget: float, **overrides: Any) -> ServingSettings:
     return ServingSettings(
         tracking_uri=f"http://127.0.0.1:{port}", registry_timeout_seconds=budget, **overrides
     )
@@ -65,8 +66,9 @@ def test_mlflow_http_settings_fit_the_budget(monkeypatch: pytest.MonkeyPatch) ->
     for name in ("MLFLOW_HTTP_REQUEST_TIMEOUT", "MLFLOW_HTTP_REQUEST_MAX_RETRIES"):
         monkeypatch.delenv(name, raising=False)
     values = configure_mlflow_http(15.0)
-    retries, timeout = int(values["MLFLOW_HTTP_REQUEST_MAX_RETRIES"]), int(
-        values["MLFLOW_HTTP_REQUEST_TIMEOUT"]
+    retries, timeout = (
+        int(values["MLFLOW_HTTP_REQUEST_MAX_RETRIES"]),
+        int(values["MLFLOW_HTTP_REQUEST_TIMEOUT"]),
     )
     assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == str(timeout)
     # Both roles' first calls, every attempt waiting its whole timeout, fit the budget.
@@ -130,11 +132,11 @@ def test_app_answers_healthz_while_loading_then_serves_the_rules_with_the_reason
     assert time.monotonic() - started < budget + SLACK
 
 
-def _wait_for_load(client: TestClient, timeout: float) -> dict[str, object]:
+def _wait_for_load(client: TestClient, timeout: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         response = client.get("/readyz")
-        body: dict[str, object] = response.json()
+        body: dict[str, Any] = response.json()
         if body["status"] != "loading":
             assert response.status_code == 200, body
             return body
