@@ -385,3 +385,182 @@ def spec(name: str) -> FeatureSpec:
         return BY_NAME[name]
     except KeyError:
         raise KeyError(f"unknown feature {name!r}; known: {', '.join(FEATURE_NAMES)}") from None
+
+
+# How drivers present each feature to a CSM ---------------------------------------------
+Fmt = Literal[
+    "count",
+    "share",
+    "change",
+    "points",
+    "signed",
+    "ratio",
+    "days",
+    "hours",
+    "money",
+    "bool",
+    "category",
+    "number",
+]
+
+
+@dataclass(frozen=True)
+class Display:
+    """A feature as a driver text shows it.
+
+    `label`: a short name a CSM reads; `fmt`: how its value is written (share -> %, change
+    -> signed %, points -> signed percentage points, days, hours, money -> $, bool -> the
+    `yes`/`no` sentence); `noun`: what a count counts; `group`: features that are windows
+    or views of one signal share a group, so one account's top drivers are different
+    things; `context`: contract facts (term, renewal, plan, size) reported beside the
+    drivers, not as something to act on.
+    """
+
+    label: str
+    fmt: Fmt
+    group: str
+    noun: str = ""
+    yes: str = ""
+    no: str = ""
+    context: bool = False
+
+
+def _d(
+    label: str,
+    fmt: Fmt,
+    group: str,
+    noun: str = "",
+    *,
+    yes: str = "",
+    no: str = "",
+    context: bool = False,
+) -> Display:
+    return Display(label, fmt, group, noun, yes, no, context)
+
+
+DISPLAY: dict[str, Display] = {
+    "wau": _d("Weekly active users", "count", "active_users", "users"),
+    "mau": _d("Monthly active users", "count", "active_users", "users"),
+    "active_users_90d": _d("Active users over 90 days", "count", "active_users", "users"),
+    "active_users_trend_30d": _d(
+        "Monthly active users vs the 30 days before", "change", "active_users"
+    ),
+    "stickiness": _d("Weekly share of monthly active users", "share", "stickiness"),
+    "active_days_30d": _d("Active days in the last 30", "days", "active_days"),
+    "events_30d": _d("Actions in the last 30 days", "count", "actions", "actions"),
+    "events_per_active_user_30d": _d(
+        "Actions per active user over 30 days", "number", "actions_per_user"
+    ),
+    "usage_trend_30d": _d("Usage, last 30 days vs the 30 before", "change", "usage_trend"),
+    "usage_trend_14d": _d("Usage, last 14 days vs the 14 before", "change", "usage_trend"),
+    "days_since_last_activity": _d("Days since the last action", "days", "last_activity"),
+    "core_breadth_30d": _d("Core features used in the last 30 days", "share", "core_breadth"),
+    "core_breadth_change_30d": _d(
+        "Core features used vs the 30 days before", "points", "core_breadth"
+    ),
+    "advanced_depth_30d": _d("Advanced features used in the last 30 days", "share", "advanced"),
+    "advanced_share_30d": _d("Share of actions on advanced features", "share", "advanced"),
+    "features_newly_adopted_30d": _d(
+        "Features adopted for the first time in 30 days", "count", "new_features", "features"
+    ),
+    "seat_utilisation": _d("Licensed seats in monthly use", "share", "seat_use"),
+    "licence_utilisation": _d("Licensed seats assigned to users", "share", "seat_assigned"),
+    "usage_limit_ratio_30d": _d("Metered usage, share of the plan limit", "share", "usage_limit"),
+    "usage_limit_ratio_trend": _d(
+        "Metered usage vs the plan limit, change over 30 days", "points", "usage_limit"
+    ),
+    "metered_usage_yoy": _d("Metered usage vs a year earlier", "change", "metered_yoy"),
+    "workspaces": _d("Workspaces created", "count", "workspaces", "workspaces"),
+    "users_active_licences": _d("Users holding a licence", "count", "licences", "users"),
+    "licence_growth_365d": _d("Users holding a licence vs a year earlier", "change", "licences"),
+    "admins_active_30d": _d("Admins active in the last 30 days", "count", "admins", "admins"),
+    "admin_actions_30d": _d("Admin actions in the last 30 days", "count", "admins", "actions"),
+    "invites_30d": _d("Teammate invitations in 30 days", "count", "invites", "invitations"),
+    "invites_90d": _d("Teammate invitations in 90 days", "count", "invites", "invitations"),
+    "invite_rate_90d": _d("Invitations per action over 90 days", "share", "invites"),
+    "new_users_60d": _d("New users in the last 60 days", "count", "new_users", "users"),
+    "users_deactivated_90d": _d(
+        "Users deactivated in the last 90 days", "count", "deactivations", "users"
+    ),
+    "has_champion": _d(
+        "Champion", "bool", "champion", yes="A champion is in place", no="No champion in place"
+    ),
+    "champion_active_14d": _d(
+        "Champion activity",
+        "bool",
+        "champion",
+        yes="A champion acted in the last 14 days",
+        no="No champion activity in the last 14 days",
+    ),
+    "champion_departed_90d": _d(
+        "Champion departure",
+        "bool",
+        "champion",
+        yes="A champion left in the last 90 days",
+        no="No champion left in the last 90 days",
+    ),
+    "executive_active_30d": _d(
+        "Executive sponsor",
+        "bool",
+        "executive",
+        yes="The executive sponsor acted in the last 30 days",
+        no="No executive sponsor activity in the last 30 days",
+    ),
+    "active_stakeholders_90d": _d(
+        "Admins, champions and executives active in 90 days", "count", "stakeholders", "people"
+    ),
+    "integrations_connected": _d("Integrations connected", "count", "integrations", "integrations"),
+    "integrations_change_90d": _d(
+        "Integrations connected, net change over 90 days", "signed", "integrations"
+    ),
+    "tickets_30d": _d("Support tickets in the last 30 days", "count", "tickets", "tickets"),
+    "tickets_90d": _d("Support tickets in the last 90 days", "count", "tickets", "tickets"),
+    "ticket_rate_ratio": _d(
+        "Support tickets vs the account's usual monthly rate", "ratio", "tickets"
+    ),
+    "urgent_share_90d": _d("Urgent share of tickets in 90 days", "share", "urgent_tickets"),
+    "sentiment_90d": _d("Ticket sentiment over 90 days (-1 to +1)", "signed", "sentiment"),
+    "sentiment_trend": _d("Ticket sentiment, last 30 days vs the 60 before", "signed", "sentiment"),
+    "resolution_hours_90d": _d("Median time to resolve a ticket", "hours", "resolution"),
+    "open_tickets": _d("Open support tickets", "count", "open_tickets", "tickets"),
+    "nps_latest": _d("Latest NPS answer (0-10)", "number", "nps"),
+    "nps_change": _d("NPS change vs the previous answer", "signed", "nps"),
+    "nps_detractor": _d(
+        "NPS detractor",
+        "bool",
+        "nps",
+        yes="The latest NPS answer is a detractor (below 7)",
+        no="The latest NPS answer is not a detractor",
+    ),
+    "days_since_nps": _d("Days since the latest NPS answer", "days", "nps"),
+    "modules_count": _d("Add-on modules", "count", "modules", "modules"),
+    "arr_change_90d": _d("ARR change over 90 days", "change", "arr_change"),
+    "arr_change_180d": _d("ARR change over 180 days", "change", "arr_change"),
+    "expansions_365d": _d("ARR increases in the last year", "count", "expansions", "increases"),
+    "contractions_365d": _d("ARR decreases in the last year", "count", "contractions", "decreases"),
+    "invoices_failed_90d": _d(
+        "Failed payments in the last 90 days", "count", "payments", "invoices"
+    ),
+    "invoices_overdue": _d("Overdue invoices", "count", "payments", "invoices"),
+    "days_overdue_max": _d("Oldest unpaid invoice, days past due", "days", "payments"),
+    "has_owner": _d(
+        "CSM owner", "bool", "owner", yes="A named CSM owns the account", no="No named CSM owner"
+    ),
+    "gate_hits_7d": _d("Feature-gate hits in 7 days", "count", "gates", "hits"),
+    "gate_hits_30d": _d("Feature-gate hits in 30 days", "count", "gates", "hits"),
+    # context: facts of the contract and the account, not something a CSM acts on
+    "arr": _d("ARR", "money", "arr", context=True),
+    "plan": _d("Plan", "category", "plan", context=True),
+    "seats": _d("Licensed seats", "count", "seats", "seats", context=True),
+    "tenure_days": _d("Customer for", "days", "tenure", context=True),
+    "days_to_renewal": _d("Committed term ends in", "days", "term", context=True),
+    "billing_term": _d("Billing term", "category", "term", context=True),
+    "segment": _d("Segment", "category", "segment", context=True),
+    "industry": _d("Industry", "category", "industry", context=True),
+    "icp_fit": _d("Ideal-customer-profile fit", "category", "icp_fit", context=True),
+}
+
+
+def display(name: str) -> Display:
+    """How a driver text presents the feature `name`."""
+    return DISPLAY[name]

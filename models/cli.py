@@ -37,8 +37,14 @@ def _grid_freq(as_of: pd.Timestamp) -> str:
     raise typer.BadParameter(f"--as-of {as_of.date()} must be a month start or a Monday")
 
 
-def _snapshots_at(data: Path, as_of: pd.Timestamp | None) -> tuple[pd.DataFrame, pd.Timestamp]:
-    """Load and validate the data, then build features for the active accounts at as_of."""
+def _snapshots_at(
+    data: Path, as_of: pd.Timestamp | None, *, with_previous: bool = False
+) -> tuple[pd.DataFrame, pd.Timestamp, pd.DataFrame | None]:
+    """Load and validate the data, then build features for the active accounts at as_of.
+
+    with_previous: also the same accounts' features at the previous grid date (one period
+    earlier, accounts active then), built in the same pass, for health_change.
+    """
     from features.config import SnapshotConfig
     from features.load_cli import load_or_exit
     from features.snapshots import build_features
@@ -54,7 +60,16 @@ def _snapshots_at(data: Path, as_of: pd.Timestamp | None) -> tuple[pd.DataFrame,
     if spine.empty:
         raise typer.BadParameter(f"no account has ARR > 0 at {as_of.date()}")
     config = SnapshotConfig.model_validate({"freq": freq})
-    return build_features(source=source, spine=spine, config=config), as_of
+    before = as_of - (pd.DateOffset(weeks=1) if freq == "week" else pd.DateOffset(months=1))
+    if with_previous:
+        then = build_spine(source, start=before, end=before, freq=freq)  # type: ignore[arg-type]
+        then = then[then["account_id"].isin(set(spine["account_id"]))]
+        spine = pd.concat([spine, then], ignore_index=True)
+    built = build_features(source=source, spine=spine, config=config)
+    when = pd.to_datetime(built["as_of"])
+    rows = built[when == as_of].reset_index(drop=True)
+    previous = built[when == before].reset_index(drop=True) if with_previous else None
+    return rows, as_of, previous
 
 
 def _read_table(path: Path) -> pd.DataFrame:
@@ -85,23 +100,30 @@ def health(
     out_file: Path = typer.Option(..., "--out", help=".csv or .parquet file to write"),
     rules: Path | None = typer.Option(None, help="rules YAML (default experiments/rules.yaml)"),
     previous: Path | None = typer.Option(
-        None, help="earlier `nrr health` output, for health_change and the 15-point alert"
+        None,
+        help="earlier `nrr health` output, for health_change and the 15-point alert "
+        "(default: the health scores at the previous grid date, computed from the data)",
     ),
 ) -> None:
     """Score health, PQA, risk signals, expansion triggers and plays for every active account."""
     from features.cli import check_out_path, write_failed
     from models.rules.config import load_rules_config
     from models.rules.health import HealthNormaliser
-    from models.rules.plays import assess_accounts
+    from models.rules.plays import assess_accounts, health_history
 
     if out_file.suffix not in (".csv", ".parquet"):
         raise typer.BadParameter(f"--out {out_file}: use a .csv or .parquet file name")
     check_out_path(out_file)
     config = load_rules_config(rules)
-    snaps, day = _snapshots_at(data, _parse_day(as_of, "--as-of"))
+    snaps, day, before = _snapshots_at(
+        data, _parse_day(as_of, "--as-of"), with_previous=previous is None
+    )
     normaliser = HealthNormaliser.fit(snaps, config=config)
     console.print("health percentiles are relative to the accounts scored (no trained normaliser)")
-    earlier = _read_table(previous) if previous is not None else None
+    if previous is not None:
+        earlier = _read_table(previous)
+    else:  # the previous grid date's scores, with the same rules and normaliser
+        earlier = health_history(before, config=config, normaliser=normaliser)
     scored = assess_accounts(snaps, config=config, normaliser=normaliser, previous=earlier)
     keys = [c for c in ("account_id", "as_of", "csm_owner", "segment", "arr") if c in snaps]
     frame = pd.concat([snaps[keys], scored], axis=1)
@@ -122,16 +144,30 @@ def renewals(
     within: int = typer.Option(90, min=0, help="days ahead to list"),
     as_of: str | None = typer.Option(None, "--as-of", help="default: latest month start"),
     rules: Path | None = typer.Option(None, help="rules YAML (default experiments/rules.yaml)"),
+    monthly: bool = typer.Option(
+        False,
+        "--monthly",
+        help="list month-to-month accounts at high risk instead (no renewal date: they can "
+        "leave at any month end), lowest health first",
+    ),
 ) -> None:
-    """Print the renewal calendar: days left, ARR at stake, health, alerts, owner."""
+    """Print the renewal calendar of committed terms (days left, ARR at stake, health, alerts,
+    owner), or with --monthly the month-to-month accounts at high risk."""
     from models.rules.config import load_rules_config
     from models.rules.health import HealthNormaliser, score_health
-    from models.rules.renewals import renewal_calendar
+    from models.rules.renewals import monthly_at_risk, renewal_calendar
 
     config = load_rules_config(rules)
-    snaps, day = _snapshots_at(data, None if as_of is None else _parse_day(as_of, "--as-of"))
+    snaps, day, _ = _snapshots_at(data, None if as_of is None else _parse_day(as_of, "--as-of"))
     normaliser = HealthNormaliser.fit(snaps, config=config)
     scores = score_health(snaps, config=config, normaliser=normaliser)
+    if monthly:
+        view = monthly_at_risk(
+            snaps, as_of=day, health=scores, churn_probability=None, config=config
+        )
+        title = f"Month-to-month accounts at high risk at {day.date()}"
+        out.print(_calendar_table(view, title=title))
+        return
     calendar = renewal_calendar(
         snaps, as_of=day, within_days=within, health=scores, churn_probability=None, config=config
     )
@@ -147,12 +183,13 @@ def _calendar_table(calendar: pd.DataFrame, *, title: str) -> Table:
         )
     for row in calendar.itertuples(index=False):
         renews = "monthly" if row.month_to_month else f"{row.renewal_at:%Y-%m-%d}"
+        days = "" if pd.isna(row.days_left) else f"{row.days_left:.0f}"
         alert = "" if pd.isna(row.alert_days) else f"[red]{row.alert_days}-day[/red]"
         owner = "[yellow]unowned[/yellow]" if row.unowned else str(row.csm_owner)
         table.add_row(
             str(row.account_id),
             renews,
-            f"{row.days_left:.0f}",
+            days,
             f"{row.arr:,.0f}",
             "" if pd.isna(row.health_score) else f"{row.health_score:.0f}",
             "" if pd.isna(row.health_band) else str(row.health_band),

@@ -137,7 +137,6 @@ def batch_score(
 ) -> tuple[pd.DataFrame, Any]:
     """The flat score table of every account active at as_of (default: the data's last day)."""
     from features.load import load_source
-    from features.snapshots import build_features
     from models.rules.config import load_rules_config
     from serving.registry_client import load_bundle
     from serving.scoring import score_snapshots
@@ -154,9 +153,7 @@ def batch_score(
     # Features as the served models were trained on them (settings and event roles).
     definition = loaded.feature_definition()
     source = definition.apply(source)
-    rows = build_features(
-        source=source, spine=active_spine(source, as_of), config=definition.snapshot
-    )
+    rows, previous, earlier = _rows_with_history(source, as_of, definition.snapshot)
     rules = load_rules_config(settings.rules_path)
     bundle = align_bundle(loaded, rows)
     try:
@@ -171,23 +168,58 @@ def batch_score(
             fallback_reason=str(exc),
             versions={"churn": None, "expansion": None},
         )
-    return score_snapshots(rows, bundle=bundle, rules=rules, drivers_k=settings.drivers_k), bundle
+    table = score_snapshots(
+        rows,
+        bundle=bundle,
+        rules=rules,
+        drivers_k=settings.drivers_k,
+        previous=previous,
+        earlier=earlier,
+    )
+    return table, bundle
+
+
+EARLIER_DAYS = 90
+
+
+def _rows_with_history(
+    source: Any, as_of: pd.Timestamp, config: Any
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Features of the accounts active at as_of, at the previous snapshot date and 90 days
+    before, in one build (one scan of the events).
+
+    The previous date is as_of minus one snapshot period of the model's definition
+    (`freq`): its health scores give health_change, which the At-risk play needs. The
+    90-day rows give the drivers' "90 days ago". Each earlier date keeps only the accounts
+    active then (a newer account has no earlier value). All are point-in-time: features
+    at an earlier date read only rows before that date.
+    """
+    from features.snapshots import build_features
+
+    spine = active_spine(source, as_of)
+    step = pd.DateOffset(weeks=1) if config.freq == "week" else pd.DateOffset(months=1)
+    dates = {"previous": as_of - step, "earlier": as_of - pd.Timedelta(days=EARLIER_DAYS)}
+    ids = set(spine["account_id"])
+    spines = [spine]
+    for day in dates.values():
+        then = active_spine(source, day)
+        spines.append(then[then["account_id"].isin(ids)])
+    full = pd.concat(spines, ignore_index=True).drop_duplicates(["account_id", "as_of"])
+    built = build_features(source=source, spine=full, config=config)
+    when = pd.to_datetime(built["as_of"])
+    rows = built[when == as_of].reset_index(drop=True)
+    previous = built[when == dates["previous"]].reset_index(drop=True)
+    earlier = built[when == dates["earlier"]].reset_index(drop=True)
+    return rows, previous, earlier
 
 
 def active_spine(source: Any, as_of: pd.Timestamp) -> pd.DataFrame:
-    """account_id, as_of of every account with a subscription of ARR > 0 at as_of."""
+    """account_id, as_of of every account active at as_of (`features.active`)."""
+    from features.active import active_accounts_in
     from features.spine import normalise_spine
 
-    frame = source.sql(
-        """
-        SELECT DISTINCT account_id, CAST($as_of AS TIMESTAMP) AS as_of
-        FROM subscriptions
-        WHERE start_at <= $as_of AND (end_at IS NULL OR $as_of < end_at) AND arr > 0
-        ORDER BY account_id
-        """,
-        as_of=as_of.to_pydatetime(),
-    )
-    return normalise_spine(frame)
+    ids = active_accounts_in(source, as_of=as_of)
+    return normalise_spine(pd.DataFrame({"account_id": ids, "as_of": [as_of] * len(ids)}))
 
 
 @apikey_app.command("create")

@@ -19,6 +19,7 @@ from serving.schemas import (
     Liveness,
     Readiness,
     ReloadResult,
+    RenewalKind,
     RenewalsResponse,
     Score,
     ScoreRequest,
@@ -372,21 +373,44 @@ async def renewals(
     state: State,
     settings: Settings,
     within_days: Annotated[int, Query(ge=0, le=3650)] = 90,
+    kind: Annotated[
+        RenewalKind,
+        Query(
+            description="`committed`: annual and multi-year terms renewing within "
+            "`within_days`, soonest first; `monthly`: month-to-month accounts at high risk "
+            "(no renewal date: they can leave at any month end), highest churn probability "
+            "first (`within_days` does not apply)"
+        ),
+    ] = "committed",
 ) -> dict[str, Any]:
-    """Accounts renewing within `within_days` of the snapshot, soonest first, with alerts."""
+    """Committed renewals within `within_days`, or the monthly-at-risk view (`kind=monthly`)."""
     from models.rules.renewals import renews_within
 
     if within_days > settings.max_renewal_days:
         raise HTTPException(422, f"within_days must be at most {settings.max_renewal_days}")
-    items = [
-        r
-        for r in state.renewals
-        if r["days_to_renewal"] is not None and renews_within(r["days_to_renewal"], within_days)
-    ]
-    items.sort(key=lambda r: (r["days_to_renewal"], r["account_id"]))
+    if kind == "monthly":
+        items = [r for r in state.renewals if r["month_to_month"] and r["high_risk"]]
+        items.sort(
+            key=lambda r: (
+                r["churn_probability"] is None,
+                -(r["churn_probability"] or 0.0),
+                r["health_score"] if r["health_score"] is not None else 101.0,
+                r["account_id"],
+            )
+        )
+    else:
+        items = [
+            r
+            for r in state.renewals
+            if not r["month_to_month"]
+            and r["days_to_renewal"] is not None
+            and renews_within(r["days_to_renewal"], within_days)
+        ]
+        items.sort(key=lambda r: (r["days_to_renewal"], r["account_id"]))
     return {
         "as_of": None if state.as_of is None else state.as_of.to_pydatetime(),
         "within_days": within_days,
+        "kind": kind,
         "items": items,
     }
 

@@ -46,6 +46,7 @@ class RoleScores:
     reason: list[str | None]
     drivers: list[list[dict[str, Any]]]
     note: str | None = None
+    context: list[list[dict[str, Any]]] | None = None
 
 
 def missing_model_features(
@@ -77,26 +78,36 @@ def _fallback_probability(
     return [None if not math.isfinite(v) else float(v) for v in values], None
 
 
+def _driver_dict(d: Any) -> dict[str, Any]:
+    return {
+        "feature": d.feature,
+        "value": _jsonable(d.value),
+        "contribution": float(d.contribution),
+        "direction": d.direction,
+        "text": d.text,
+    }
+
+
 def _driver_dicts(
-    model: Any, frame: Rows, k: int, matrix: np.ndarray
-) -> list[list[dict[str, Any]]]:
-    from models.scoring.drivers import top_drivers
+    model: Any,
+    frame: Rows,
+    k: int,
+    matrix: np.ndarray,
+    *,
+    earlier: pd.DataFrame | None = None,
+    peers: Rows | None = None,
+) -> tuple[list[list[dict[str, Any]]], list[list[dict[str, Any]]]]:
+    """Per row, the actionable drivers and the contract context, as plain data."""
+    from models.scoring.drivers import explain
 
     if k == 0 or len(frame) == 0:
-        return [[] for _ in range(len(frame))]
-    return [
-        [
-            {
-                "feature": d.feature,
-                "value": _jsonable(d.value),
-                "contribution": float(d.contribution),
-                "direction": d.direction,
-                "text": d.text,
-            }
-            for d in row
-        ]
-        for row in top_drivers(model, frame, k=k, matrix=matrix)
-    ]
+        empty: list[list[dict[str, Any]]] = [[] for _ in range(len(frame))]
+        return empty, [[] for _ in range(len(frame))]
+    found = explain(model, frame, k=k, matrix=matrix, earlier=earlier, peers=peers)
+    return (
+        [[_driver_dict(d) for d in e.drivers] for e in found],
+        [[_driver_dict(d) for d in e.context] for e in found],
+    )
 
 
 def role_scores(
@@ -108,6 +119,7 @@ def role_scores(
     provided: Rows | None,
     drivers_k: int,
     matrices: dict[Any, np.ndarray] | None = None,
+    earlier: pd.DataFrame | None = None,
 ) -> RoleScores:
     """Model probability where the model can answer, calibrated rule score elsewhere."""
     n = len(rows)
@@ -122,20 +134,25 @@ def role_scores(
             reason[i] = None if not miss else f"request missing {role} model features: {miss[:5]}"
     prob: list[float | None] = list(fallback)
     drivers: list[list[dict[str, Any]]] = [[] for _ in range(n)]
+    context: list[list[dict[str, Any]]] = [[] for _ in range(n)]
     if use.any():
         positions = np.flatnonzero(use)
         sub = rows.take(positions) if isinstance(rows, Table) else rows.iloc[positions]
         try:
             x = _matrix(model, sub, use, {} if matrices is None else matrices)
             values = model.predict_proba(x)  # type: ignore[union-attr]
-            sub_drivers = _driver_dicts(model, sub, drivers_k, x)
+            # Peers for the percentiles: every row scored, not only those the model answers.
+            sub_drivers, sub_context = _driver_dicts(
+                model, sub, drivers_k, x, earlier=earlier, peers=rows
+            )
         except ValueError as exc:  # e.g. a non-numeric value: the rules still answer
             use[:] = False
             reason = [f"{role} model could not score the request: {exc}"] * n
         else:
             for j, i in enumerate(np.flatnonzero(use).tolist()):
                 prob[i], drivers[i] = float(values[j]), sub_drivers[j]
-    return RoleScores(role, prob, use.tolist(), reason, drivers, note)
+                context[i] = sub_context[j]
+    return RoleScores(role, prob, use.tolist(), reason, drivers, note, context)
 
 
 def combined_source(from_model: Sequence[bool]) -> str:
@@ -203,25 +220,31 @@ def score_payloads(
     rules: Any,
     drivers_k: int,
     provided: Rows | None = None,
+    previous: pd.DataFrame | None = None,
+    earlier: pd.DataFrame | None = None,
 ) -> list[dict[str, Any]]:
     """One API score payload (the `Score` schema as plain data) per snapshot row.
 
     `rows` is a snapshot DataFrame or a `models.table.Table` of the same columns (what a
-    request becomes); both give the same payloads.
+    request becomes); both give the same payloads. `previous`: the same accounts' snapshot
+    rows at the previous snapshot date (for `health_change`, which the At-risk play needs);
+    `earlier`: their rows about 90 days before (the drivers' "90 days ago" comparison).
     """
-    from models.rules.plays import assess_rules, plays_for
+    from models.rules.plays import assess_rules, health_history, plays_for
     from models.rules.renewals import renewal_status
 
     if isinstance(rows, pd.DataFrame):
         rows = rows.reset_index(drop=True)
     normaliser = _normaliser(bundle, rows, rules)
-    rules_part = assess_rules(rows, config=rules, normaliser=normaliser)
+    history = health_history(previous, config=rules, normaliser=normaliser)
+    rules_part = assess_rules(rows, config=rules, normaliser=normaliser, previous=history)
     health, pqa = rules_part.health, rules_part.pqa
     common: dict[str, Any] = {
         "bundle": bundle,
         "provided": provided,
         "drivers_k": drivers_k,
         "matrices": {},
+        "earlier": earlier,
     }
     expansion_job = partial(
         role_scores, rows, role="expansion", rule_score=pqa["pqa_score"], **common
@@ -309,7 +332,9 @@ def _payload(
         "pqa_score": _num(q["pqa_score"]),
         "pqa_band": _str(q.get("pqa_band")),
         "drivers": churn.drivers[i],
+        "context": churn.context[i] if churn.context else [],
         "expansion_drivers": expansion.drivers[i],
+        "expansion_context": expansion.context[i] if expansion.context else [],
         "signals": [_rule_dict(r) for r in rules_part.risks(i)],
         "triggers": [_rule_dict(r) for r in rules_part.triggers(i)],
         "play": {
@@ -347,9 +372,10 @@ def _category_columns(columns: Sequence[str]) -> list[str]:
 def _renewal_payload(renewal: dict[str, np.ndarray], i: int) -> dict[str, Any]:
     """Row i of `models.rules.renewals.renewal_status` as the `Renewal` schema."""
     tier = renewal["alert_days"][i]
+    days = float(renewal["days_left"][i])
     return {
         "renewal_at": _timestamp(renewal["renewal_at"][i]),
-        "days_to_renewal": int(renewal["days_left"][i]),
+        "days_to_renewal": None if math.isnan(days) else int(days),
         "arr_at_stake": _num(renewal["arr"][i]),
         "high_risk": bool(renewal["high_risk"][i]),
         "alert": None if math.isnan(tier) else f"{int(tier)} days",
@@ -384,10 +410,18 @@ def _list(value: Any) -> list[Any]:
 
 
 def score_snapshots(
-    rows: pd.DataFrame, *, bundle: ModelBundle, rules: Any, drivers_k: int
+    rows: pd.DataFrame,
+    *,
+    bundle: ModelBundle,
+    rules: Any,
+    drivers_k: int,
+    previous: pd.DataFrame | None = None,
+    earlier: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Flat table of scores (one row per input row) for files and reports."""
-    payloads = score_payloads(rows, bundle=bundle, rules=rules, drivers_k=drivers_k)
+    payloads = score_payloads(
+        rows, bundle=bundle, rules=rules, drivers_k=drivers_k, previous=previous, earlier=earlier
+    )
     return flatten_payloads(payloads, drivers_k=drivers_k)
 
 
@@ -398,9 +432,12 @@ def flatten_payloads(payloads: Sequence[dict[str, Any]], *, drivers_k: int) -> p
         rec = {k: p[k] for k in _FLAT_SCALARS}
         rec["signals"] = ";".join(r["name"] for r in p["signals"])
         rec["triggers"] = ";".join(r["name"] for r in p["triggers"])
+        rec["health_change"] = p["health_change"]
         rec["play"] = p["play"]["intervention"]
+        rec["response_time"] = p["play"]["response_time"]
         rec["expansion_play"] = p["play"]["expansion_play"]
         renewal = p["renewal"] or {}
+        rec["month_to_month"] = renewal.get("month_to_month")
         rec["days_to_renewal"] = renewal.get("days_to_renewal")
         rec["renewal_alert"] = renewal.get("alert")
         rec["churn_model_version"] = p["model_versions"]["churn"]
@@ -410,6 +447,10 @@ def flatten_payloads(payloads: Sequence[dict[str, Any]], *, drivers_k: int) -> p
             rec[f"driver_{j + 1}_feature"] = d.get("feature")
             rec[f"driver_{j + 1}_contribution"] = d.get("contribution")
             rec[f"driver_{j + 1}_text"] = d.get("text")
+        for j in range(drivers_k):
+            c = p["context"][j] if j < len(p.get("context", [])) else {}
+            rec[f"context_{j + 1}_feature"] = c.get("feature")
+            rec[f"context_{j + 1}_text"] = c.get("text")
         records.append(rec)
     frame = pd.DataFrame.from_records(records)
     if not frame.empty:

@@ -34,6 +34,8 @@ class Scorer(Protocol):
         rules: Any,
         drivers_k: int,
         provided: pd.DataFrame | Table | None = None,
+        previous: pd.DataFrame | None = None,
+        earlier: pd.DataFrame | None = None,
     ) -> list[dict[str, Any]]: ...
 
 
@@ -91,11 +93,58 @@ def latest_snapshots(frame: pd.DataFrame) -> pd.DataFrame:
 
 def read_snapshots(path: Path) -> pd.DataFrame:
     """The latest snapshot rows of a Parquet file written by `nrr snapshots`."""
+    return read_snapshot_history(path).latest
+
+
+@dataclass(frozen=True)
+class SnapshotHistory:
+    """The latest rows of a snapshots file and the same accounts' earlier rows.
+
+    `previous`: each account's row at the file's previous snapshot date (health_change and
+    the At-risk play); `earlier`: its row at the date closest to 90 days before the latest
+    (the drivers' "90 days ago"), None when the file holds no date 60-120 days before.
+    """
+
+    latest: pd.DataFrame
+    previous: pd.DataFrame | None = None
+    earlier: pd.DataFrame | None = None
+
+
+EARLIER_DAYS = 90
+
+
+def snapshot_history(frame: pd.DataFrame) -> SnapshotHistory:
+    """Split a snapshots frame into the latest rows and their previous and ~90-day-old rows."""
+    latest = latest_snapshots(frame)
+    if latest.empty:
+        return SnapshotHistory(latest)
+    as_of = pd.to_datetime(frame["as_of"])
+    last = as_of.max()
+    dates = sorted(set(as_of[as_of < last]))
+    if not dates:
+        return SnapshotHistory(latest)
+    ids = set(latest["account_id"].astype(str))
+
+    def rows_at(day: pd.Timestamp) -> pd.DataFrame:
+        picked = frame.loc[(as_of == day) & frame["account_id"].astype(str).isin(ids)]
+        return picked.drop_duplicates("account_id", keep="last").reset_index(drop=True)
+
+    gaps = [abs((last - d).days - EARLIER_DAYS) for d in dates]
+    best = int(np.argmin(gaps))
+    earlier = rows_at(dates[best]) if gaps[best] <= 30 else None
+    return SnapshotHistory(latest, rows_at(dates[-1]), earlier)
+
+
+def read_snapshot_history(path: Path) -> SnapshotHistory:
+    """`snapshot_history` of a Parquet file written by `nrr snapshots`."""
     try:
         frame = pd.read_parquet(path)
     except (OSError, ValueError) as exc:
         raise StateError(f"cannot read snapshots {path}: {exc}") from exc
-    return latest_snapshots(frame)
+    for column in ("account_id", "as_of"):
+        if column not in frame.columns:
+            raise StateError(f"snapshots file lacks column {column!r}")
+    return snapshot_history(frame)
 
 
 def check_bundle(bundle: ModelBundle, golden: pd.DataFrame) -> None:
@@ -163,9 +212,12 @@ def build_state(
         rules = load_rules(settings.rules_path)
     except Exception as exc:  # without rules nothing can be served
         raise StateError(f"cannot load rules: {exc}") from exc
-    snapshots = (
-        read_snapshots(settings.snapshots_path) if settings.snapshots_path else pd.DataFrame()
+    history = (
+        read_snapshot_history(settings.snapshots_path)
+        if settings.snapshots_path
+        else SnapshotHistory(pd.DataFrame())
     )
+    snapshots = history.latest
     bundle = align_bundle(load_bundle(settings), snapshots)
     try:
         check_bundle(bundle, snapshots)
@@ -187,7 +239,7 @@ def build_state(
 
     drift, drift_reason = drift_status(bundle, snapshots)
     return replace(
-        precompute(base, snapshots),
+        precompute(base, snapshots, previous=history.previous, earlier=history.earlier),
         drift=drift,
         drift_reason=drift_reason,
         degraded_reason=snapshots_gap(settings, snapshots),
@@ -206,12 +258,27 @@ def snapshots_gap(settings: ServingSettings, snapshots: pd.DataFrame) -> str | N
     return None
 
 
-def precompute(state: ServingState, snapshots: pd.DataFrame) -> ServingState:
-    """The state with every latest snapshot scored, encoded, and indexed for lists."""
+def precompute(
+    state: ServingState,
+    snapshots: pd.DataFrame,
+    *,
+    previous: pd.DataFrame | None = None,
+    earlier: pd.DataFrame | None = None,
+) -> ServingState:
+    """The state with every latest snapshot scored, encoded, and indexed for lists.
+
+    `previous` / `earlier`: the accounts' rows at the previous snapshot date and about 90
+    days before (`snapshot_history`), for health_change and the drivers' comparisons.
+    """
     if snapshots.empty:
         return state
     payloads = state.scorer(
-        snapshots, bundle=state.bundle, rules=state.rules, drivers_k=state.drivers_k
+        snapshots,
+        bundle=state.bundle,
+        rules=state.rules,
+        drivers_k=state.drivers_k,
+        previous=previous,
+        earlier=earlier,
     )
     encoded: dict[str, bytes] = {}
     worklist, renewals = [], []

@@ -138,7 +138,14 @@ def test_renewals_lists_accounts_within_the_window_soonest_first(
     assert days == sorted(days) and all(0 <= d <= 120 for d in days)
     everything = _get(served, "/v1/renewals?within_days=700").json()
     assert len(everything["items"]) >= len(body["items"])
-    assert any(i["month_to_month"] for i in everything["items"])
+    assert body["kind"] == "committed" and not any(i["month_to_month"] for i in everything["items"])
+    monthly = _get(served, "/v1/renewals?kind=monthly").json()
+    assert monthly["kind"] == "monthly"
+    assert all(i["month_to_month"] and i["high_risk"] for i in monthly["items"])
+    assert all(i["days_to_renewal"] is None and i["alert"] is None for i in monthly["items"])
+    p = [i["churn_probability"] for i in monthly["items"]]
+    assert p == sorted(p, reverse=True)
+    assert _get(served, "/v1/renewals?kind=yearly").status_code == 422
 
 
 def test_metrics_count_requests_per_route_template(

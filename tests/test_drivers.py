@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from features.registry import DISPLAY, FEATURE_NAMES
 from models.scoring.booster import ScoringModel
 from models.scoring.drivers import describe_value, top_drivers
 from tests.training_factories import make_snapshots
@@ -33,7 +34,12 @@ def test_drivers_are_the_largest_contributions_in_order(
         assert 1 <= len(found) <= 3
         sizes = [abs(d.contribution) for d in found]
         assert sizes == sorted(sizes, reverse=True)
-        assert sizes[0] == pytest.approx(np.abs(row).max())
+        # one driver per signal: the contributions of a group's known members are summed
+        for d in found:
+            members = [model.feature_names.index(f) for f in d.features]
+            assert d.feature in d.features
+            assert d.contribution == pytest.approx(row[members].sum())
+        assert len({DISPLAY[d.feature].group for d in found}) == len(found)
 
 
 def test_direction_and_text_follow_the_contribution_sign(
@@ -46,11 +52,24 @@ def test_direction_and_text_follow_the_contribution_sign(
             assert f"{d.direction} the churn risk" in d.text
 
 
-def test_text_comes_from_the_registry_description_with_value_and_unit() -> None:
-    assert describe_value("mau", 12.0) == "Distinct active users in the last 30 days: 12 users"
-    assert describe_value("has_champion", 0.0).endswith(": no")
-    assert describe_value("plan", "Pro").endswith(": Pro")
-    assert describe_value("nps_latest", None).endswith(": unknown")
+def test_text_names_the_signal_with_its_value_and_unit() -> None:
+    assert describe_value("mau", 12.0) == "Monthly active users: 12 users"
+    assert describe_value("has_champion", 0.0) == "No champion in place"
+    assert describe_value("plan", "Pro") == "Plan: Pro"
+    assert describe_value("stickiness", 0.2134) == "Weekly share of monthly active users: 21%"
+    assert describe_value("usage_trend_30d", -0.456) == "Usage, last 30 days vs the 30 before: -46%"
+    assert describe_value("arr", 12345.0) == "ARR: $12.3K"
+    assert describe_value("days_overdue_max", 12.4) == "Oldest unpaid invoice, days past due: 12 days"
+    assert describe_value("events_30d", 12345.0) == "Actions in the last 30 days: 12.3K actions"
+
+
+def test_every_feature_has_a_display_and_groups_do_not_mix_context() -> None:
+    assert set(DISPLAY) == set(FEATURE_NAMES)
+    groups: dict[str, set[bool]] = {}
+    for spec in DISPLAY.values():
+        groups.setdefault(spec.group, set()).add(spec.context)
+        assert "/" not in spec.label and "==" not in spec.label
+    assert all(len(kinds) == 1 for kinds in groups.values())
 
 
 def test_k_must_be_positive(fitted: tuple[ScoringModel, pd.DataFrame]) -> None:

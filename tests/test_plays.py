@@ -22,6 +22,7 @@ def _rule(name: str, kind: str) -> FiredRule:
     return FiredRule(name=name, kind=kind, text=name, evidence={})  # type: ignore[arg-type]
 
 
+CHECK = "health check (CSM reviews the detractors)"
 RENEWAL_RISK = [_rule("renewal_at_risk", "risk")]
 TRIGGER = [_rule("teammates_invited", "expansion")]
 BAND_SCORE = {
@@ -52,10 +53,10 @@ TABLE: list[
     ("Thriving", 0.0, [], [], None, 0.29, None, None, None),
     ("Healthy", 2.0, [], TRIGGER, None, None, None, None, SOFT),
     ("Healthy", -3.0, [], TRIGGER, None, None, None, None, SOFT),  # falling but not At risk
-    ("At risk", 1.0, [], TRIGGER, None, None, None, None, None),  # the gate
-    ("At risk", 0.0, [], [], None, None, None, None, None),  # flat is not falling
+    ("At risk", 1.0, [], TRIGGER, None, None, CHECK, "within 1 week", None),  # the gate
+    ("At risk", 0.0, [], [], None, None, CHECK, "within 1 week", None),  # flat: not falling
     ("At risk", -1.0, [], TRIGGER, None, None, EARLY, "within 48 h", None),
-    ("At risk", None, [], [], None, None, None, None, None),  # change unknown
+    ("At risk", None, [], [], None, None, CHECK, "within 1 week", None),  # change unknown
     ("Critical", 5.0, [], TRIGGER, None, None, SAVE, "within 24 h", None),
     ("Churning", 0.0, [], [], None, None, EXEC, "immediately", None),
     ("Healthy", 0.0, RENEWAL_RISK, [], None, None, EXEC, "immediately", None),
@@ -202,7 +203,7 @@ def test_nrr_health_and_the_api_give_the_same_play_for_the_same_account(tmp_path
     cli = pd.read_parquet(out).set_index("account_id")
     # The API serves the same snapshot; no model, so neither side has probabilities and
     # both anchor the health percentiles on the accounts scored.
-    snaps, _ = _snapshots_at(data, as_of)
+    snaps, _, _ = _snapshots_at(data, as_of)
     served = tmp_path / "api"
     served.mkdir()
     snaps.to_parquet(served / "snapshots.parquet")

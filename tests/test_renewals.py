@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from rules_factories import AS_OF, default_config
 
-from models.rules.renewals import CALENDAR_COLUMNS, renewal_calendar
+from models.rules.renewals import CALENDAR_COLUMNS, monthly_at_risk, renewal_calendar
 
 CONFIG = default_config()
 
@@ -95,11 +95,27 @@ def test_window_sorting_and_stale_dates() -> None:
     assert list(cal.columns) == list(CALENDAR_COLUMNS)
 
 
-def test_month_to_month_accounts_renew_at_the_next_month_end() -> None:
-    cal = _calendar([{"days": None, "band": "Critical"}], within=90)
-    assert bool(cal["month_to_month"].iloc[0])
-    assert cal["days_left"].iloc[0] == CONFIG.renewals.month_to_month_days
-    assert cal["alert_days"].iloc[0] == 30
+def test_month_to_month_accounts_are_not_renewals_but_the_monthly_at_risk_view() -> None:
+    rows = [
+        {"days": None, "band": "Critical", "score": 30.0},
+        {"days": None, "band": "Healthy"},
+        {"days": None, "band": "Healthy"},
+        {"days": 20, "band": "Critical"},
+    ]
+    cal = _calendar(rows, within=90, p_churn=[0.2, 0.6, 0.1, 0.5])
+    assert list(cal["account_id"]) == ["a3"] and not cal["month_to_month"].any()
+    snaps, health = _frames(rows)
+    view = monthly_at_risk(
+        snaps,
+        as_of=AS_OF,
+        health=health,
+        churn_probability=pd.Series([0.2, 0.6, 0.1, 0.5], index=snaps.index),
+        config=CONFIG,
+    )
+    # high risk (band, or churn probability above 0.3), highest churn probability first
+    assert list(view["account_id"]) == ["a1", "a0"]
+    assert view["month_to_month"].all() and view["days_left"].isna().all()
+    assert view["renewal_at"].isna().all() and view["alert_days"].isna().all()
 
 
 @pytest.mark.parametrize(("owner", "unowned"), [("kim", False), ("  ", True), (None, True)])
@@ -150,5 +166,12 @@ def test_nrr_renewals_command_prints_the_calendar(tmp_path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert "x" in result.output and "2026-04-15" in result.output
-    assert "monthly" in result.output and "unowned" in result.output
+    assert "monthly" not in result.output  # month-to-month accounts are not renewals
     assert "2027-01-01" not in result.output  # beyond 90 days
+    monthly = CliRunner().invoke(
+        build_app(),
+        ["renewals", "--data", str(tmp_path / "data"), "--monthly"],
+        env={"COLUMNS": "200"},
+    )
+    assert monthly.exit_code == 0, monthly.output
+    assert "Month-to-month accounts at high risk" in monthly.output

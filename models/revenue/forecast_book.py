@@ -65,13 +65,17 @@ def book_at(
     as_of: pd.Timestamp,
     grace_days: int = 30,
 ) -> pd.DataFrame:
-    """Accounts with ARR > 0 at as_of (known then): account_id, arr, plan, segment."""
+    """Accounts active at as_of (`features.active`, the definition scoring and the API share)
+    with their ARR > 0 as known then: account_id, arr, plan, segment."""
+    from features.active import active_accounts
+
     known = subscriptions_known_at(subscriptions, as_of=as_of)
     timeline = arr_timeline(known, data_end=as_of, grace_days=grace_days)
     ids = timeline["account_id"].unique()
     points = pd.DataFrame({"account_id": ids, "at": pd.Series([as_of] * len(ids), dtype=_TS)})
     state = arr_at(timeline, points)
-    state = state[state["arr"] > 0]
+    active = active_accounts(subscriptions, as_of=as_of)
+    state = state[(state["arr"] > 0) & state["account_id"].astype("string").isin(active)]
     book = pd.DataFrame(
         {
             "account_id": state["account_id"].astype("string").to_numpy(),

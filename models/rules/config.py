@@ -240,7 +240,6 @@ class RenewalSpec(_Frozen):
     alert_days: list[int] = Field(min_length=1)
     high_risk_bands: list[str]
     churn_probability_high: float = Field(ge=0, le=1)
-    month_to_month_days: int = Field(gt=0)
 
     @model_validator(mode="after")
     def _positive_days(self) -> RenewalSpec:

@@ -176,6 +176,28 @@ def assess_rules(
     return RuleAssessment(health=health, pqa=pqa, fired=fired)
 
 
+def health_history(
+    previous: pd.DataFrame | None, *, config: RulesConfig, normaliser: HealthNormaliser
+) -> pd.DataFrame | None:
+    """The health scores of earlier snapshot rows (account_id, as_of, health_score).
+
+    What `health_columns(previous=...)` needs for `health_change` and the drop alert: the
+    rows of the previous snapshot date, scored with the same rules and normaliser as the
+    current ones. None (or no rows) gives None: no change is known.
+    """
+    if previous is None or previous.empty:
+        return None
+    rows = previous.reset_index(drop=True)
+    scores = health_columns(rows, config=config, normaliser=normaliser)["health_score"]
+    return pd.DataFrame(
+        {
+            "account_id": rows["account_id"].astype("string").to_numpy(),
+            "as_of": pd.to_datetime(rows["as_of"]).to_numpy(),
+            "health_score": np.asarray(scores, dtype="float64"),
+        }
+    )
+
+
 def _optional(value: Any) -> float | None:
     if value is None or value is pd.NA:
         return None

@@ -3,8 +3,11 @@
 `renewal_status` is the one definition used by `nrr renewals` (through `renewal_calendar`),
 by `nrr score` and by the API (scores, worklist and `GET /v1/renewals`):
 - owner: `csm_owner` stripped; missing, empty or whitespace-only means unowned.
-- renewal date: `renewal_at`; month-to-month accounts (none) can leave at any month end, so
-  they renew at as_of + `renewals.month_to_month_days` and are flagged `month_to_month`.
+- renewal date: `renewal_at` of the committed (annual or multi-year) term. Month-to-month
+  accounts (none) have no renewal: they can leave at any month end, so they are flagged
+  `month_to_month`, have no renewal date, days left or alert, and are listed apart, in the
+  monthly-at-risk view (`monthly_at_risk`: high-risk ones, highest churn probability first),
+  never as renewals every 30 days.
 - days left: whole days from as_of to the renewal date, rounded down (a renewal 30.5 days
   away has 30 days left); a negative value is a stale date, not an upcoming renewal.
 - high risk: the health band is one of `high_risk_bands` or the churn probability is
@@ -100,8 +103,8 @@ def renewal_status(
     churn_probability: Any,
     config: RulesConfig,
 ) -> dict[str, np.ndarray]:
-    """Per row: csm_owner, unowned, renewal_at, month_to_month, days_left, arr, high_risk,
-    alert_days (NaN when no alert).
+    """Per row: csm_owner, unowned, renewal_at (NaT when month-to-month), month_to_month,
+    days_left (NaN when month-to-month), arr, high_risk, alert_days (NaN when no alert).
 
     `rows` is a snapshot DataFrame or a `models.table.Table` with account_id and as_of (and
     csm_owner, renewal_at, arr when known); `churn_probability` is None, a sequence with
@@ -112,9 +115,9 @@ def renewal_status(
     as_of = _timestamps(rows, "as_of")
     renewal_at = _timestamps(rows, "renewal_at")
     monthly = np.isnat(renewal_at)
-    fallback = as_of + np.timedelta64(spec.month_to_month_days, "D")
-    renewal_at = np.where(monthly, fallback, renewal_at)
-    days_left = (renewal_at - as_of) // np.timedelta64(1, "D")
+    with np.errstate(invalid="ignore"):  # NaT (month-to-month) rows become NaN below
+        whole_days = (renewal_at - as_of) // np.timedelta64(1, "D")
+    days_left = np.where(monthly, np.nan, whole_days.astype("float64"))
     owners = (
         [account_owner(v) for v in rows["csm_owner"]] if "csm_owner" in rows.columns else [None] * n
     )
@@ -126,7 +129,7 @@ def renewal_status(
         "unowned": np.array([o is None for o in owners], dtype=bool),
         "renewal_at": renewal_at,
         "month_to_month": monthly,
-        "days_left": days_left.astype("int64"),
+        "days_left": days_left,
         "arr": numeric_column(rows, "arr"),
         "high_risk": risky,
         "alert_days": alert_tier(days_left, risky, spec.alert_days),
@@ -148,18 +151,14 @@ def _check_inputs(
         raise ValueError("health must be indexed like the snapshots")
 
 
-def renewal_calendar(
-    snapshots_at_as_of: pd.DataFrame,
+def _status_frame(
+    snaps: pd.DataFrame,
     *,
     as_of: pd.Timestamp,
-    within_days: int,
     health: pd.DataFrame,
     churn_probability: pd.Series | None,
     config: RulesConfig,
 ) -> pd.DataFrame:
-    """Accounts renewing within `within_days` of as_of, soonest first, with risk and alert tier."""
-    snaps = snapshots_at_as_of
-    _check_inputs(snaps, as_of=as_of, health=health, within_days=within_days)
     if "as_of" not in snaps.columns:
         snaps = snaps.assign(as_of=as_of)
     p_churn = (
@@ -169,14 +168,14 @@ def renewal_calendar(
     )
     band = health["health_band"].astype("string")
     status = renewal_status(snaps, health_band=band, churn_probability=p_churn, config=config)
-    frame = pd.DataFrame(
+    return pd.DataFrame(
         {
             "account_id": snaps["account_id"].astype("string").to_numpy(),
             "csm_owner": pd.array(status["csm_owner"], dtype="string"),
             "unowned": status["unowned"],
             "renewal_at": status["renewal_at"],
             "month_to_month": status["month_to_month"],
-            "days_left": status["days_left"],
+            "days_left": pd.array(status["days_left"], dtype="float64").astype("Int64"),
             "arr": status["arr"],
             "health_score": numeric_column(health, "health_score"),
             "health_band": band.to_numpy(),
@@ -185,7 +184,56 @@ def renewal_calendar(
             "alert_days": pd.array(status["alert_days"], dtype="float64").astype("Int64"),
         }
     )
+
+
+def renewal_calendar(
+    snapshots_at_as_of: pd.DataFrame,
+    *,
+    as_of: pd.Timestamp,
+    within_days: int,
+    health: pd.DataFrame,
+    churn_probability: pd.Series | None,
+    config: RulesConfig,
+) -> pd.DataFrame:
+    """Committed terms renewing within `within_days` of as_of, soonest first, with risk and
+    alert tier (month-to-month accounts are in `monthly_at_risk`, not here)."""
+    snaps = snapshots_at_as_of
+    _check_inputs(snaps, as_of=as_of, health=health, within_days=within_days)
+    frame = _status_frame(
+        snaps, as_of=as_of, health=health, churn_probability=churn_probability, config=config
+    )
     # A renewal date already past is stale data, not an upcoming renewal.
-    keep = renews_within(frame["days_left"], within_days)
-    out = frame[keep].sort_values(["days_left", "arr"], ascending=[True, False], kind="stable")
+    days = frame["days_left"]
+    keep = (~frame["month_to_month"]) & renews_within(days, within_days).fillna(False)
+    out = frame[keep.to_numpy(dtype=bool)]
+    out = out.sort_values(["days_left", "arr"], ascending=[True, False], kind="stable")
+    return out.reset_index(drop=True)
+
+
+def monthly_at_risk(
+    snapshots_at_as_of: pd.DataFrame,
+    *,
+    as_of: pd.Timestamp,
+    health: pd.DataFrame,
+    churn_probability: pd.Series | None,
+    config: RulesConfig,
+) -> pd.DataFrame:
+    """Month-to-month accounts at high risk (band or churn probability, as for renewals),
+    highest churn probability first, then lowest health, then largest ARR.
+
+    They can leave at any month end, so they have no renewal date: this view replaces
+    listing them as renewals every 30 days.
+    """
+    snaps = snapshots_at_as_of
+    _check_inputs(snaps, as_of=as_of, health=health, within_days=0)
+    frame = _status_frame(
+        snaps, as_of=as_of, health=health, churn_probability=churn_probability, config=config
+    )
+    out = frame[frame["month_to_month"] & frame["high_risk"]]
+    out = out.sort_values(
+        ["churn_probability", "health_score", "arr"],
+        ascending=[False, True, False],
+        kind="stable",
+        na_position="last",
+    )
     return out.reset_index(drop=True)
