@@ -88,3 +88,19 @@ def test_summary_counts_statuses() -> None:
     summary = summarise(population_stability(reference, shifted))
     assert summary["significant"] == 1
     assert summary["worst"][0]["feature"] == "wau"
+
+
+def test_feature_every_training_row_lacked_is_untrained_not_drift() -> None:
+    # A company with one year of history: year-over-year features exist only from the last
+    # snapshot on, after the model was trained without them.
+    rng = np.random.default_rng(3)
+    train = pd.DataFrame({"usage": rng.normal(size=500), "usage_yoy": [np.nan] * 500})
+    reference = fit_reference(train, ["usage", "usage_yoy"])
+    latest = pd.DataFrame({"usage": rng.normal(size=300), "usage_yoy": rng.normal(size=300)})
+    table = population_stability(reference, latest).set_index("feature")
+    assert table.loc["usage_yoy", "status"] == "untrained"
+    assert table.loc["usage_yoy", "psi"] > 1  # the shift is real, and reported as such
+    summary = summarise(table.reset_index())
+    assert summary["untrained_features"] == ["usage_yoy"]
+    assert summary["significant"] == 0 and "usage_yoy" not in summary["significant_features"]
+    assert summary["max_psi"] < 0.2

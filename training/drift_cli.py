@@ -34,7 +34,7 @@ from training.registry import champion_definition
 console = Console(stderr=True)
 out = Console()
 
-_COLOURS = {"stable": "green", "moderate": "yellow", "significant": "red"}
+_COLOURS = {"stable": "green", "moderate": "yellow", "significant": "red", "untrained": "dim"}
 
 
 def drift_table(result: ModelDrift, *, as_of: pd.Timestamp, rows: int) -> Table:

@@ -27,7 +27,10 @@ DEFAULT_THRESHOLDS = (0.1, 0.2)
 # Floor for an empty bin's share, so one empty bin does not make PSI infinite.
 _EPSILON = 1e-4
 
-Status = Literal["stable", "moderate", "significant"]
+# "untrained": every training row lacked the feature (e.g. a year-over-year feature on a
+# company with a year of history), so the model learned nothing from it and its values
+# arriving later are no shift in anything the model relies on.
+Status = Literal["stable", "moderate", "significant", "untrained"]
 
 
 @dataclass(frozen=True)
@@ -159,6 +162,8 @@ def population_stability(reference: DriftReference, frame: pd.DataFrame) -> pd.D
         values = frame[ref.name] if ref.name in frame.columns else pd.Series([None] * len(frame))
         score = psi(np.asarray(ref.shares), _shares(values, ref))
         status: Status = "stable" if score < low else "moderate" if score < high else "significant"
+        if ref.shares and ref.shares[-1] >= 1.0 - 1e-12:
+            status = "untrained"
         rows.append({"feature": ref.name, "psi": score, "status": status})
     table = pd.DataFrame(rows, columns=["feature", "psi", "status"])
     return table.sort_values("psi", ascending=False, kind="stable").reset_index(drop=True)
@@ -167,6 +172,8 @@ def population_stability(reference: DriftReference, frame: pd.DataFrame) -> pd.D
 def summarise(table: pd.DataFrame) -> dict[str, Any]:
     """Small JSON summary of a drift table, as /readyz shows it."""
     counts = table["status"].value_counts()
+    untrained = [str(f) for f in table.loc[table["status"] == "untrained", "feature"]]
+    table = table[table["status"] != "untrained"]
     worst = table.head(5)
     return {
         "features": len(table),
@@ -181,6 +188,7 @@ def summarise(table: pd.DataFrame) -> dict[str, Any]:
             str(f) for f in table.loc[table["status"] == "significant", "feature"]
         ],
         "moderate_features": [str(f) for f in table.loc[table["status"] == "moderate", "feature"]],
+        "untrained_features": untrained,
     }
 
 
