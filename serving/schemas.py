@@ -142,7 +142,8 @@ class Play(BaseModel):
 class Renewal(BaseModel):
     renewal_at: UtcDatetime | None
     days_to_renewal: int | None = Field(
-        description="whole days from as_of to renewal_at, rounded down; negative = date passed"
+        description="whole days from as_of to renewal_at, rounded down; negative = date "
+        "passed; null for a month-to-month account (no committed term)"
     )
     arr_at_stake: float | None
     high_risk: bool = Field(
@@ -245,8 +246,18 @@ class Score(BaseModel):
     health_alert: bool
     pqa_score: float | None
     pqa_band: str | None
-    drivers: list[Driver] = Field(description="top drivers of the churn probability")
+    drivers: list[Driver] = Field(
+        description="top drivers of the churn probability a CSM can act on: one per signal "
+        "(the windows of one signal summed), each with its value, the account's own value "
+        "about 90 days earlier and its percentile among its segment's scored accounts"
+    )
+    context: list[Driver] = Field(
+        default_factory=list,
+        description="contract context of the churn probability (term and days to renewal, "
+        "plan, ARR, segment, tenure): reported, not something to act on",
+    )
     expansion_drivers: list[Driver]
+    expansion_context: list[Driver] = Field(default_factory=list)
     signals: list[FiredRule]
     triggers: list[FiredRule]
     play: Play
@@ -322,12 +333,17 @@ class WorklistPage(BaseModel):
     as_of: UtcDatetime | None
 
 
+RenewalKind = Literal["committed", "monthly"]
+
+
 class RenewalItem(BaseModel):
     account_id: str
     csm_owner: str | None = Field(description="null when unowned")
     unowned: bool = Field(description="no owner: csm_owner missing, empty or only whitespace")
     renewal_at: UtcDatetime | None
-    days_to_renewal: int | None = Field(description="whole days to renewal_at, rounded down")
+    days_to_renewal: int | None = Field(
+        description="whole days to renewal_at, rounded down; null when month-to-month"
+    )
     month_to_month: bool
     arr_at_stake: float | None
     health_score: float | None
@@ -370,6 +386,11 @@ class RenewalsResponse(BaseModel):
 
     as_of: UtcDatetime | None
     within_days: int
+    kind: RenewalKind = Field(
+        default="committed",
+        description="`committed`: terms renewing within within_days; `monthly`: "
+        "month-to-month accounts at high risk, highest churn probability first",
+    )
     items: list[RenewalItem]
 
 
