@@ -166,6 +166,7 @@ def prepare_report(
         seed=seed,
         workers=2,
         shock=past.shock,
+        renewal=past.renewal,
     )
     nrr = build_nrr_tables(subscriptions, accounts, data_end=data_end, grace_days=grace_days)
     revenue = (rules or load_rules_config()).revenue

@@ -18,6 +18,7 @@ import pandas as pd
 from models.revenue.amounts import AmountModel
 from models.revenue.forecast import POOLED, RateShock, simulate_fan, simulate_outcomes
 from models.revenue.forecast_book import (
+    Renewal,
     account_expectations,
     quarter_of,
     quarter_start,
@@ -156,11 +157,14 @@ def build_forecast(
     top_n: int = 10,
     workers: int = 1,
     shock: RateShock | None = None,
+    renewal: Renewal | None = None,
 ) -> ForecastTables:
     """Monte Carlo of the next quarter and a `quarters` fan, pooled and by segment.
 
     `book` holds BOOK_COLUMNS (optionally health_score, health_band) for accounts with
-    ARR > 0 at as_of; probabilities are over the next 90 days.
+    ARR > 0 at as_of; probabilities are over the next 90 days. With `renewal` the fan's
+    later quarters move each probability back toward its segment's rate (see
+    `models.revenue.forecast_book.Renewal`); without it they reuse the first quarter's.
     """
     if draws < 100:
         raise ValueError(f"draws must be >= 100 for stable quantiles, got {draws}")
@@ -170,8 +174,11 @@ def build_forecast(
     result = simulate_outcomes(
         **inputs, draws=draws, seed=seed, quantiles=QUANTILES, workers=workers, shock=shock
     )
+    fan_inputs = dict(inputs)
+    if renewal is not None:
+        fan_inputs.update(renewal.probabilities(accounts, quarters))
     fan = simulate_fan(
-        **inputs,
+        **fan_inputs,
         quarters=quarters,
         draws=draws,
         seed=seed + 1,

@@ -7,14 +7,17 @@ import pandas as pd
 import pytest
 
 from models.revenue.forecast import pinball_loss
-from models.revenue.nrr import arr_at, arr_timeline
+from models.revenue.nrr import account_flows, arr_at, arr_timeline, decompose
 from tests.test_forecasting import synthetic_company
 from training.forecast_backtest import (
     COLUMNS,
     Predictor,
+    actual_nrr,
     backtest_forecast,
     backtest_quarters,
     forecast_quarter,
+    horizon_table,
+    naive_table,
     summarise,
 )
 
@@ -95,9 +98,48 @@ def test_backtest_table_shape_coverage_and_pinball(company) -> None:
     )
     figures = summarise(table)
     assert figures["quarters"] == len(quarters)
-    assert figures["pooled_coverage"] == pytest.approx(
-        table[table["segment"] == "All"]["covered"].mean()
+    first = table[(table["segment"] == "All") & (table["horizon"] == 1)]
+    assert figures["pooled_coverage"] == pytest.approx(first["covered"].mean())
+    # every origin is forecast as far ahead as the data covers, up to four quarters
+    for q, part in table.groupby("quarter_start"):
+        reach = max(h for h in range(1, 5) if q + pd.DateOffset(months=3 * h) <= DATA_END)
+        assert sorted(set(part["horizon"])) == list(range(1, reach + 1))
+    per = horizon_table(table)
+    assert list(per["horizon"]) == sorted(set(table["horizon"]))
+    for row in per.itertuples():
+        pooled = table[(table["segment"] == "All") & (table["horizon"] == row.horizon)]
+        assert row.origins == len(pooled)
+        assert figures[f"h{row.horizon}.pooled_coverage"] == pytest.approx(pooled["covered"].mean())
+
+
+def test_actual_nrr_over_horizons_and_the_compounded_naive(company) -> None:
+    subs, accounts, _ = company
+    q = T("2024-10-01")
+    common = {"quarter_start": q, "data_end": DATA_END, "grace_days": 30}
+    one = actual_nrr(subs, accounts, **common).set_index("segment")["actual"]
+    # the horizon-1 path of the multi-quarter computation agrees with the quarterly bridge
+    timeline = arr_timeline(subs, data_end=DATA_END)
+    flows = account_flows(timeline, boundaries=[q, q + pd.DateOffset(months=3)])
+    flows = flows[flows["arr_start"] > 0]
+    kept = flows["arr_start"] + flows["expansion_arr"] - flows["contraction_arr"]
+    assert one["All"] == pytest.approx(
+        float((kept - flows["churned_arr"]).sum()) / float(flows["arr_start"].sum())
     )
+    # two quarters: ARR kept at q + 6 months by the accounts of q, over their ARR at q
+    two = actual_nrr(subs, accounts, horizon=2, **common).set_index("segment")["actual"]
+    points = arr_at(
+        timeline, pd.DataFrame({"account_id": timeline["account_id"].unique()}).assign(at=q)
+    )
+    later = arr_at(timeline, points.loc[:, ["account_id"]].assign(at=q + pd.DateOffset(months=6)))
+    active = points["arr"].to_numpy() > 0
+    assert two["All"] == pytest.approx(
+        float(later["arr"].to_numpy()[active].sum()) / float(points["arr"].to_numpy()[active].sum())
+    )
+    history = {"pooled": decompose(subs, accounts, freq="quarter", data_end=DATA_END)}
+    n1 = naive_table(history, quarter_start=q).iloc[0]
+    n3 = naive_table(history, quarter_start=q, horizon=3).iloc[0]
+    assert n3["naive_p50"] == pytest.approx(n1["naive_p50"] ** 3)
+    assert n3["naive_p90"] - n3["naive_p50"] > n1["naive_p90"] - n1["naive_p50"]
 
 
 def test_models_see_only_label_windows_closed_before_the_quarter(company) -> None:
@@ -167,7 +209,9 @@ def test_default_lightgbm_fit_produces_ordered_intervals(company) -> None:
         draws=300,
         quarters=[T("2025-07-01")],
     )
-    assert len(table) == 4 and (table["p10"] <= table["p90"]).all()
+    # 2025Q3 + 2 quarters reach the data end: horizons 1 and 2, four groups each
+    assert len(table) == 8 and sorted(set(table["horizon"])) == [1, 2]
+    assert (table["p10"] <= table["p90"]).all()
     assert table["train_rows"].iloc[0] > 0 and table["scored_share"].iloc[0] > 0.9
 
 

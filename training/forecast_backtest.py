@@ -2,9 +2,12 @@
 
 For every quarter start Q the data allows, churn and expansion models are fitted only on
 snapshots whose label window closed by Q (as_of + horizon <= Q), the quarter-start snapshot
-is scored, the book at Q is simulated, and the P10/P50/P90 of NRR (pooled and by segment)
-are compared with the quarter's actual NRR from the subscriptions, next to the naive
-baseline (trailing four-quarter average NRR).
+is scored, and the book at Q is simulated over the next HORIZONS (4) quarters as `nrr
+forecast` does (the fan). At every horizon h whose quarters the data covers, the P10/P50/P90
+of the book's cumulative NRR after h quarters (pooled and by segment) are compared with what
+that book actually kept from Q to Q + 3h months, next to the naive baseline: the trailing
+four-quarter mean NRR m compounded (m^h, spread sqrt(h) * sd * m^(h-1)). Horizon 1 is the
+quarter's own NRR, as before.
 
 How much history a quarter needs. With the full requirements a quarter is backtested when at
 least FULL_TRAIN_DATES (6) labelled snapshot dates closed their label window by its start and
@@ -32,11 +35,13 @@ import numpy as np
 import pandas as pd
 import typer
 from rich.console import Console
+from rich.table import Table
+from scipy.special import ndtri as norm_ppf
 
 from experiments import DEFAULT_EXPERIMENT
 from features.config import SnapshotConfig
 from models.clock import utc_now
-from models.revenue.forecast import POOLED, naive_forecast, pinball_loss, simulate_outcomes
+from models.revenue.forecast import POOLED, naive_forecast, pinball_loss, simulate_fan
 from models.revenue.forecast_book import (
     account_expectations,
     book_at,
@@ -44,7 +49,7 @@ from models.revenue.forecast_book import (
     quarter_of,
     simulation_inputs,
 )
-from models.revenue.nrr import decompose
+from models.revenue.nrr import account_flows, arr_timeline, decompose
 from models.workspace import WORKDIR_HELP
 from training.config import (
     LABEL_OF,
@@ -61,8 +66,10 @@ if TYPE_CHECKING:
     from features.definition import FeatureDefinition
 
 QUANTILES: tuple[float, float, float] = (0.1, 0.5, 0.9)
+HORIZONS = 4  # quarters ahead, as the report's fan
 COLUMNS: tuple[str, ...] = (
     "quarter",
+    "horizon",
     "quarter_start",
     "segment",
     "accounts",
@@ -359,34 +366,71 @@ def actual_nrr(
     quarter_start: pd.Timestamp,
     data_end: pd.Timestamp,
     grace_days: int,
+    horizon: int = 1,
 ) -> pd.DataFrame:
-    """The quarter's realised NRR, pooled ('All') and by segment: segment, actual."""
-    window = {
-        "data_end": data_end,
-        "freq": "quarter",
-        "start": quarter_start,
-        "end": quarter_start + pd.DateOffset(months=3),
-        "grace_days": grace_days,
-    }
-    pooled = decompose(subscriptions, accounts, **window)  # type: ignore[arg-type]
-    rows = [{"segment": POOLED, "actual": float(pooled["nrr"].iloc[0])}]
+    """NRR the book at the quarter start realised over `horizon` quarters: segment, actual.
+
+    Pooled ('All') and by segment: ARR at quarter start + 3 * horizon months of the accounts
+    active at the quarter start (churned ones count 0, as in the fan) over their starting
+    ARR. Horizon 1 is the quarter's NRR of `nrr.decompose`.
+    """
+    if horizon == 1:
+        window = {
+            "data_end": data_end,
+            "freq": "quarter",
+            "start": quarter_start,
+            "end": quarter_start + pd.DateOffset(months=3),
+            "grace_days": grace_days,
+        }
+        pooled = decompose(subscriptions, accounts, **window)  # type: ignore[arg-type]
+        rows = [{"segment": POOLED, "actual": float(pooled["nrr"].iloc[0])}]
+        if "segment" in accounts.columns:
+            by = decompose(subscriptions, accounts, by="segment", **window)  # type: ignore[arg-type]
+            rows += [
+                {"segment": str(s), "actual": float(v)}
+                for s, v in zip(by["segment"], by["nrr"], strict=True)
+            ]
+        return pd.DataFrame(rows).dropna(subset=["actual"])
+    timeline = arr_timeline(subscriptions, data_end=data_end, grace_days=grace_days)
+    end = quarter_start + pd.DateOffset(months=3 * horizon)
+    flows = account_flows(timeline, boundaries=[quarter_start, end])
+    flows = flows[flows["arr_start"] > 0]
+    kept = flows["arr_start"] + flows["expansion_arr"] - flows["contraction_arr"]
+    flows = flows.assign(kept=kept - flows["churned_arr"])
+    rows = [{"segment": POOLED, "actual": _ratio(flows)}]
     if "segment" in accounts.columns:
-        by = decompose(subscriptions, accounts, by="segment", **window)  # type: ignore[arg-type]
-        rows += [
-            {"segment": str(s), "actual": float(v)}
-            for s, v in zip(by["segment"], by["nrr"], strict=True)
-        ]
+        seg = accounts.loc[:, ["account_id", "segment"]].drop_duplicates("account_id")
+        seg = seg.astype({"account_id": "string", "segment": "string"})
+        merged = flows.astype({"account_id": "string"}).merge(seg, on="account_id", how="left")
+        for segment, part in merged.dropna(subset=["segment"]).groupby("segment"):
+            rows.append({"segment": str(segment), "actual": _ratio(part)})
     return pd.DataFrame(rows).dropna(subset=["actual"])
 
 
-def naive_table(history: dict[str, pd.DataFrame], *, quarter_start: pd.Timestamp) -> pd.DataFrame:
-    """Trailing four-quarter NRR baseline at the quarter start: segment, naive_p10/50/90."""
+def _ratio(flows: pd.DataFrame) -> float:
+    start = float(flows["arr_start"].sum())
+    return float(flows["kept"].sum()) / start if start > 0 else float("nan")
+
+
+def naive_table(
+    history: dict[str, pd.DataFrame], *, quarter_start: pd.Timestamp, horizon: int = 1
+) -> pd.DataFrame:
+    """Trailing four-quarter NRR baseline at the quarter start: segment, naive_p10/50/90.
+
+    Over `horizon` quarters the mean m compounds: P50 m^h, spread sqrt(h) * sd * m^(h-1)
+    (independent quarters, first order); horizon 1 is the mean and sd themselves.
+    """
     parts = [naive_forecast(history["pooled"], as_of=quarter_start, group_col=None)]
     if "segment" in history:
         parts.append(naive_forecast(history["segment"], as_of=quarter_start, group_col="segment"))
     frame = pd.concat(parts, ignore_index=True)
-    names = {"group": "segment", "p10": "naive_p10", "p50": "naive_p50", "p90": "naive_p90"}
-    return frame.rename(columns=names).loc[:, list(names.values())]
+    mean, sd = frame["mean"].to_numpy(dtype=float), frame["sd"].to_numpy(dtype=float)
+    centre = mean**horizon
+    spread = np.sqrt(horizon) * sd * mean ** (horizon - 1)
+    out = pd.DataFrame({"segment": frame["group"]})
+    for q in QUANTILES:
+        out[f"naive_p{q * 100:g}"] = centre + spread * float(norm_ppf(q))
+    return out
 
 
 def _scored_book(
@@ -425,8 +469,14 @@ def forecast_quarter(
     grace_days: int,
     draws: int,
     seed: int,
+    horizons: int = 1,
 ) -> pd.DataFrame:
-    """NRR P10/P50/P90 pooled and by segment for one quarter, from data before its start."""
+    """Cumulative NRR P10/P50/P90 pooled and by segment for horizons 1..`horizons`.
+
+    From data before the quarter start only, with the fan of `nrr forecast` (later quarters'
+    probabilities renewed toward the segment rates, common shock). One row per (horizon,
+    segment).
+    """
     train = training_rows(snapshots, quarter_start=quarter_start, horizon_days=horizon_days)
     predictors = {t: fit(train, t) for t in ("churn", "expansion")}
     rows = snapshots[snapshots["as_of"] == quarter_start].reset_index(drop=True)
@@ -440,17 +490,22 @@ def forecast_quarter(
     )
     past = history_at(subscriptions, accounts, as_of=quarter_start, grace_days=grace_days)
     expectations = account_expectations(book, amount_model=past.amounts, rates=past.rates)
-    result = simulate_outcomes(
-        **simulation_inputs(expectations),
+    inputs = simulation_inputs(expectations)
+    if past.renewal is not None:
+        inputs.update(past.renewal.probabilities(expectations, horizons))
+    fan = simulate_fan(
+        **inputs,
+        quarters=horizons,
         draws=draws,
         seed=seed,
         quantiles=QUANTILES,
         shock=past.shock,
-    )
-    nrr = result.summary[result.summary["metric"] == "nrr"]
+    ).summary
+    nrr = fan[fan["metric"] == "nrr"]
     counts = book.groupby("segment").size()
     return pd.DataFrame(
         {
+            "horizon": nrr["quarter"].astype(int).to_numpy(),
             "segment": nrr["group"].astype(str).to_numpy(),
             "accounts": [len(book) if g == POOLED else int(counts.get(g, 0)) for g in nrr["group"]],
             "p10": nrr["p10"].to_numpy(),
@@ -459,6 +514,20 @@ def forecast_quarter(
             "train_rows": len(train),
             "scored_share": scored,
         }
+    )
+
+
+def covered_horizons(
+    quarter_start: pd.Timestamp, *, data_end: pd.Timestamp, horizons: int = HORIZONS
+) -> int:
+    """How many quarters after the quarter start the data covers, at most `horizons`."""
+    return max(
+        (
+            h
+            for h in range(1, horizons + 1)
+            if quarter_start + pd.DateOffset(months=3 * h) <= data_end
+        ),
+        default=0,
     )
 
 
@@ -501,8 +570,13 @@ def backtest_forecast(
     min_positives: int | None = None,
     quarters: Sequence[pd.Timestamp] | None = None,
     fit: FitModel | None = None,
+    horizons: int = HORIZONS,
 ) -> pd.DataFrame:
-    """Tidy backtest table: one row per (quarter, segment) with 'All' for the pooled book.
+    """Tidy backtest table: one row per (horizon, quarter, segment), 'All' for the pooled book.
+
+    `quarter` is the first quarter forecast (the origin); horizon h compares the cumulative
+    NRR of the book at its start after h quarters, for every h up to `horizons` whose
+    quarters the data covers.
 
     `fit` trains one target's model on training rows and returns its probability function
     (default: the training recipe's calibrated LightGBM with fixed parameters). Without
@@ -538,6 +612,9 @@ def backtest_forecast(
     history = _history(subscriptions, accounts, data_end=data_end, grace_days=grace_days)
     frames = []
     for i, q in enumerate(chosen):
+        reach = covered_horizons(q, data_end=data_end, horizons=horizons)
+        if reach == 0:
+            continue
         forecast = forecast_quarter(
             snapshots=snapshots,
             subscriptions=subscriptions,
@@ -548,22 +625,31 @@ def backtest_forecast(
             grace_days=grace_days,
             draws=draws,
             seed=seed + i,
+            horizons=reach,
         )
-        actual = actual_nrr(
-            subscriptions, accounts, quarter_start=q, data_end=data_end, grace_days=grace_days
-        )
-        cells = forecast.merge(actual, on="segment").merge(
-            naive_table(history, quarter_start=q), on="segment", how="left"
-        )
-        frames.append(cells.assign(quarter=quarter_of(q), quarter_start=q))
+        for h in range(1, reach + 1):
+            actual = actual_nrr(
+                subscriptions,
+                accounts,
+                quarter_start=q,
+                data_end=data_end,
+                grace_days=grace_days,
+                horizon=h,
+            )
+            cells = (
+                forecast[forecast["horizon"] == h]
+                .merge(actual, on="segment")
+                .merge(naive_table(history, quarter_start=q, horizon=h), on="segment", how="left")
+            )
+            frames.append(cells.assign(quarter=quarter_of(q), quarter_start=q))
     if not frames:
         return pd.DataFrame(columns=list(COLUMNS))
     table = _score_cells(pd.concat(frames, ignore_index=True))
+    table = table.sort_values(["horizon", "quarter_start"], kind="stable")
     return table.loc[:, list(COLUMNS)].reset_index(drop=True)
 
 
-def summarise(table: pd.DataFrame) -> dict[str, float]:
-    """Headline figures: quarters, pooled and segment coverage, mean pinball vs naive."""
+def _figures(table: pd.DataFrame) -> dict[str, float]:
     pooled = table[table["segment"] == POOLED]
     cells = table[table["segment"] != POOLED]
     both = table.dropna(subset=["naive_pinball"])
@@ -574,6 +660,48 @@ def summarise(table: pd.DataFrame) -> dict[str, float]:
         "pinball": float(both["pinball"].mean()) if len(both) else float("nan"),
         "naive_pinball": float(both["naive_pinball"].mean()) if len(both) else float("nan"),
     }
+
+
+def horizon_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Per horizon: origins (pooled rows), pooled and segment coverage, pinball vs naive."""
+    columns = ["horizon", "origins", "pooled_coverage", "segment_coverage"]
+    columns += ["pinball", "naive_pinball"]
+    if table.empty:
+        return pd.DataFrame(columns=columns)
+    horizons = table["horizon"] if "horizon" in table.columns else pd.Series(1, index=table.index)
+    rows = []
+    for h, part in table.groupby(horizons.astype(int), sort=True):
+        figures = _figures(part)
+        rows.append({"horizon": int(h), "origins": int(figures.pop("quarters")), **figures})
+    return pd.DataFrame(rows, columns=columns)
+
+
+def summarise(table: pd.DataFrame) -> dict[str, float]:
+    """Headline figures of horizon 1 (quarters, pooled and segment coverage, pinball vs naive)
+    and the same per horizon h as 'h{h}.origins', 'h{h}.pooled_coverage', ..."""
+    horizons = table["horizon"] if "horizon" in table.columns else pd.Series(1, index=table.index)
+    out = _figures(table[horizons == 1])
+    for row in horizon_table(table).to_dict("records"):
+        h = int(row.pop("horizon"))
+        out.update({f"h{h}.{k}": float(v) for k, v in row.items()})
+    return out
+
+
+def horizon_rich_table(table: pd.DataFrame) -> Table:
+    """The per-horizon figures as the table the command prints."""
+    out = Table(title="Forecast backtest: cumulative NRR of the book, P10-P90")
+    for name in ("horizon", "origins", "pooled coverage", "segment cells", "pinball", "naive"):
+        out.add_column(name, justify="right")
+    for row in horizon_table(table).itertuples(index=False):
+        out.add_row(
+            f"{row.horizon}Q",
+            str(row.origins),
+            f"{row.pooled_coverage:.0%}",
+            f"{row.segment_coverage:.0%}" if np.isfinite(row.segment_coverage) else "n/a",
+            f"{row.pinball:.4f}",
+            f"{row.naive_pinball:.4f}",
+        )
+    return out
 
 
 def _describe_definition(definition: FeatureDefinition) -> str:
@@ -748,11 +876,7 @@ def backtest_command(
         console.print(note)
     _write_atomic(table, out_file)
     figures = summarise(table)
-    console.print(
-        f"{figures['quarters']:.0f} quarters; pooled P10-P90 coverage "
-        f"{figures['pooled_coverage']:.0%}, segment cells {figures['segment_coverage']:.0%}; "
-        f"pinball {figures['pinball']:.4f} vs naive {figures['naive_pinball']:.4f}"
-    )
+    console.print(horizon_rich_table(table))
     Console().print(str(out_file))
     settings = Workspace.resolve(workdir)
     try:
