@@ -35,9 +35,9 @@ def _snapshots(
 
 
 def main() -> None:
+    from models.workspace import Workspace
     from training.config import load_experiment
     from training.pipeline import train
-    from models.workspace import Workspace
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, required=True)

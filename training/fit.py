@@ -69,7 +69,9 @@ def booster_params(
     return params
 
 
-def holdout_split(frame: pd.DataFrame, *, config: ExperimentConfig) -> tuple[np.ndarray, np.ndarray]:
+def holdout_split(
+    frame: pd.DataFrame, *, config: ExperimentConfig
+) -> tuple[np.ndarray, np.ndarray]:
     """Row positions (fit, calibrate) of the experiment's hold-out: latest dates or accounts."""
     calibration = config.calibration
     if calibration.holdout == "accounts":

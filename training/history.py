@@ -111,7 +111,9 @@ def _folds_fit(
         and rows["as_of"].iloc[f.train].nunique() >= min_train_dates
         and _calibration_fits(
             rows["as_of"].iloc[f.train].reset_index(drop=True),
-            horizon_days=horizon_days, holdout=holdout, periods=periods,
+            horizon_days=horizon_days,
+            holdout=holdout,
+            periods=periods,
             min_fit_dates=min_fit_dates,
         )  # fmt: skip
         for f in made
@@ -132,9 +134,7 @@ def _candidates(config: ExperimentConfig) -> list[tuple[int, int, str, int]]:
     return out
 
 
-def minimum_history_message(
-    dates: list[pd.Timestamp], *, horizon_days: int, freq: str
-) -> str:
+def minimum_history_message(dates: list[pd.Timestamp], *, horizon_days: int, freq: str) -> str:
     """What is missing when not even one fold with one training date fits."""
     have = "no labelled snapshot dates" if not dates else (
         f"{len(dates)} labelled snapshot date(s) ({dates[0].date()} to {dates[-1].date()})"
@@ -165,8 +165,14 @@ def plan_history(snapshots: pd.DataFrame, config: ExperimentConfig) -> HistoryPl
             for floor in (min_fit, 1)
             for c in _candidates(config)
             if _folds_fit(
-                rows, horizon_days=horizon, folds=c[1], spacing=c[0], holdout=c[2],
-                periods=c[3], min_fit_dates=min_fit, min_train_dates=floor,
+                rows,
+                horizon_days=horizon,
+                folds=c[1],
+                spacing=c[0],
+                holdout=c[2],
+                periods=c[3],
+                min_fit_dates=min_fit,
+                min_train_dates=floor,
             )  # fmt: skip
         ),
         None,
