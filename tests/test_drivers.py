@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -59,7 +58,9 @@ def test_text_names_the_signal_with_its_value_and_unit() -> None:
     assert describe_value("stickiness", 0.2134) == "Weekly share of monthly active users: 21%"
     assert describe_value("usage_trend_30d", -0.456) == "Usage, last 30 days vs the 30 before: -46%"
     assert describe_value("arr", 12345.0) == "ARR: $12.3K"
-    assert describe_value("days_overdue_max", 12.4) == "Oldest unpaid invoice, days past due: 12 days"
+    assert (
+        describe_value("days_overdue_max", 12.4) == "Oldest unpaid invoice, days past due: 12 days"
+    )
     assert describe_value("events_30d", 12345.0) == "Actions in the last 30 days: 12.3K actions"
 
 

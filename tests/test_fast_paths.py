@@ -201,9 +201,7 @@ def test_request_payloads_equal_snapshot_payloads(
 
 def _without_texts(payloads: list[dict[str, Any]]) -> list[dict[str, Any]]:
     keys = ("drivers", "context", "expansion_drivers", "expansion_context")
-    return [
-        {**p, **{k: [{**d, "text": None} for d in p[k]] for k in keys}} for p in payloads
-    ]
+    return [{**p, **{k: [{**d, "text": None} for d in p[k]] for k in keys}} for p in payloads]
 
 
 def test_request_with_omitted_features_matches_frame_with_provided_mask(
