@@ -195,26 +195,28 @@ def top_accounts_chart(top: pd.DataFrame, *, value: str, title: str, colour: str
 
 
 def backtest_chart(backtest: pd.DataFrame) -> str:
-    """Pooled NRR P10-P90 interval per backtest quarter against the actual NRR."""
-    fig = _figure()
-    pooled = backtest[backtest["segment"] == POOLED].sort_values("quarter")
+    """Pooled NRR P10-P90 interval per origin quarter against the actual, one panel per horizon."""
+    pooled = backtest[backtest["segment"] == POOLED]
+    if "horizon" not in pooled.columns:
+        pooled = pooled.assign(horizon=1)
+    horizons = sorted(int(h) for h in pooled["horizon"].unique())
+    fig = _figure(width=max(7.5, 3.0 * len(horizons)), height=3.6)
     if pooled.empty:
         return _empty(fig, "No backtest quarters")
-    ax = fig.add_subplot()
-    x = np.arange(len(pooled))
-    p50 = 100 * pooled["p50"].to_numpy(dtype=float)
-    low = p50 - 100 * pooled["p10"].to_numpy(dtype=float)
-    high = 100 * pooled["p90"].to_numpy(dtype=float) - p50
-    ax.errorbar(x, p50, yerr=[low, high], fmt="o", color=BLUE, capsize=4, label="forecast P10-P90")
-    covered = pooled["covered"].astype(bool).to_numpy()
-    actual = 100 * pooled["actual"].to_numpy(dtype=float)
-    ax.scatter(
-        x[covered], actual[covered], marker="x", color=GREEN, zorder=3, label="actual, inside"
-    )
-    ax.scatter(
-        x[~covered], actual[~covered], marker="x", color=RED, zorder=3, label="actual, outside"
-    )
-    ax.set_xticks(x, [str(q) for q in pooled["quarter"]], rotation=45, fontsize=8)
-    ax.set_ylabel("quarterly NRR %")
-    ax.legend(fontsize=7)
+    axes = np.atleast_1d(fig.subplots(1, len(horizons)))
+    for ax, h in zip(axes, horizons, strict=True):
+        part = pooled[pooled["horizon"] == h].sort_values("quarter")
+        x = np.arange(len(part))
+        p50 = 100 * part["p50"].to_numpy(dtype=float)
+        low = p50 - 100 * part["p10"].to_numpy(dtype=float)
+        high = 100 * part["p90"].to_numpy(dtype=float) - p50
+        ax.errorbar(x, p50, yerr=[low, high], fmt="o", color=BLUE, capsize=3, label="P10-P90")
+        covered = part["covered"].astype(bool).to_numpy()
+        actual = 100 * part["actual"].to_numpy(dtype=float)
+        ax.scatter(x[covered], actual[covered], marker="x", color=GREEN, zorder=3, label="inside")
+        ax.scatter(x[~covered], actual[~covered], marker="x", color=RED, zorder=3, label="outside")
+        ax.set_xticks(x, [str(q) for q in part["quarter"]], rotation=60, fontsize=7)
+        ax.set_title(f"{h} quarter{'s' * (h != 1)} ahead", fontsize=9)
+    axes[0].set_ylabel("NRR of the book at the origin %")
+    axes[0].legend(fontsize=7)
     return to_data_uri(fig)

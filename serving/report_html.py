@@ -94,8 +94,29 @@ def _expansion_leader(forecast: ForecastTables) -> str:
     return f"expansion concentrated in {top} ({pct(float(by_segment.max()) / total)} of expected)"
 
 
-def forecast_reading(forecast: ForecastTables) -> str:
-    """'2026Q1 NRR P50 104%, 80% interval 99-109%; expansion concentrated in Enterprise'."""
+def _horizons(backtest: pd.DataFrame) -> pd.Series:
+    """Each backtest row's horizon (tables written before horizons existed are horizon 1)."""
+    if "horizon" in backtest.columns:
+        return backtest["horizon"].astype(int)
+    return pd.Series(1, index=backtest.index)
+
+
+def horizon_coverage(backtest: pd.DataFrame | None, horizon: int) -> tuple[float, int] | None:
+    """Pooled P10-P90 coverage and origins of one backtest horizon; None without such rows."""
+    if backtest is None or backtest.empty:
+        return None
+    rows = backtest[(_horizons(backtest) == horizon) & (backtest["segment"] == POOLED)]
+    if rows.empty:
+        return None
+    return float(rows["covered"].astype(bool).mean()), len(rows)
+
+
+def forecast_reading(forecast: ForecastTables, backtest: pd.DataFrame | None = None) -> str:
+    """'2026Q1 NRR P50 104%, 80% interval 99-109%; expansion concentrated in Enterprise'.
+
+    The multi-quarter NRR of today's book is quoted only beside its own backtested
+    coverage (the backtest's rows of that horizon); without them it is left out.
+    """
     p10, p50, p90 = (forecast.value("nrr", c) for c in ("p10", "p50", "p90"))
     grr = forecast.value("grr")
     text = (
@@ -103,11 +124,14 @@ def forecast_reading(forecast: ForecastTables) -> str:
         f"(GRR P50 {pct(grr)}); {_expansion_leader(forecast)}"
     )
     last = forecast.fan[(forecast.fan["group"] == POOLED) & (forecast.fan["metric"] == "nrr")]
-    if len(last) > 1:
+    checked = horizon_coverage(backtest, len(last)) if len(last) > 1 else None
+    if checked is not None:
         row = last.sort_values("quarter").iloc[-1]
+        coverage, origins = checked
         text += (
             f"; {len(last)}-quarter NRR of today's book P50 {pct(float(row['p50']))} "
-            f"({pct(float(row['p10']))}-{pct(float(row['p90']))})"
+            f"(P10-P90 {pct(float(row['p10']))}-{pct(float(row['p90']))}; backtested "
+            f"coverage {pct(coverage)} over {origins} origin{'s' * (origins != 1)})"
         )
     return text + "."
 
@@ -233,7 +257,7 @@ def fan_section(inputs: ReportInputs) -> Section:
     return Section(
         "fan",
         "NRR forecast fan (P10-P90)",
-        forecast_reading(fc),
+        forecast_reading(fc, inputs.backtest),
         image,
         table,
         band_aside(fc, bands=_bands(inputs), benchmarks=inputs.benchmarks),
@@ -307,23 +331,59 @@ def top_sections(forecast: ForecastTables) -> list[Section]:
     return out
 
 
+def horizon_summary(backtest: pd.DataFrame) -> pd.DataFrame:
+    """Per horizon: origins, pooled and segment-cell coverage, pinball loss vs naive."""
+    rows = []
+    for h, part in backtest.groupby(_horizons(backtest), sort=True):
+        pooled = part[part["segment"] == POOLED]
+        cells = part[part["segment"] != POOLED]
+        both = part.dropna(subset=["naive_pinball"])
+        rows.append(
+            {
+                "Horizon": f"{int(h)} quarter{'s' * (int(h) != 1)}",
+                "Origins": str(len(pooled)),
+                "Coverage (pooled)": float(pooled["covered"].astype(bool).mean()),
+                "Coverage (segments)": float(cells["covered"].astype(bool).mean())
+                if len(cells)
+                else float("nan"),
+                "Pinball loss": float(both["pinball"].mean()) if len(both) else float("nan"),
+                "Naive pinball loss": float(both["naive_pinball"].mean())
+                if len(both)
+                else float("nan"),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
 def backtest_reading(backtest: pd.DataFrame) -> str:
     """Coverage of pooled and segment intervals and pinball loss against the naive baseline."""
-    pooled = backtest[backtest["segment"] == POOLED]
-    cells = backtest[backtest["segment"] != POOLED]
-    beats = float(backtest["pinball"].mean()) < float(backtest["naive_pinball"].mean())
+    first = backtest[_horizons(backtest) == 1]
+    pooled = first[first["segment"] == POOLED]
+    cells = first[first["segment"] != POOLED]
+    beats = float(first["pinball"].mean()) < float(first["naive_pinball"].mean())
     seg = f", segment cells {pct(float(cells['covered'].mean()))}" if not cells.empty else ""
-    return (
+    text = (
         f"Over {len(pooled)} past quarters the P10-P90 interval held the actual pooled NRR "
         f"{int(pooled['covered'].sum())} times ({pct(float(pooled['covered'].mean()))}){seg}; "
-        f"mean pinball loss {float(backtest['pinball'].mean()):.4f} vs naive "
-        f"{float(backtest['naive_pinball'].mean()):.4f} "
+        f"mean pinball loss {float(first['pinball'].mean()):.4f} vs naive "
+        f"{float(first['naive_pinball'].mean()):.4f} "
         f"({'better' if beats else 'not better'} than the trailing four-quarter average)."
     )
+    later = horizon_summary(backtest[_horizons(backtest) > 1])
+    if not later.empty:
+        text += (
+            " Further ahead (cumulative NRR of the book): "
+            + "; ".join(
+                f"{r['Horizon']} {pct(r['Coverage (pooled)'])} over {r['Origins']} origins"
+                for r in later.to_dict("records")
+            )
+            + "."
+        )
+    return text
 
 
 def backtest_section(backtest: pd.DataFrame | None) -> Section:
-    """Past forecasts against what happened."""
+    """Past forecasts against what happened, per horizon."""
     if backtest is None or backtest.empty:
         return Section(
             "backtest",
@@ -333,7 +393,16 @@ def backtest_section(backtest: pd.DataFrame | None) -> Section:
         )
     fmt: dict[str, Callable[[float], str]] = dict.fromkeys(("p10", "p50", "p90", "actual"), pct)
     fmt |= dict.fromkeys(("pinball", "naive_pinball"), _loss)
-    table = table_html(backtest.loc[:, list(BACKTEST_COLUMNS)], fmt)
+    fmt |= dict.fromkeys(("Coverage (pooled)", "Coverage (segments)"), pct)
+    fmt |= dict.fromkeys(("Pinball loss", "Naive pinball loss"), _loss)
+    columns = ["horizon", *BACKTEST_COLUMNS] if "horizon" in backtest.columns else BACKTEST_COLUMNS
+    pooled = backtest[backtest["segment"] == POOLED]
+    table = (
+        "<h3>Per horizon</h3>"
+        + table_html(horizon_summary(backtest), fmt)
+        + "<h3>Pooled book per origin quarter</h3>"
+        + table_html(pooled.loc[:, list(columns)], fmt)
+    )
     image = charts.backtest_chart(backtest)
     return Section(
         "backtest", "Forecast backtest: coverage", backtest_reading(backtest), image, table

@@ -115,6 +115,27 @@ def test_forecast_reading_quotes_the_summary_figures(inputs: ReportInputs) -> No
     assert fc.quarter in text and "expansion concentrated in" in text
 
 
+def test_multi_quarter_headline_only_with_its_own_backtested_coverage(
+    inputs: ReportInputs,
+) -> None:
+    fc = inputs.forecast
+    quarters = int(fc.fan["quarter"].max())
+    assert f"{quarters}-quarter NRR" not in forecast_reading(fc)
+    # a backtest of horizon 1 only does not vouch for the multi-quarter figure
+    assert f"{quarters}-quarter NRR" not in forecast_reading(fc, tiny_backtest())
+    far = tiny_backtest().assign(horizon=quarters)
+    both = pd.concat([tiny_backtest().assign(horizon=1), far], ignore_index=True)
+    text = forecast_reading(fc, both)
+    last = fc.fan[(fc.fan["group"] == "All") & (fc.fan["metric"] == "nrr")]
+    row = last[last["quarter"] == quarters].iloc[0]
+    assert f"{quarters}-quarter NRR of today's book P50 {100 * row['p50']:.0f}%" in text
+    assert "backtested coverage 67% over 3 origins" in text
+    reading = backtest_reading(both)
+    assert "3 past quarters" in reading and f"{quarters} quarters 67% over 3 origins" in reading
+    section = backtest_section(both)
+    assert "Per horizon" in section.table and section.image is not None
+
+
 def test_report_states_scope_and_nrr_bands(page: str) -> None:
     assert "New-logo ARR is out of scope" in page
     assert "Fix gross retention" in page and "Compound" in page
