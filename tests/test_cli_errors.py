@@ -283,6 +283,9 @@ CASES: tuple[Case, ...] = (
         "apikey create --role reader --keys-file {blocker}/keys.json",
         r"not a folder|cannot write",
     ),
+    # apikey list / revoke
+    Case("apikey-list-keys-file-not-json", "apikey list --keys-file {blocker}", r"malformed"),
+    Case("apikey-revoke-unknown-id", "apikey revoke deadbeef", r"no key with id 'deadbeef'"),
 )
 
 
