@@ -163,3 +163,22 @@ def test_no_import_cycles_between_modules() -> None:
     # Importing a package's __init__ to reach a submodule is not a cycle of logic.
     real = [c for c in cycles if not any(files[m].name == "__init__.py" for m in c)]
     assert real == [], f"import cycles: {real}"
+
+
+def test_nrr_serve_starts_without_the_training_stack() -> None:
+    # /healthz must answer soon after launch; `nrr serve` imports the serving stage only.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.argv = ['nrr', 'serve', '--help']\n"
+        "from nrr.cli import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] == 'training')\n"
+        "print('LOADED', loaded)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
+    assert "Usage: nrr serve" in done.stdout, done.stderr
+    assert "LOADED []" in done.stdout
