@@ -143,8 +143,8 @@ def minimum_history_message(dates: list[pd.Timestamp], *, horizon_days: int, fre
         f"not enough history to train: {have}. Training needs a labelled snapshot date whose "
         f"{horizon_days}-day label window closed before a later labelled date, so the labelled "
         f"dates must span at least {horizon_days} days; as the last {horizon_days} days of "
-        f"data are never labelled, that is about {2 * horizon_days + 31} days of history with "
-        f"{freq}ly snapshots. Export a longer history or shorten snapshot.horizon_days."
+        f"data are never labelled, that is at least {2 * horizon_days} days of data after the "
+        f"first {freq}ly snapshot. Export a longer history or shorten snapshot.horizon_days."
     )
 
 
