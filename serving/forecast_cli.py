@@ -64,6 +64,20 @@ def attach_scores(book: pd.DataFrame, scored: pd.DataFrame) -> tuple[pd.DataFram
     return joined, filled
 
 
+ACCOUNT_LABELS = ("name", "csm_owner")
+
+
+def attach_labels(book: pd.DataFrame, accounts: pd.DataFrame) -> pd.DataFrame:
+    """Book with accounts.name and accounts.csm_owner, when the accounts table has them."""
+    cols = [c for c in ACCOUNT_LABELS if c in accounts.columns and c not in book.columns]
+    if not cols:
+        return book
+    labels = accounts.loc[:, ["account_id", *cols]].drop_duplicates("account_id")
+    labels = labels.assign(account_id=labels["account_id"].astype("string"))
+    joined = book.merge(labels, on="account_id", how="left")
+    return joined.assign(**{c: joined[c].astype("string") for c in cols})
+
+
 def _first_text(frame: pd.DataFrame, column: str) -> str | None:
     if column not in frame.columns:
         return None
@@ -156,6 +170,7 @@ def prepare_report(
     book, filled = attach_scores(
         book_at(subscriptions, accounts, as_of=as_of, grace_days=grace_days), scored
     )
+    book = attach_labels(book, accounts)  # name and CSM owner beside each account id
     past = history_at(subscriptions, accounts, as_of=as_of, grace_days=grace_days)
     forecast = build_forecast(
         book,
@@ -168,8 +183,14 @@ def prepare_report(
         shock=past.shock,
         renewal=past.renewal,
     )
-    nrr = build_nrr_tables(subscriptions, accounts, data_end=data_end, grace_days=grace_days)
     revenue = (rules or load_rules_config()).revenue
+    nrr = build_nrr_tables(
+        subscriptions,
+        accounts,
+        data_end=data_end,
+        grace_days=grace_days,
+        min_cohort_accounts=revenue.min_cohort_accounts,
+    )
     report = ReportInputs(
         nrr=nrr,
         forecast=forecast,

@@ -31,6 +31,7 @@ from models.revenue.nrr import (
     cohort_heatmap,
     decompose,
 )
+from models.rules.config import MIN_COHORT_ACCOUNTS
 
 QUANTILES: tuple[float, float, float] = (0.1, 0.5, 0.9)
 HEALTH_BAND_ORDER: tuple[str, ...] = ("Thriving", "Healthy", "At risk", "Critical", "Churning")
@@ -107,6 +108,8 @@ def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 _TOP_COLUMNS = (
     "account_id",
+    "name",  # accounts.name and accounts.csm_owner, when the book carries them
+    "csm_owner",
     "segment",
     "plan",
     "arr",
@@ -216,8 +219,11 @@ class NrrTables:
     quarterly: pd.DataFrame
     by_split: Mapping[str, pd.DataFrame]  # split name -> quarterly decomposition
     cohort_heatmap: pd.DataFrame
+    # Ranked cohorts by trailing NRR; `below_min_size` marks cohorts with fewer than
+    # `min_cohort_accounts` accounts at the window start: shown greyed, never ranked first.
     best_cohorts: pd.DataFrame
     worst_cohorts: pd.DataFrame
+    min_cohort_accounts: int = MIN_COHORT_ACCOUNTS
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready content of nrr.json."""
@@ -230,7 +236,37 @@ class NrrTables:
             "cohort_heatmap": records(self.cohort_heatmap),
             "best_cohorts": records(self.best_cohorts),
             "worst_cohorts": records(self.worst_cohorts),
+            "min_cohort_accounts": self.min_cohort_accounts,
         }
+
+
+def cohort_extremes(
+    ranked: pd.DataFrame, *, min_accounts: int, n: int = 3
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Best and worst cohorts of a ranking, each with `below_min_size`.
+
+    The n best and n worst cohorts of at least `min_accounts` starting accounts are listed;
+    smaller cohorts that would rank among them (at most n per table) are kept, flagged, so
+    the report can grey them instead of hiding them.
+    """
+    small = ranked["starting_logos"] < min_accounts
+    table = ranked.assign(below_min_size=small).sort_values(
+        ["nrr", "starting_arr"], ascending=[False, False], kind="stable"
+    )
+    eligible = table[~table["below_min_size"]]
+    best_ok = eligible.head(n)
+    worst_ok = eligible.iloc[len(best_ok) :].sort_values("nrr", kind="stable").head(n)
+
+    def around(chosen: pd.DataFrame, *, best: bool) -> pd.DataFrame:
+        tiny = table[table["below_min_size"]]
+        if not chosen.empty:
+            edge = float(chosen["nrr"].min() if best else chosen["nrr"].max())
+            tiny = tiny[tiny["nrr"] >= edge] if best else tiny[tiny["nrr"] <= edge]
+        tiny = (tiny if best else tiny.iloc[::-1]).head(n)
+        out = pd.concat([chosen, tiny]).sort_values("nrr", ascending=not best, kind="stable")
+        return out.reset_index(drop=True)
+
+    return around(best_ok, best=True), around(worst_ok, best=False)
 
 
 def build_nrr_tables(
@@ -239,8 +275,13 @@ def build_nrr_tables(
     *,
     data_end: pd.Timestamp,
     grace_days: int = 30,
+    min_cohort_accounts: int = MIN_COHORT_ACCOUNTS,
 ) -> NrrTables:
-    """Every NRR history table of the report from the subscriptions and accounts."""
+    """Every NRR history table of the report from the subscriptions and accounts.
+
+    Cohorts of fewer than `min_cohort_accounts` accounts are flagged, not ranked
+    (experiments/rules.yaml `revenue.min_cohort_accounts`).
+    """
     common: dict[str, Any] = {"data_end": data_end, "grace_days": grace_days}
     splits = available_splits(accounts)
     by_split = {
@@ -249,11 +290,12 @@ def build_nrr_tables(
     }
     has_created = "cohort" in splits
     heat = cohort_heatmap(subscriptions, accounts, **common) if has_created else pd.DataFrame()
-    extremes = best_and_worst_cohorts(subscriptions, accounts, **common)
+    # every cohort with starting ARR; the minimum size is applied (as a flag) below
+    extremes = best_and_worst_cohorts(subscriptions, accounts, min_logos=1, **common)
     # without any cohort split the ranking is one pooled row, not cohorts
-    has_groups = "group" in extremes.ranked.columns
-    best = extremes.best if has_groups else pd.DataFrame()
-    worst = extremes.worst if has_groups else pd.DataFrame()
+    best, worst = pd.DataFrame(), pd.DataFrame()
+    if "group" in extremes.ranked.columns:
+        best, worst = cohort_extremes(extremes.ranked, min_accounts=min_cohort_accounts)
     return NrrTables(
         data_end=data_end,
         monthly=decompose(subscriptions, accounts, freq="month", **common),
@@ -262,4 +304,5 @@ def build_nrr_tables(
         cohort_heatmap=heat,
         best_cohorts=best,
         worst_cohorts=worst,
+        min_cohort_accounts=min_cohort_accounts,
     )

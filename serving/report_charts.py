@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import io
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, ScalarFormatter
 
 from models.revenue.forecast import POOLED
 
@@ -30,21 +32,76 @@ def _figure(width: float = 7.5, height: float = 3.6) -> Figure:
     return fig
 
 
+def _trim(number: float) -> str:
+    """1.0 -> '1', 2.5 -> '2.5', 1.25 -> '1.25' (at most two decimals)."""
+    return f"{number:,.2f}".rstrip("0").rstrip(".")
+
+
+def currency(value: float, _pos: object = None) -> str:
+    """Axis label of an amount: $1.2M, $450K, $2.5K, $900 (no scientific notation)."""
+    size = abs(value)
+    sign = "-" if value < 0 else ""
+    if size >= 1e6:
+        return f"{sign}${_trim(size / 1e6)}M"
+    if size >= 1e3:
+        return f"{sign}${_trim(size / 1e3)}K"
+    return f"{sign}${size:,.0f}"
+
+
+def money_axis(ax: Axes, axis: str = "y") -> None:
+    """Currency ticks ($1.2M, $450K) on one axis of `ax`."""
+    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(FuncFormatter(currency))
+
+
+def _no_offsets(fig: Figure) -> None:
+    """Plain numbers on every numeric axis: no '1e7' offset or scientific notation."""
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            formatter = axis.get_major_formatter()
+            if isinstance(formatter, ScalarFormatter):
+                formatter.set_useOffset(False)
+                formatter.set_scientific(False)
+
+
 def to_data_uri(fig: Figure) -> str:
     """Render a figure to an inline `data:image/png;base64,...` URI."""
+    _no_offsets(fig)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def money(value: float, *, million_digits: int = 2) -> str:
-    """ARR amount with a k/M suffix (charts use one digit on millions to keep labels short)."""
+    """ARR amount with a $ and a K/M suffix: $1.23M, $40K, $114."""
     size = abs(value)
+    sign = "-" if value < 0 else ""
     if size >= 1e6:
-        return f"{value / 1e6:,.{million_digits}f}M"
+        return f"{sign}${size / 1e6:,.{million_digits}f}M"
     if size >= 1e3:
-        return f"{value / 1e3:,.0f}k"
-    return f"{value:,.0f}"
+        return f"{sign}${size / 1e3:,.0f}K"
+    return f"{sign}${size:,.0f}"
+
+
+def money_column(values: pd.Series) -> Callable[[float], str]:
+    """One unit for a whole table column ($M, $K or $), chosen from its typical amount.
+
+    A column never shows "114" beside "40k": in a column of $K amounts a $114 cell reads
+    "$0.1K". $M cells carry two decimals, $K cells none (one below $10K).
+    """
+    sizes = pd.to_numeric(values, errors="coerce").abs().dropna()
+    typical = float(sizes.median()) if len(sizes) else 0.0
+    top = float(sizes.max()) if len(sizes) else 0.0
+
+    def sign(v: float) -> str:
+        return "-" if v < 0 else ""
+
+    if typical >= 1e6:
+        return lambda v: f"{sign(v)}${abs(v) / 1e6:,.2f}M"
+    if top >= 1e3:  # an exact zero reads "$0", not "$0.0K"
+        return lambda v: (
+            "$0" if v == 0 else f"{sign(v)}${abs(v) / 1e3:,.{0 if abs(v) >= 1e4 else 1}f}K"
+        )
+    return lambda v: f"{sign(v)}${abs(v):,.0f}"
 
 
 def _empty(fig: Figure, message: str) -> str:
@@ -55,36 +112,61 @@ def _empty(fig: Figure, message: str) -> str:
 
 
 def arr_bridge_chart(period: pd.Series) -> str:
-    """Waterfall of one period: starting ARR, +expansion, -contraction, -churn, retained, +new."""
-    fig = _figure()
+    """Waterfall of one period: starting ARR, +expansion, -contraction, -churn, retained, +new.
+
+    Every bar carries its value above it; category labels are on two lines so they never
+    collide; the new + reactivated bar (outside NRR) is labelled as such.
+    """
+    fig = _figure(height=4.0)
     start = float(period["starting_arr"])
+    new = float(period["new_arr"]) + float(period["reactivation_arr"])
     steps = [
-        ("Starting ARR", start, BLUE),
+        ("Starting\nARR", start, BLUE),
         ("Expansion", float(period["expansion_arr"]), GREEN),
         ("Contraction", -float(period["contraction_arr"]), ORANGE),
         ("Churn", -float(period["churned_arr"]), RED),
     ]
     ax = fig.add_subplot()
     level = 0.0
-    for i, (name, value, colour) in enumerate(steps):
+    tops = []
+    for i, (_name, value, colour) in enumerate(steps):
         bottom = 0.0 if i == 0 else level + min(value, 0.0)
-        ax.bar(name, abs(value), bottom=bottom, color=colour)
+        ax.bar(i, abs(value), bottom=bottom, color=colour)
         level = value if i == 0 else level + value
+        tops.append((i, bottom + abs(value), ("+" if value > 0 and i else "") + money(value)))
+    retained = level
+    ax.bar(len(steps), retained, color=BLUE, alpha=0.7)
+    tops.append((len(steps), retained, money(retained)))
+    ax.bar(len(steps) + 1, new, bottom=retained, color=GREY, hatch="//", alpha=0.6)
+    tops.append((len(steps) + 1, retained + new, "+" + money(new)))
+    for x, y, text in tops:
         ax.annotate(
-            money(value, million_digits=1),
-            (i, bottom + abs(value)),
+            text,
+            (x, y),
+            xytext=(0, 3),
+            textcoords="offset points",
             ha="center",
             va="bottom",
             fontsize=8,
         )
-    ax.bar("Retained (NRR)", level, color=BLUE, alpha=0.7)
-    ax.annotate(
-        money(level, million_digits=1), (len(steps), level), ha="center", va="bottom", fontsize=8
-    )
-    new = float(period["new_arr"]) + float(period["reactivation_arr"])
-    ax.bar("New + reactivated", new, bottom=level, color=GREY, hatch="//", alpha=0.6)
+    names = [n for n, _, _ in steps] + ["Retained\n(NRR)", "New +\nreactivated\n(not in NRR)"]
+    ax.set_xticks(range(len(names)), names, fontsize=8)
+    high = max(y for _, y, _ in tops)
+    moves = max([abs(v) for _, v, _ in steps[1:]] + [new])
+    # From zero the moves are slivers under the starting bar: start the axis just below
+    # the lowest level the bridge reaches, and say so in the title.
+    low = min(start, retained) - 1.5 * moves
+    step = 10 ** np.floor(np.log10(max(high - low, 1.0)))
+    low = float(np.floor(low / step) * step)
+    title = f"ARR bridge {period['period_label']}"
+    if low <= 0.3 * start or low <= 0:
+        low = 0.0
+    else:
+        title += f" (axis starts at {currency(low)})"
+    ax.set_ylim(low, high + 0.12 * (high - low))
+    money_axis(ax)
     ax.set_ylabel("ARR")
-    ax.set_title(f"ARR bridge {period['period_label']}")
+    ax.set_title(title)
     return to_data_uri(fig)
 
 
@@ -171,14 +253,30 @@ def health_band_chart(bands: pd.DataFrame) -> str:
     ax.barh(names, bands["arr"], color=colours)
     for i, (arr, n) in enumerate(zip(bands["arr"], bands["accounts"], strict=True)):
         ax.annotate(
-            f"{money(float(arr), million_digits=1)} ({int(n)} accts)",
+            f"{currency(float(arr))} ({int(n)} accounts)",
             (float(arr), i),
+            xytext=(4, 0),
+            textcoords="offset points",
             va="center",
             fontsize=8,
         )
     ax.invert_yaxis()
+    ax.set_xlim(0, 1.3 * float(bands["arr"].max()))
+    money_axis(ax, "x")
     ax.set_xlabel("ARR")
     return to_data_uri(fig)
+
+
+def account_labels(top: pd.DataFrame) -> list[str]:
+    """'Name (id)' per account when the table carries names, else the id."""
+    ids = [str(a) for a in top["account_id"]]
+    if "name" not in top.columns:
+        return ids
+    names = top["name"].astype("string")
+    return [
+        ident if pd.isna(name) or not str(name) else f"{str(name)[:28]} ({ident})"
+        for name, ident in zip(names, ids, strict=True)
+    ]
 
 
 def top_accounts_chart(top: pd.DataFrame, *, value: str, title: str, colour: str) -> str:
@@ -187,10 +285,11 @@ def top_accounts_chart(top: pd.DataFrame, *, value: str, title: str, colour: str
     if top.empty:
         return _empty(fig, "No accounts")
     ax = fig.add_subplot()
-    ax.barh([str(a) for a in top["account_id"]], top[value], color=colour)
+    ax.barh(account_labels(top), top[value], color=colour)
     ax.invert_yaxis()
     ax.set_title(title)
     ax.tick_params(axis="y", labelsize=7)
+    money_axis(ax, "x")
     return to_data_uri(fig)
 
 

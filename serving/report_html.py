@@ -13,7 +13,7 @@ from models.revenue.forecast import POOLED
 from models.revenue.nrr import NrrBands, SegmentBenchmark, nrr_band, segment_context
 from serving import report_charts as charts
 from serving.forecasting import CONTRACTION_NOTE, NEW_LOGO_NOTE, ForecastTables, NrrTables
-from serving.report_charts import money
+from serving.report_charts import money, money_column
 
 BACKTEST_COLUMNS: tuple[str, ...] = (
     "quarter",
@@ -70,19 +70,95 @@ def _loss(value: float) -> str:
     return f"{value:.4f}"
 
 
-def table_html(frame: pd.DataFrame, formats: Mapping[str, Callable[[float], str]]) -> str:
-    """An escaped HTML table; columns in `formats` are formatted by their function."""
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+# One header per column name, used by every table of the report.
+HEADERS: Mapping[str, str] = {
+    "account_id": "Account ID",
+    "name": "Account",
+    "csm_owner": "CSM owner",
+    "segment": "Segment",
+    "plan": "Plan",
+    "arr": "ARR",
+    "churn_probability": "Churn prob. (90 days)",
+    "expansion_probability": "Expansion prob. (90 days)",
+    "health_score": "Health score",
+    "health_band": "Health band",
+    "arr_at_risk": "Expected ARR at risk",
+    "expected_expansion_arr": "Expected expansion ARR",
+    "group": "Group",
+    "starting_arr": "Starting ARR",
+    "expansion_arr": "Expansion",
+    "contraction_arr": "Contraction",
+    "churned_arr": "Churn",
+    "ending_arr": "Ending ARR",
+    "nrr": "NRR",
+    "grr": "GRR",
+    "starting_logos": "Accounts at start",
+    "accounts": "Accounts",
+    "arr_share": "Share of ARR",
+    "mean_churn_probability": "Mean churn prob.",
+    "cohort": "Cohort",
+    "horizon": "Horizon (quarters)",
+    "quarter": "Quarter",
+    "p10": "P10",
+    "p50": "P50",
+    "p90": "P90",
+    "actual": "Actual",
+    "covered": "Inside P10-P90",
+    "pinball": "Pinball loss",
+    "naive_pinball": "Naive pinball loss",
+}
+
+
+def header(column: object) -> str:
+    """The human header of a column ('expansion_arr' -> 'Expansion')."""
+    name = str(column)
+    return HEADERS.get(name, name.replace("_", " ").capitalize())
+
+
+def _yes_no(value: float) -> str:
+    return "yes" if value else "no"
+
+
+WIDE_TABLE = 7  # tables with more columns get a smaller font
+
+
+def table_html(
+    frame: pd.DataFrame,
+    formats: Mapping[str, Callable[[float], str]],
+    *,
+    muted: Sequence[bool] | None = None,
+    right: Sequence[str] = (),
+) -> str:
+    """An escaped HTML table inside a scrolling wrapper, with human headers.
+
+    Columns in `formats` are formatted by their function; a column formatted with `money`
+    gets one unit for all its cells (see `money_column`). Rows flagged in `muted` are greyed;
+    columns in `right` hold figures already formatted as text (aligned like numbers).
+    """
+    fmts = {
+        str(col): money_column(frame[col]) if formats.get(str(col)) is money else formats[str(col)]
+        for col in frame.columns
+        if str(col) in formats
+    }
+    head = "".join(f"<th>{html.escape(header(c))}</th>" for c in frame.columns)
     rows = []
-    for record in frame.itertuples(index=False):
+    flags = list(muted) if muted is not None else [False] * len(frame)
+    for record, grey in zip(frame.itertuples(index=False), flags, strict=True):
         cells = []
         for col, value in zip(frame.columns, record, strict=True):
-            fmt = formats.get(str(col))
+            fmt = fmts.get(str(col))
             missing = value is None or (isinstance(value, float) and not np.isfinite(value))
+            missing = missing or (not isinstance(value, str) and bool(pd.isna(value)))
             text = "" if missing else fmt(float(value)) if fmt else str(value)
-            cells.append(f"<td>{html.escape(text)}</td>")
-        rows.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+            kind = "num" if fmt or str(col) in right else "text"
+            cells.append(f'<td class="{kind}">{html.escape(text)}</td>')
+        mark = ' class="small"' if grey else ""
+        rows.append(f"<tr{mark}>" + "".join(cells) + "</tr>")
+    wide = " wide" if len(frame.columns) > WIDE_TABLE else ""
+    return (
+        f'<div class="table-wrap"><table class="data{wide}"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
+    )
 
 
 def _expansion_leader(forecast: ForecastTables) -> str:
@@ -137,20 +213,25 @@ def forecast_reading(forecast: ForecastTables, backtest: pd.DataFrame | None = N
 
 
 def forecast_table(forecast: ForecastTables) -> str:
-    """Next-quarter figures per group as 'P50 (P10-P90)' cells."""
+    """Next-quarter figures per segment as 'P50 (P10-P90)' cells, one unit per column."""
     metrics = ("starting_arr", "expansion_arr", "contraction_arr", "churned_arr", "ending_arr")
+    summary = forecast.summary
     rows = []
-    for group, part in forecast.summary.groupby("group", sort=False):
+    for group, part in summary.groupby("group", sort=False):
         by = part.set_index("metric")
-        row: dict[str, str] = {"group": str(group)}
+        row: dict[str, str] = {"segment": str(group)}
         for metric in (*metrics, "nrr", "grr"):
-            fmt = pct if metric in ("nrr", "grr") else money
+            if metric in ("nrr", "grr"):
+                fmt: Callable[[float], str] = pct
+            else:
+                fmt = money_column(summary.loc[summary["metric"] == metric, "p90"])
             p10, p50, p90 = (float(by.loc[metric, c]) for c in ("p10", "p50", "p90"))
             row[metric] = (
-                fmt(p50) if metric == "starting_arr" else f"{fmt(p50)} ({fmt(p10)}-{fmt(p90)})"
+                fmt(p50) if metric == "starting_arr" else f"{fmt(p50)} ({fmt(p10)}\u2013{fmt(p90)})"
             )
         rows.append(row)
-    return table_html(pd.DataFrame(rows), {})
+    frame = pd.DataFrame(rows)
+    return table_html(frame, {}, right=[c for c in frame.columns if c != "segment"])
 
 
 def _bands(report: ReportInputs) -> NrrBands:
@@ -216,6 +297,8 @@ def trend_section(nrr: NrrTables) -> Section:
     if by_segment is not None and not by_segment.empty:
         last = by_segment[by_segment["period_label"] == pooled["period_label"].iloc[-1]]
         last = last[last["starting_arr"] > 0]
+        if "starting_logos" in last.columns:  # small segments are never headlined
+            last = last[last["starting_logos"] >= nrr.min_cohort_accounts]
         if not last.empty:
             best, worst = last.loc[last["nrr"].idxmax()], last.loc[last["nrr"].idxmin()]
             reading += (
@@ -226,23 +309,56 @@ def trend_section(nrr: NrrTables) -> Section:
     return Section("trend", "NRR and GRR over time by segment", reading + ".", image)
 
 
+def _ranked(frame: pd.DataFrame) -> pd.DataFrame:
+    """Cohorts of at least the minimum size (tables without the flag are all ranked)."""
+    if frame.empty or "below_min_size" not in frame.columns:
+        return frame
+    return frame[~frame["below_min_size"].astype(bool)]
+
+
 def cohort_section(nrr: NrrTables) -> Section:
-    """Cohort heatmap with the best and worst cohorts named."""
-    reading = "No cohort to rank: cohorts need segment, industry or created_at and 5+ accounts."
+    """Cohort heatmap with the best and worst cohorts of the minimum size named."""
+    size = nrr.min_cohort_accounts
+    best_rows, worst_rows = _ranked(nrr.best_cohorts), _ranked(nrr.worst_cohorts)
+    reading = (
+        f"No cohort to rank: cohorts need segment, industry or created_at and {size}+ accounts."
+    )
     if not nrr.best_cohorts.empty:
-        best = nrr.best_cohorts.iloc[0]
-        reading = f"Best cohort {best['group']} at {pct(float(best['nrr']))} trailing-12-month NRR"
-        if not nrr.worst_cohorts.empty:
-            worst = nrr.worst_cohorts.iloc[0]
+        reading = (
+            f"No cohort has the {size}+ accounts needed to rank it; "
+            "the extremes below are greyed and not headlined."
+        )
+    if not best_rows.empty:
+        best = best_rows.iloc[0]
+        reading = (
+            f"Best cohort of {size}+ accounts: {best['group']} at {pct(float(best['nrr']))} "
+            "trailing-12-month NRR"
+        )
+        if not worst_rows.empty:
+            worst = worst_rows.iloc[0]
             reading += f"; worst {worst['group']} at {pct(float(worst['nrr']))}"
         reading += "."
     fmt = {"nrr": pct, "grr": pct, "starting_arr": money}
-    cols = ["group", "starting_arr", "starting_logos", "nrr", "grr"]
-    tables = "".join(
-        f"<h3>{name} cohorts</h3>" + table_html(frame.loc[:, cols], fmt)
-        for name, frame in (("Best", nrr.best_cohorts), ("Worst", nrr.worst_cohorts))
-        if not frame.empty and set(cols) <= set(frame.columns)
-    )
+    cols = ["group", "starting_logos", "starting_arr", "nrr", "grr"]
+    tables = ""
+    for name, frame in (("Best", nrr.best_cohorts), ("Worst", nrr.worst_cohorts)):
+        if frame.empty or not set(cols) <= set(frame.columns):
+            continue
+        flags = (
+            frame["below_min_size"].astype(bool).tolist()
+            if "below_min_size" in frame.columns
+            else None
+        )
+        shown = frame.loc[:, cols].rename(columns={"group": "cohort"})
+        tables += f"<h3>{name} cohorts</h3>" + table_html(shown, fmt, muted=flags)
+    if tables and any(
+        "below_min_size" in f.columns and f["below_min_size"].any()
+        for f in (nrr.best_cohorts, nrr.worst_cohorts)
+    ):
+        tables += (
+            f'<p class="note">Greyed: fewer than {size} accounts at the start of the window, '
+            "too few to rank (rules.yaml revenue.min_cohort_accounts).</p>"
+        )
     image = charts.cohort_heatmap_chart(nrr.cohort_heatmap)
     return Section("cohorts", "Cohort NRR heatmap", reading, image, tables)
 
@@ -294,6 +410,28 @@ _ACCOUNT_FORMATS: Mapping[str, Callable[[float], str]] = {
 }
 
 
+# Columns of the account tables: who the account is and who owns it, then the figures.
+_WHO = ("account_id", "name", "csm_owner", "segment", "plan", "arr")
+_ACCOUNT_COLUMNS: Mapping[str, tuple[str, ...]] = {
+    "arr_at_risk": (*_WHO, "churn_probability", "health_band", "arr_at_risk"),
+    "expected_expansion_arr": (
+        *_WHO,
+        "expansion_probability",
+        "health_band",
+        "expected_expansion_arr",
+    ),
+}
+
+
+def account_table(top: pd.DataFrame, column: str) -> str:
+    """The account table of a top-accounts section (name and owner beside each id)."""
+    cols = [c for c in _ACCOUNT_COLUMNS[column] if c in top.columns]
+    shown = top.loc[:, cols]
+    if "csm_owner" in shown.columns:  # an account nobody owns says so
+        shown = shown.assign(csm_owner=shown["csm_owner"].astype("string").fillna("no owner"))
+    return table_html(shown, _ACCOUNT_FORMATS)
+
+
 _PHRASES = {
     "arr_at_risk": "expected ARR at risk",
     "expected_expansion_arr": "expected expansion ARR",
@@ -327,7 +465,7 @@ def top_sections(forecast: ForecastTables) -> list[Section]:
             f"({pct(share)} of the book's {_PHRASES[column]})."
         )
         image = charts.top_accounts_chart(top, value=column, title=title, colour=colour)
-        out.append(Section(key, title, reading, image, table_html(top, _ACCOUNT_FORMATS)))
+        out.append(Section(key, title, reading, image, account_table(top, column)))
     return out
 
 
@@ -393,13 +531,14 @@ def backtest_section(backtest: pd.DataFrame | None) -> Section:
         )
     fmt: dict[str, Callable[[float], str]] = dict.fromkeys(("p10", "p50", "p90", "actual"), pct)
     fmt |= dict.fromkeys(("pinball", "naive_pinball"), _loss)
+    fmt["covered"] = _yes_no
     fmt |= dict.fromkeys(("Coverage (pooled)", "Coverage (segments)"), pct)
     fmt |= dict.fromkeys(("Pinball loss", "Naive pinball loss"), _loss)
     columns = ["horizon", *BACKTEST_COLUMNS] if "horizon" in backtest.columns else BACKTEST_COLUMNS
     pooled = backtest[backtest["segment"] == POOLED]
     table = (
         "<h3>Per horizon</h3>"
-        + table_html(horizon_summary(backtest), fmt)
+        + table_html(horizon_summary(backtest), fmt, right=["Origins"])
         + "<h3>Pooled book per origin quarter</h3>"
         + table_html(pooled.loc[:, list(columns)], fmt)
     )
@@ -431,8 +570,13 @@ section{border-top:1px solid #ddd;margin-top:1.5rem;padding-top:.5rem}
 .reading{font-size:1.1rem;font-weight:600;color:#1f5fa8}
 .row{display:flex;gap:1.5rem;flex-wrap:wrap} .row img{max-width:100%;height:auto}
 .aside{flex:1;min-width:260px;font-size:.9rem} .bands li.current{background:#e8f0fb}
-table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}
-td,th{border:1px solid #ddd;padding:.2rem .5rem;text-align:right} th{background:#f4f4f4}
+.table-wrap{max-width:100%;overflow-x:auto;margin:.5rem 0}
+table{border-collapse:collapse;font-size:.85rem;max-width:100%}
+table.wide{font-size:.75rem}
+td,th{border:1px solid #ddd;padding:.2rem .5rem} th{background:#f4f4f4;text-align:left}
+td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap} td.text{text-align:left}
+tr.small td{color:#999;background:#f7f7f7;font-style:italic}
+.note{color:#666;font-size:.85rem}
 """
 
 

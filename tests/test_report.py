@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import re
 from pathlib import Path
 from types import SimpleNamespace
@@ -10,17 +11,21 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
+from matplotlib.figure import Figure
 
 from models.revenue.amounts import arr_change_events, fit_amount_model
 from models.revenue.forecast_book import contraction_rates, subscriptions_known_at
-from serving.forecast_cli import attach_scores, write_report
-from serving.forecasting import build_forecast, build_nrr_tables
+from models.rules.config import load_rules_config
+from serving import report_charts
+from serving.forecast_cli import attach_scores, prepare_report, write_report
+from serving.forecasting import build_forecast, build_nrr_tables, cohort_extremes
 from serving.report_html import (
     ReportInputs,
     Section,
     backtest_reading,
     backtest_section,
     build_sections,
+    cohort_section,
     forecast_reading,
     render_report,
 )
@@ -252,3 +257,148 @@ def test_report_renders_for_accounts_without_optional_columns() -> None:
     assert set(nrr.by_split) == {"plan"} and nrr.cohort_heatmap.empty
     page = render_report(ReportInputs(nrr=nrr, forecast=forecast))
     assert "No health scores available" in page and 'id="cohorts"' in page
+
+
+# --- A report a VP would forward (issue 14, part 6) ---------------------------------
+
+
+def _figures(monkeypatch: pytest.MonkeyPatch) -> list[Figure]:
+    """Every figure the report's charts render from now on."""
+    seen: list[Figure] = []
+    original = report_charts.to_data_uri
+
+    def keep(fig: Figure) -> str:
+        uri = original(fig)  # formats the axes as the report does, then renders
+        seen.append(fig)
+        return uri
+
+    monkeypatch.setattr(report_charts, "to_data_uri", keep)
+    return seen
+
+
+def _big_period() -> pd.Series:
+    # ARR in the tens of millions with small moves: matplotlib's default is a "1e7" offset
+    return pd.Series(
+        {
+            "period_label": "2025Q2",
+            "starting_arr": 12_345_678.0,
+            "expansion_arr": 456_789.0,
+            "contraction_arr": 23_456.0,
+            "churned_arr": 98_765.0,
+            "new_arr": 150_000.0,
+            "reactivation_arr": 4_321.0,
+        }
+    )
+
+
+def test_chart_axes_have_no_scientific_offsets(
+    inputs: ReportInputs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    figures = _figures(monkeypatch)
+    build_sections(inputs)
+    report_charts.arr_bridge_chart(_big_period())
+    assert len(figures) >= len(EXPECTED_SECTIONS)
+    for fig in figures:
+        fig.canvas.draw()
+        for ax in fig.axes:
+            for axis in (ax.xaxis, ax.yaxis):
+                assert axis.get_offset_text().get_text() == "", ax.get_title()
+                for label in axis.get_ticklabels():
+                    text = label.get_text()
+                    assert "e+0" not in text and "1e" not in text, (ax.get_title(), text)
+    bridge = figures[-1].axes[0]
+    ticks = [t.get_text() for t in bridge.yaxis.get_ticklabels() if t.get_text()]
+    assert ticks and all(t.startswith("$") and t[-1] in "MK" for t in ticks), ticks
+    values = {t.get_text() for t in bridge.texts}
+    assert "+$154K" in values  # the new + reactivated bar carries its value
+
+
+def test_currency_labels() -> None:
+    assert report_charts.currency(1_200_000) == "$1.2M"
+    assert report_charts.currency(450_000) == "$450K"
+    assert report_charts.currency(2_500) == "$2.5K"
+    assert report_charts.currency(-55_000) == "-$55K"
+    column = report_charts.money_column(pd.Series([114.0, 40_000.0, 12_000.0]))
+    assert [column(v) for v in (114.0, 40_000.0)] == ["$0.1K", "$40K"]  # one unit per column
+
+
+def test_table_headers_are_human(page: str) -> None:
+    headers = re.findall(r"<th>(.*?)</th>", page)
+    assert headers and not [h for h in headers if "_" in h]
+    assert "Expansion" in headers and "expansion_arr" not in headers
+
+
+def _cohorts(rows: list[tuple[str, int, float]]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "group": [g for g, _, _ in rows],
+            "starting_logos": [n for _, n, _ in rows],
+            "starting_arr": [100_000.0 * n for _, n, _ in rows],
+            "nrr": [r for _, _, r in rows],
+            "grr": [0.9 for _ in rows],
+        }
+    )
+
+
+def test_small_cohorts_are_greyed_and_never_headlined(inputs: ReportInputs) -> None:
+    ranked = _cohorts(
+        [
+            ("Tiny - 2024Q1", 5, 3.28),
+            ("SMB - 2023Q1", 40, 1.10),
+            ("Mid-Market - 2023Q2", 25, 1.02),
+            ("Enterprise - 2023Q3", 12, 0.95),
+            ("Little - 2024Q2", 3, 0.10),
+        ]
+    )
+    best, worst = cohort_extremes(ranked, min_accounts=10, n=1)
+    assert list(best["group"]) == ["Tiny - 2024Q1", "SMB - 2023Q1"]
+    assert list(worst["group"]) == ["Little - 2024Q2", "Enterprise - 2023Q3"]
+    nrr = dataclasses.replace(inputs.nrr, best_cohorts=best, worst_cohorts=worst)
+    section = cohort_section(nrr)
+    assert "SMB - 2023Q1 at 110%" in section.reading
+    assert "Enterprise - 2023Q3 at 95%" in section.reading
+    for small in ("Tiny", "Little", "328%"):
+        assert small in section.table  # shown, greyed
+    assert section.table.count('<tr class="small">') == 2
+    report = dataclasses.replace(inputs, nrr=nrr)
+    for part in build_sections(report):
+        assert "Tiny" not in part.reading and "Little" not in part.reading
+        assert "328%" not in part.reading
+    # nothing big enough: no cohort headlined at all
+    alone = dataclasses.replace(inputs.nrr, best_cohorts=best.head(1), worst_cohorts=worst.head(1))
+    assert "Tiny" not in cohort_section(alone).reading
+
+
+def test_min_cohort_size_is_read_from_the_rules() -> None:
+    assert load_rules_config().revenue.min_cohort_accounts == 10
+
+
+def test_at_risk_table_names_each_account_and_its_owner() -> None:
+    subs, accounts = synthetic_company(0)
+    ids = accounts["account_id"].astype(str)
+    named = accounts.assign(
+        name=[f"Acme {i}" for i in ids],
+        csm_owner=["Ana Ruiz" if n % 2 else "Ben Okafor" for n in range(len(ids))],
+    )
+    as_of = pd.Timestamp("2025-07-01")
+    book = make_book(subs, accounts, as_of)
+    scored = book.loc[:, ["account_id", "churn_probability", "expansion_probability"]]
+    report, _ = prepare_report(
+        subscriptions=subs,
+        accounts=named,
+        scored=scored,
+        as_of=as_of,
+        data_end=as_of,
+        draws=200,
+        seed=0,
+        backtest=None,
+    )
+    risk = {s.key: s for s in build_sections(report)}["top_risk"]
+    top = report.forecast.top_at_risk
+    assert not top.empty
+    for row in top.itertuples():
+        assert f'<td class="text">{row.account_id}</td>' in risk.table
+        assert f"Acme {row.account_id}" in risk.table
+        assert row.csm_owner in risk.table
+    assert "<th>Account</th>" in risk.table and "<th>CSM owner</th>" in risk.table
+    assert "table-wrap" in risk.table

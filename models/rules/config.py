@@ -260,9 +260,15 @@ class BenchmarkSpec(_Frozen):
     best: float = Field(gt=0)
 
 
+# Cohorts (segment, industry, signup quarter) with fewer accounts at the window start are
+# shown greyed in the report and never ranked or headlined: a 5-account cohort at 328% is noise.
+MIN_COHORT_ACCOUNTS = 10
+
+
 class RevenueSpec(_Frozen):
     nrr_bands: NrrBandsSpec
     segment_benchmarks: dict[str, BenchmarkSpec] = Field(default_factory=dict)
+    min_cohort_accounts: int = Field(MIN_COHORT_ACCOUNTS, ge=1)
 
     def bands(self) -> NrrBands:
         spec = self.nrr_bands
