@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -14,6 +15,7 @@ from models.monitoring.drift import (
     population_stability,
     psi,
     summarise,
+    with_seasonal,
 )
 
 
@@ -104,3 +106,47 @@ def test_feature_every_training_row_lacked_is_untrained_not_drift() -> None:
     assert summary["untrained_features"] == ["usage_yoy"]
     assert summary["significant"] == 0 and "usage_yoy" not in summary["significant_features"]
     assert summary["max_psi"] < 0.2
+
+
+def _seasonal_year(seed: int) -> pd.DataFrame:
+    """Twelve monthly snapshots of a feature that jumps every October (a seasonal rebound)."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for date in pd.date_range("2025-01-01", periods=12, freq="MS"):
+        growth = rng.normal(0.45 if date.month == 10 else 0.0, 0.1, 400)
+        frames.append(
+            pd.DataFrame({"as_of": date, "growth": growth, "seats": rng.poisson(20, 400)})
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_same_month_a_year_earlier_is_no_drift_but_a_real_shift_is() -> None:
+    year = _seasonal_year(1)
+    recent = year[year["as_of"] >= "2025-10-01"]  # Oct-Dec: the rebound is a third of it
+    reference = with_seasonal(fit_reference(recent, ["growth", "seats"]), year)
+    assert sorted(reference.seasonal) == list(range(1, 13))
+    october = _seasonal_year(2)
+    october = october[october["as_of"] == "2025-10-01"].assign(as_of=pd.Timestamp("2026-10-01"))
+    # Recent months only: the rebound reads as drift; with the same month a year earlier it
+    # does not, and a snapshot unlike both (seats doubled) still does.
+    plain = population_stability(replace(reference, seasonal={}), october).set_index("feature")
+    assert plain.loc["growth", "status"] == "significant"
+    table = population_stability(reference, october).set_index("feature")
+    assert set(table["status"]) == {"stable"}, table
+    shifted = population_stability(reference, october.assign(seats=october["seats"] * 2))
+    assert set(shifted.loc[shifted["status"] == "significant", "feature"]) == {"seats"}
+    # A month with no seasonal bins, or a frame without as_of, falls back to the recent bins.
+    no_date = population_stability(reference, october.drop(columns=["as_of"]))
+    pd.testing.assert_frame_equal(
+        no_date, population_stability(replace(reference, seasonal={}), october)
+    )
+
+
+def test_seasonal_reference_round_trips_and_old_references_still_load() -> None:
+    year = _seasonal_year(1)
+    reference = with_seasonal(fit_reference(year, ["growth", "seats"]), year)
+    again = DriftReference.from_dict(json.loads(json.dumps(reference.to_dict())))
+    assert again == reference
+    old = reference.to_dict()
+    del old["seasonal"]  # written before seasonal bins existed
+    assert DriftReference.from_dict(old).seasonal == {}

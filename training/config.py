@@ -104,6 +104,14 @@ class DriftConfig(_Frozen):
         ge=0,
         description="latest snapshot dates of the training rows the reference is fitted on; 0 = all",
     )
+    same_month_last_year: bool = Field(
+        default=True,
+        description=(
+            "also store each calendar month of the training year before the latest training "
+            "date; a feature's PSI is then the smaller of its PSI against the recent dates and "
+            "against the same calendar month a year earlier (seasonality is not drift)"
+        ),
+    )
     thresholds: tuple[float, float] = Field(
         default=(0.1, 0.2), description="PSI from which a feature is moderate / significant drift"
     )

@@ -15,7 +15,7 @@ import pandas as pd
 from features.definition import METADATA_KEY as DEFINITION_KEY
 from features.definition import FeatureDefinition
 from features.registry import LABEL_COLUMNS
-from models.monitoring.drift import REFERENCE_FILE, fit_reference
+from models.monitoring.drift import REFERENCE_FILE, fit_reference, with_seasonal
 from models.rules.config import RulesConfig, load_rules_config
 from models.rules.health import HealthNormaliser
 from models.scoring.booster import ScoringModel
@@ -402,19 +402,31 @@ def _write_drift_reference(
 
     Only the latest snapshot dates: a growing company's whole multi-year history differs from
     any one recent month (more seats, more ARR), so a reference over all of it would flag
-    drift every quarter and teach users to ignore the check.
+    drift every quarter and teach users to ignore the check. Seasonality is not drift either:
+    with `drift.same_month_last_year` the reference also holds the bins and shares of each
+    calendar month of the training year before the latest training date, and a snapshot's
+    PSI is the smaller of the two comparisons (models/monitoring/drift.py).
     """
     periods = config.drift.reference_periods
+    recent = rows
     if periods:
-        recent = np.sort(rows["as_of"].unique())[-periods:]
-        rows = rows[rows["as_of"].isin(recent)]
+        dates = np.sort(rows["as_of"].unique())[-periods:]
+        recent = rows[rows["as_of"].isin(dates)]
     reference = fit_reference(
-        rows, model.feature_names, bins=config.drift.bins, thresholds=config.drift.thresholds
+        recent, model.feature_names, bins=config.drift.bins, thresholds=config.drift.thresholds
     )
     meta = {
-        "as_of_min": str(rows["as_of"].min().date()),
-        "as_of_max": str(rows["as_of"].max().date()),
+        "as_of_min": str(recent["as_of"].min().date()),
+        "as_of_max": str(recent["as_of"].max().date()),
     }
+    if config.drift.same_month_last_year:
+        latest = rows["as_of"].max()
+        year = rows[rows["as_of"] > latest - pd.DateOffset(years=1)]
+        reference = with_seasonal(reference, year, bins=config.drift.bins)
+        meta |= {
+            "seasonal_as_of_min": str(year["as_of"].min().date()),
+            "seasonal_as_of_max": str(year["as_of"].max().date()),
+        }
     reference = replace(reference, meta=meta)
     (model_dir / REFERENCE_FILE).write_text(json.dumps(reference.to_dict()))
 

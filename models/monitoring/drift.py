@@ -4,6 +4,15 @@ The reference (bin edges and shares of the training rows) is fitted once at trai
 and travels with the model as plain JSON, so drift can be checked later without the
 training data. Missing values get a bin of their own: a feature that suddenly stops being
 reported is drift too.
+
+Seasonality is not drift. The reference holds the shares of the latest training months
+(recent: a growing company's whole history differs from any recent month) and the bins and
+shares of each calendar month of the training year before them (`seasonal`). A
+snapshot is compared with both and a feature's PSI is the smaller of the two: it is drift
+only when the snapshot looks neither like the recent training months nor like the same
+calendar month a year earlier. A usage rebound after the summer lull that the history shows
+every year then reads stable, while a real shift (moved away from both) is still flagged.
+Measured on a simulated seasonal company (docs/DOMAIN.md, "Drift").
 """
 
 from __future__ import annotations
@@ -11,7 +20,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -52,6 +61,9 @@ class DriftReference:
     rows: int
     thresholds: tuple[float, float] = DEFAULT_THRESHOLDS
     meta: Mapping[str, Any] = field(default_factory=dict)
+    # Calendar month (1-12) -> bins and shares of every feature on the training rows of that
+    # month in the year before the latest training date. Empty: recent only.
+    seasonal: Mapping[int, tuple[FeatureReference, ...]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able form stored beside the model."""
@@ -59,34 +71,25 @@ class DriftReference:
             "rows": self.rows,
             "thresholds": list(self.thresholds),
             "meta": dict(self.meta),
-            "features": [
-                {
-                    "name": f.name,
-                    "kind": f.kind,
-                    "edges": list(f.edges),
-                    "levels": list(f.levels),
-                    "shares": list(f.shares),
-                }
-                for f in self.features
-            ],
+            "seasonal": {
+                str(month): [_feature_dict(f) for f in refs]
+                for month, refs in sorted(self.seasonal.items())
+            },
+            "features": [_feature_dict(f) for f in self.features],
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DriftReference:
         """Inverse of `to_dict`; a malformed document raises ValueError naming the key."""
         try:
-            features = tuple(
-                FeatureReference(
-                    name=str(f["name"]),
-                    kind=f["kind"],
-                    edges=tuple(float(e) for e in f["edges"]),
-                    levels=tuple(str(v) for v in f["levels"]),
-                    shares=tuple(float(s) for s in f["shares"]),
-                )
-                for f in data["features"]
-            )
+            features = tuple(_feature_from_dict(f) for f in data["features"])
             low, high = (float(t) for t in data["thresholds"])
-            return cls(features, int(data["rows"]), (low, high), dict(data.get("meta", {})))
+            seasonal = {
+                int(month): tuple(_feature_from_dict(f) for f in refs)
+                for month, refs in dict(data.get("seasonal") or {}).items()
+            }
+            meta = dict(data.get("meta", {}))
+            return cls(features, int(data["rows"]), (low, high), meta, seasonal)
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"drift reference is malformed: {exc!r}") from exc
 
@@ -107,6 +110,47 @@ def fit_reference(
             raise KeyError(f"feature {name!r} is not a column of the training frame")
         refs.append(_fit_one(frame[name], name, bins))
     return DriftReference(tuple(refs), len(frame), thresholds)
+
+
+def _feature_dict(f: FeatureReference) -> dict[str, Any]:
+    return {
+        "name": f.name,
+        "kind": f.kind,
+        "edges": list(f.edges),
+        "levels": list(f.levels),
+        "shares": list(f.shares),
+    }
+
+
+def _feature_from_dict(f: Mapping[str, Any]) -> FeatureReference:
+    return FeatureReference(
+        name=str(f["name"]),
+        kind=f["kind"],
+        edges=tuple(float(e) for e in f["edges"]),
+        levels=tuple(str(v) for v in f["levels"]),
+        shares=tuple(float(s) for s in f["shares"]),
+    )
+
+
+def with_seasonal(
+    reference: DriftReference, frame: pd.DataFrame, *, bins: int = 10
+) -> DriftReference:
+    """`reference` plus bins and shares of each calendar month of `frame` (by its `as_of`).
+
+    `frame` is the training rows of the year before the latest training date: one snapshot
+    date per calendar month with monthly snapshots. Months with no rows are left out (a
+    company with less history gets recent-only comparisons for them).
+    """
+    if frame.empty or "as_of" not in frame.columns:
+        return reference
+    months = pd.to_datetime(frame["as_of"]).dt.month
+    seasonal: dict[int, tuple[FeatureReference, ...]] = {}
+    for month in sorted(months.unique()):
+        rows = frame.loc[months == month]
+        seasonal[int(month)] = tuple(
+            _fit_one(rows[f.name], f.name, bins) for f in reference.features
+        )
+    return replace(reference, seasonal=seasonal)
 
 
 def _is_categorical(values: pd.Series) -> bool:
@@ -152,21 +196,37 @@ def population_stability(reference: DriftReference, frame: pd.DataFrame) -> pd.D
     """PSI per reference feature on `frame`, most shifted first, with a status per feature.
 
     A feature missing from `frame` counts as entirely missing, which is how an export that
-    lost a table looks to the model.
+    lost a table looks to the model. When the reference holds the shares of the calendar
+    month of `frame`'s latest `as_of`, a feature's PSI is the smaller of its PSI against the
+    recent training months and against that month a year earlier (seasonality is not drift).
     """
     if frame.empty:
         raise ValueError("cannot compute drift on an empty frame")
     low, high = reference.thresholds
+    same_month = _same_month(reference, frame)
     rows = []
     for ref in reference.features:
         values = frame[ref.name] if ref.name in frame.columns else pd.Series([None] * len(frame))
         score = psi(np.asarray(ref.shares), _shares(values, ref))
+        if ref.name in same_month:
+            month_ref = same_month[ref.name]
+            score = min(score, psi(np.asarray(month_ref.shares), _shares(values, month_ref)))
         status: Status = "stable" if score < low else "moderate" if score < high else "significant"
         if ref.shares and ref.shares[-1] >= 1.0 - 1e-12:
             status = "untrained"
         rows.append({"feature": ref.name, "psi": score, "status": status})
     table = pd.DataFrame(rows, columns=["feature", "psi", "status"])
     return table.sort_values("psi", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def _same_month(reference: DriftReference, frame: pd.DataFrame) -> dict[str, FeatureReference]:
+    """The reference's bins of the calendar month of `frame`'s latest as_of, by feature."""
+    if not reference.seasonal or "as_of" not in frame.columns:
+        return {}
+    latest = pd.to_datetime(frame["as_of"]).max()
+    if pd.isna(latest):
+        return {}
+    return {f.name: f for f in reference.seasonal.get(int(latest.month), ())}
 
 
 def summarise(table: pd.DataFrame) -> dict[str, Any]:
