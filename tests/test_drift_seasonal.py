@@ -23,6 +23,9 @@ from features.simulate import SimulationConfig, write_company
 from features.snapshots import build_snapshots
 from features.spine import build_spine
 from models.monitoring.drift import REFERENCE_FILE, DriftReference, population_stability
+from models.rules.config import load_rules_config
+from models.rules.health import HealthNormaliser
+from models.rules.signals import rule_masks
 from models.scoring.booster import model_features
 from training.config import ExperimentConfig
 from training.evaluate import labelled_rows
@@ -92,3 +95,19 @@ def test_a_real_shift_is_still_flagged(snapshots: pd.DataFrame, tmp_path: Path) 
     shifted["tenure_days"] = shifted["tenure_days"] + 400.0
     shifted["segment"] = shifted["segment"].replace({"SMB": "Enterprise"})
     assert _significant(reference, shifted) == {"arr", "tenure_days", "segment"}
+
+
+def test_usage_growth_trigger_is_not_fired_by_the_seasonal_rebound(
+    snapshots: pd.DataFrame,
+) -> None:
+    """The trigger's share of accounts in the rebound month stays near its other months'."""
+    config = load_rules_config()
+    normaliser = HealthNormaliser.fit(labelled_rows(snapshots), config=config)
+    last_year = snapshots[snapshots["as_of"] > END - pd.DateOffset(years=1)]
+    fired = rule_masks(last_year, config=config, health=None, normaliser=normaliser)
+    by_month = fired["usage_growth"].groupby(last_year["as_of"]).mean()
+    usual = by_month.drop(END).median()
+    assert 0 < by_month[END] <= 1.5 * usual, by_month
+    # Month over month (the rule before), the rebound fires it far more often than usual.
+    month_over_month = (last_year["usage_trend_30d"] > 0.2).groupby(last_year["as_of"]).mean()
+    assert month_over_month[END] > 2 * month_over_month.drop(END).median()

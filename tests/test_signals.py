@@ -82,7 +82,7 @@ CASES: list[tuple[str, dict[str, Any], str, list[tuple[float, bool]]]] = [
     ("near_usage_limit", {}, "usage_limit_ratio_30d", [(0.79, False), (0.8, True), (0.81, True)]),
     ("teammates_invited", {}, "invites_30d", [(2.0, False), (3.0, True), (4.0, True)]),
     ("feature_gate_hits", {}, "gate_hits_30d", [(2.0, False), (3.0, True), (4.0, True)]),
-    ("usage_growth", {}, "usage_trend_30d", [(0.19, False), (0.2, False), (0.21, True)]),
+    ("usage_growth", {}, "metered_usage_yoy", [(0.19, False), (0.2, False), (0.21, True)]),
     ("second_workspace", {}, "workspaces", [(1.0, False), (2.0, True), (3.0, True)]),
     (
         "power_users",
