@@ -8,7 +8,7 @@ healthier, -1 when a lower value is healthier, 0 when neither (context or size).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 Family = Literal[
@@ -26,6 +26,10 @@ class FeatureSpec:
     kind: Kind = "numeric"
     needs: tuple[str, ...] = ()
     unit: str = ""
+    # Allowed range of a numeric feature (None = unbounded on that side), from how
+    # features/builders computes it; POST /v1/score answers 422 outside it.
+    minimum: float | None = None
+    maximum: float | None = None
 
 
 def _f(
@@ -359,6 +363,84 @@ FEATURES: tuple[FeatureSpec, ...] = (
     # gates ------------------------------------------------------------------------------
     _f("gate_hits_7d", "gates", 0, "feature-gate hits (tried a feature above the plan), 7 days"),
     _f("gate_hits_30d", "gates", 0, "feature-gate hits, last 30 days"),
+)
+
+# Range of every numeric feature, derived from its definition in features/builders:
+# counts, days, hours and money >= 0; shares of a whole (a part over its total) in [0, 1];
+# relative changes (now - before) / before of non-negative quantities >= -1; differences
+# of shares within [-1, 1]. Ratios over a contract quantity are not capped at 1: MAU or
+# licensed users can exceed the seats bought (seat_utilisation, licence_utilisation), and
+# metered usage can exceed the plan limit (usage_limit_ratio_30d). Signed differences of
+# unbounded quantities (usage_limit_ratio_trend, integrations_change_90d) and
+# days_to_renewal (negative once the term has ended) have no bound.
+_COUNT = (0.0, None)
+_SHARE = (0.0, 1.0)
+_REL_CHANGE = (-1.0, None)
+_FREE = (None, None)
+BOUNDS: dict[str, tuple[float | None, float | None]] = {
+    "wau": _COUNT,
+    "mau": _COUNT,
+    "active_users_90d": _COUNT,
+    "stickiness": _SHARE,  # WAU <= MAU: the 7-day users are among the 30-day ones
+    "active_days_30d": (0.0, 31.0),  # UTC days touched by a 30-day window
+    "events_30d": _COUNT,
+    "events_per_active_user_30d": _COUNT,
+    "usage_trend_30d": _REL_CHANGE,
+    "usage_trend_14d": _REL_CHANGE,
+    "active_users_trend_30d": _REL_CHANGE,
+    "days_since_last_activity": _COUNT,
+    "core_breadth_30d": _SHARE,
+    "core_breadth_change_30d": (-1.0, 1.0),
+    "advanced_depth_30d": _SHARE,
+    "advanced_share_30d": _SHARE,
+    "features_newly_adopted_30d": _COUNT,
+    "seat_utilisation": _COUNT,  # MAU / seats: over 1 when more users are active than bought
+    "licence_utilisation": _COUNT,  # over 1 when more users hold a licence than seats bought
+    "usage_limit_ratio_30d": _COUNT,  # over 1 past the plan limit
+    "usage_limit_ratio_trend": _FREE,
+    "metered_usage_yoy": _REL_CHANGE,
+    "workspaces": _COUNT,
+    "users_active_licences": _COUNT,
+    "admins_active_30d": _COUNT,
+    "admin_actions_30d": _COUNT,
+    "invites_30d": _COUNT,
+    "invites_90d": _COUNT,
+    "invite_rate_90d": _SHARE,  # invitation rows among all event rows
+    "new_users_60d": _COUNT,
+    "users_deactivated_90d": _COUNT,
+    "licence_growth_365d": _REL_CHANGE,
+    "active_stakeholders_90d": _COUNT,
+    "integrations_connected": _COUNT,
+    "integrations_change_90d": _FREE,
+    "tickets_30d": _COUNT,
+    "tickets_90d": _COUNT,
+    "ticket_rate_ratio": _COUNT,
+    "urgent_share_90d": _SHARE,
+    "sentiment_90d": (-1.0, 1.0),
+    "sentiment_trend": (-2.0, 2.0),
+    "resolution_hours_90d": _COUNT,
+    "open_tickets": _COUNT,
+    "nps_latest": (0.0, 10.0),
+    "nps_change": (-10.0, 10.0),
+    "days_since_nps": _COUNT,
+    "arr": _COUNT,
+    "seats": _COUNT,
+    "modules_count": _COUNT,
+    "tenure_days": _COUNT,
+    "days_to_renewal": _FREE,
+    "arr_change_90d": _REL_CHANGE,
+    "arr_change_180d": _REL_CHANGE,
+    "expansions_365d": _COUNT,
+    "contractions_365d": _COUNT,
+    "invoices_failed_90d": _COUNT,
+    "invoices_overdue": _COUNT,
+    "days_overdue_max": _COUNT,
+    "gate_hits_7d": _COUNT,
+    "gate_hits_30d": _COUNT,
+}
+FEATURES = tuple(
+    replace(f, minimum=BOUNDS[f.name][0], maximum=BOUNDS[f.name][1]) if f.name in BOUNDS else f
+    for f in FEATURES
 )
 
 BY_NAME: dict[str, FeatureSpec] = {f.name: f for f in FEATURES}

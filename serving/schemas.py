@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -45,13 +46,55 @@ UtcDatetime = Annotated[
 ]
 
 
+CATEGORY_NOTE = (
+    "any text; a value the models were not trained on is scored as a missing value (the "
+    "same as a snapshot row holding it) and probability_note names it"
+)
+
+
+def allowed_range(spec: FeatureSpec) -> str:
+    """The registry range of a numeric feature as a 422 message and the docs write it."""
+    lo, hi = spec.minimum, spec.maximum
+    if lo is not None and hi is not None:
+        return f"[{lo:g}, {hi:g}]"
+    if lo is not None:
+        return f">= {lo:g}"
+    return f"<= {hi:g}" if hi is not None else "any finite number"
+
+
+def _in_range(spec: FeatureSpec) -> Any:
+    def check(value: float) -> float:
+        lo, hi = spec.minimum, spec.maximum
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            where = allowed_range(spec)
+            where = f"in {where}" if where.startswith("[") else where
+            raise ValueError(f"{spec.name} must be {where}, got {value:g}")
+        return value
+
+    return check
+
+
 def _feature_field(spec: FeatureSpec) -> tuple[Any, Any]:
     description = spec.description + (f" ({spec.unit})" if spec.unit else "")
     if spec.kind == "category":
+        description += f"; {CATEGORY_NOTE}"
         return (str | None, Field(default=None, max_length=200, description=description))
     if spec.kind == "bool":
         return (bool | None, Field(default=None, description=description))
-    return (float | None, Field(default=None, allow_inf_nan=False, description=description))
+    bounds = {
+        key: value
+        for key, value in (("minimum", spec.minimum), ("maximum", spec.maximum))
+        if value is not None
+    }
+    # The range is in the schema (clients and schemathesis see it) and a value outside it
+    # is a 422 naming the field and the range.
+    number = Annotated[
+        float,
+        AfterValidator(_in_range(spec)),
+        WithJsonSchema({"type": "number", **bounds}),
+    ]
+    description += f"; allowed range: {allowed_range(spec)}"
+    return (number | None, Field(default=None, allow_inf_nan=False, description=description))
 
 
 # Generated from the feature registry: unknown names are a field-level 422, and a key

@@ -47,6 +47,10 @@ class RoleScores:
     drivers: list[list[dict[str, Any]]]
     note: str | None = None
     context: list[list[dict[str, Any]]] | None = None
+    # Request rows only: per row, the model features without a value (not sent or null)
+    # and the category values the model was not trained on, both scored as missing values.
+    missing: list[list[str]] | None = None
+    unknown: list[list[str]] | None = None
 
 
 def missing_model_features(
@@ -62,6 +66,39 @@ def missing_model_features(
         mask = ~np.column_stack([np.asarray(provided[c], dtype=bool) for c in cols])
         for i in np.flatnonzero(mask.any(axis=1)).tolist():
             out[i].extend(c for c, miss in zip(cols, mask[i], strict=True) if miss)
+    return out
+
+
+def valueless_model_features(rows: Rows, *, features: Sequence[str]) -> list[list[str]]:
+    """Per row, the model features present as columns but without a value (NaN / None)."""
+    out: list[list[str]] = [[] for _ in range(len(rows))]
+    for name in features:
+        if name not in rows.columns:
+            continue
+        col = rows[name]
+        if isinstance(col, np.ndarray) and col.dtype.kind == "f":
+            empty = np.isnan(col)
+        else:
+            empty = np.asarray(pd.isna(pd.Series(col, dtype=object)), dtype=bool)
+        for i in np.flatnonzero(empty).tolist():
+            out[i].append(name)
+    return out
+
+
+def unknown_levels(rows: Rows, *, levels: dict[str, tuple[str, ...]]) -> list[list[str]]:
+    """Per row, each category value the model was not trained on, as `name 'value'`.
+
+    `models.scoring.booster.design_array` codes such a value as NaN: LightGBM's missing
+    branch, exactly as for a snapshot row holding it.
+    """
+    out: list[list[str]] = [[] for _ in range(len(rows))]
+    for name, known in levels.items():
+        if name not in rows.columns:
+            continue
+        allowed = set(known)
+        for i, value in enumerate(rows[name]):
+            if value is not None and not pd.isna(value) and str(value) not in allowed:
+                out[i].append(f"{name} {str(value)!r}")
     return out
 
 
@@ -127,7 +164,16 @@ def role_scores(
     fallback, note = _fallback_probability(rule_score, bundle, role)
     reason: list[str | None] = [f"no {role} model"] * n
     use = np.zeros(n, dtype=bool)
-    if model is not None:
+    valueless: list[list[str]] | None = None
+    unknown: list[list[str]] | None = None
+    if model is not None and provided is not None:
+        # A request: features not sent are missing values, as NaN in a snapshot row is, so
+        # the model answers every row and the payload lists what it did without.
+        use[:] = True
+        reason = [None] * n
+        valueless = valueless_model_features(rows, features=model.feature_names)
+        unknown = unknown_levels(rows, levels=model.levels)
+    elif model is not None:
         missing = missing_model_features(rows, features=model.feature_names, provided=provided)
         for i, miss in enumerate(missing):
             use[i] = not miss
@@ -152,7 +198,7 @@ def role_scores(
             for j, i in enumerate(np.flatnonzero(use).tolist()):
                 prob[i], drivers[i] = float(values[j]), sub_drivers[j]
                 context[i] = sub_context[j]
-    return RoleScores(role, prob, use.tolist(), reason, drivers, note, context)
+    return RoleScores(role, prob, use.tolist(), reason, drivers, note, context, valueless, unknown)
 
 
 def combined_source(from_model: Sequence[bool]) -> str:
@@ -309,6 +355,7 @@ def _payload(
         for role, p in (("churn", churn.probability[i]), ("expansion", expansion.probability[i]))
         if p is None
     ]
+    notes.extend(_missing_notes((churn, expansion), i))
     return {
         "account_id": str(row["account_id"]),
         "as_of": _timestamp(row["as_of"]),
@@ -349,6 +396,21 @@ def _payload(
             "expansion": bundle.versions.get("expansion"),
         },
     }
+
+
+def _missing_notes(roles: Sequence[RoleScores], i: int) -> list[str]:
+    """What the models scored row i without: features with no value, unknown categories."""
+    answered = [r for r in roles if r.from_model[i]]
+    valueless = [f for r in answered if r.missing for f in r.missing[i]]
+    unknown = [u for r in answered if r.unknown for u in r.unknown[i]]
+    notes = []
+    if valueless:
+        names = ", ".join(dict.fromkeys(valueless))
+        notes.append(f"missing features (not sent or null), scored as missing values: {names}")
+    if unknown:
+        values = ", ".join(dict.fromkeys(unknown))
+        notes.append(f"categories the models were not trained on, scored as missing: {values}")
+    return notes
 
 
 def _flag(value: Any) -> bool:

@@ -4,11 +4,39 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from features.registry import FEATURES
 from models.workspace import Workspace
+
+# Longest text the request schema takes (account_id, csm_owner, each category value).
+MAX_TEXT = 200
+# The longest JSON number Python writes (e.g. -1.2345678901234567e-300) is 24 characters.
+_NUMBER = 24
+_DATE = len('"2026-11-15T00:00:00.000000+00:00"')
+
+
+def account_bytes() -> int:
+    """Upper bound of one POST /v1/score account in JSON, in bytes.
+
+    Every registry feature at its longest (24-character numbers, quoted MAX_TEXT-character
+    ASCII categories), account_id and csm_owner at MAX_TEXT characters, as_of and
+    renewal_at, each key on its own line indented up to 16 spaces (pretty-printed).
+    """
+    per_key = 16 + 1 + 3 + 1  # indentation, newline, quotes and colon, comma
+    value = {"category": MAX_TEXT + 2, "bool": len("false"), "numeric": _NUMBER}
+    features = sum(len(f.name) + per_key + value[f.kind] for f in FEATURES)
+    texts = 2 * (len("csm_owner") + per_key + MAX_TEXT + 2)
+    dates = 2 * (len("renewal_at") + per_key + _DATE)
+    return features + texts + dates + len("features") + per_key + 64
+
+
+def body_bytes_for(batch_size: int) -> int:
+    """A body limit that fits `batch_size` accounts at their largest, plus 64 KiB to spare."""
+    return batch_size * account_bytes() + 65_536
 
 
 class ServingSettings(BaseSettings):
@@ -45,7 +73,11 @@ class ServingSettings(BaseSettings):
     )
     auth_enabled: bool = Field(default=True, description="False only for local experiments")
     max_body_bytes: int = Field(
-        default=2_000_000, gt=0, description="larger request bodies get 413"
+        default=0,
+        ge=0,
+        description="larger request bodies get 413; 0 (default) = derived from max_batch_size "
+        "so the largest batch fits with every field at its longest (body_bytes_for: about "
+        "5.7 MB for 1,000 accounts)",
     )
     max_batch_size: int = Field(default=1_000, gt=0, description="accounts per POST /v1/score")
     max_page_size: int = Field(default=500, gt=0, description="largest page of GET /v1/accounts")
@@ -91,6 +123,20 @@ class ServingSettings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derive_body_limit(cls, data: Any) -> Any:
+        # One definition: the body limit follows the batch size unless set explicitly.
+        if not isinstance(data, dict):
+            return data
+        try:
+            if int(data.get("max_body_bytes") or 0) != 0:
+                return data
+            batch = int(data.get("max_batch_size", 1_000))
+        except (TypeError, ValueError):
+            return data  # the fields' own validation reports it
+        return {**data, "max_body_bytes": body_bytes_for(max(batch, 1))}
 
     def workspace(self) -> Workspace:
         """The store these settings point at (the same resolution as every `nrr` command)."""

@@ -100,7 +100,11 @@ def test_model_needing_features_the_snapshots_lack_is_a_feature_list_mismatch(
     assert body["fallback_reason"].startswith("no expansion model; feature list mismatch")
 
 
-def test_request_missing_a_model_feature_is_answered_by_the_rules(tmp_path: Path) -> None:
+def test_request_missing_a_model_feature_is_answered_by_the_model_with_a_note(
+    tmp_path: Path,
+) -> None:
+    # Not sent = a missing value for the model, as NaN in a snapshot (tests/test_api_input.py
+    # checks the probability against the booster itself).
     app, keys = make_app(tmp_path)
     account = request_account("short", mau=...)
     with TestClient(app) as client:
@@ -110,12 +114,11 @@ def test_request_missing_a_model_feature_is_answered_by_the_rules(tmp_path: Path
             headers={"X-API-Key": keys["reader"]},
         )
     short, full = response.json()["scores"]
-    assert short["source"] == "rules" and short["drivers"] == []
-    assert short["fallback_reason"] == (
-        "request missing churn model features: ['mau']; "
-        "request missing expansion model features: ['mau']"
+    assert short["source"] == "model" and short["fallback_reason"] is None
+    assert short["probability_note"] == (
+        "missing features (not sent or null), scored as missing values: mau"
     )
-    assert full["source"] == "model" and full["fallback_reason"] is None
+    assert full["source"] == "model" and full["probability_note"] is None
 
 
 def test_null_feature_is_unknown_not_missing(tmp_path: Path) -> None:

@@ -61,6 +61,12 @@ def full_snapshots(n: int, *, seed: int) -> pd.DataFrame:
             cols[spec.name] = np.where(gone, np.nan, rng.integers(0, 2, n).astype(float))
         else:
             values = rng.gamma(1.5, 10.0, n) * rng.choice([-0.05, 1.0], n, p=[0.2, 0.8])
+            # Within the registry range, as a request must be (POST /v1/score checks it).
+            lo, hi = spec.minimum, spec.maximum
+            if lo is not None and hi is not None:
+                values = lo + (hi - lo) * rng.random(n)
+            elif lo is not None:
+                values = np.maximum(values, lo)
             cols[spec.name] = np.where(gone, np.nan, values)
     return pd.DataFrame(cols)
 
@@ -188,15 +194,29 @@ def test_request_payloads_equal_snapshot_payloads(
     slow = score_payloads(frame, bundle=bundle, rules=config, drivers_k=5)
     rows, provided = request_rows(request_of(frame))
     fast = score_payloads(rows, bundle=bundle, rules=config, drivers_k=5, provided=provided)
-    assert fast == slow
+    assert _without_notes(fast) == _without_notes(slow)
     assert {p["source"] for p in slow} == {"model"}
+    # A request also says what the models scored without: its null features and the
+    # categories they were not trained on ("never-seen"), as missing values.
+    for i, p in enumerate(fast):
+        nulls = [s.name for s in FEATURES if pd.isna(frame.loc[i, s.name])]
+        note = p["probability_note"] or ""
+        assert all(name in note for name in nulls) and (not nulls) == (
+            "missing features" not in note
+        )
+        unseen = [s.name for s in FEATURES if str(frame.loc[i, s.name]) == "never-seen"]
+        assert all(f"{name} 'never-seen'" in note for name in unseen)
     assert any(p["signals"] for p in slow) and any(p["drivers"] for p in slow)
     # One account alone (the latency case) gets the same answer when the anchors are fixed.
     if with_normaliser:
         one, sent = request_rows(request_of(frame.iloc[[7]]))
         alone = score_payloads(one, bundle=bundle, rules=config, drivers_k=5, provided=sent)
         # ... except the drivers' peer comparison: alone, the account has no peers to rank in
-        assert _without_texts(alone) == _without_texts([slow[7]])
+        assert _without_texts(_without_notes(alone)) == _without_texts(_without_notes([slow[7]]))
+
+
+def _without_notes(payloads: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{**p, "probability_note": None} for p in payloads]
 
 
 def _without_texts(payloads: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -218,7 +238,9 @@ def test_request_with_omitted_features_matches_frame_with_provided_mask(
     slow = score_payloads(head, bundle=bundle, rules=config, drivers_k=3, provided=mask)
     fast = score_payloads(rows, bundle=bundle, rules=config, drivers_k=3, provided=provided)
     assert fast == slow
-    assert slow[2]["source"] == "rules" and slow[3]["source"] == "model"
+    # Not sent = a missing value for the model, as in a snapshot: the model still answers.
+    assert slow[2]["source"] == "model" and slow[3]["source"] == "model"
+    assert "mau" in slow[2]["probability_note"]
 
 
 def test_request_with_history_of_one_account_matches_frame(bundle: ModelBundle) -> None:
@@ -229,7 +251,7 @@ def test_request_with_history_of_one_account_matches_frame(bundle: ModelBundle) 
     slow = score_payloads(both, bundle=bundle, rules=config, drivers_k=2)
     rows, provided = request_rows(request_of(both))
     fast = score_payloads(rows, bundle=bundle, rules=config, drivers_k=2, provided=provided)
-    assert fast == slow
+    assert _without_notes(fast) == _without_notes(slow)
     assert any(p["health_change"] is not None for p in slow)
 
 
