@@ -55,7 +55,14 @@ def synthetic_snapshots(n: int, seed: int) -> pd.DataFrame:
         elif spec.kind == "bool":
             cols[spec.name] = rng.integers(0, 2, n).astype(float)
         else:
-            cols[spec.name] = rng.gamma(2.0, 10.0, n)
+            # Inside the registry's range: POST /v1/score refuses values outside it (422).
+            values = rng.gamma(2.0, 10.0, n)
+            low, high = spec.minimum, spec.maximum
+            if low is not None and high is not None:
+                values = low + (high - low) * rng.random(n)
+            elif low is not None:
+                values = low + values
+            cols[spec.name] = values
     return pd.DataFrame(cols)
 
 
