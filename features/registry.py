@@ -4,6 +4,9 @@ The API's driver texts, the docs' feature table and the health score's monotonic
 test are generated from this one list. `direction` is +1 when a higher value is
 healthier, -1 when a lower value is healthier, 0 when neither (context or size).
 `needs` names the tables (and `table.column`) without which the feature is absent.
+`churn_monotone` / `expansion_monotone` (MONOTONE below) are the ways the domain fixes
+for the model's probability: +1 a higher value never lowers it, -1 never raises it, 0 free;
+with `booster.monotone` on, LightGBM is constrained to them.
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ class FeatureSpec:
     # features/builders computes it; POST /v1/score answers 422 outside it.
     minimum: float | None = None
     maximum: float | None = None
+    # Direction the domain fixes for each model's probability (see MONOTONE).
+    churn_monotone: Literal[-1, 0, 1] = 0
+    expansion_monotone: Literal[-1, 0, 1] = 0
 
 
 def _f(
@@ -438,8 +444,52 @@ BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "gate_hits_7d": _COUNT,
     "gate_hits_30d": _COUNT,
 }
+# The direction the domain fixes for each model, (churn, expansion): +1 a higher value never
+# lowers the probability, -1 never raises it; a feature not listed is free (0) for both.
+# Churn: more active users, admins, stakeholders, integrations, breadth and depth,
+# stickiness, active days, actions, a champion in place and acting never raise the risk;
+# silence (days since the last action), failed or overdue invoices, a departed champion and
+# urgent tickets never lower it, and neither does a LOWER or FALLING sentiment (so both
+# sentiment features are -1: the rules' `sentiment_negative` is below 0 and falling).
+# Free where the sign is not the domain's: tenure, ARR, seats, usage and ARR trends, tickets
+# (engaged customers file them), renewal days, NPS timing. Expansion: adoption,
+# utilisation and licence growth never lower it; everything else is free.
+MONOTONE: dict[str, tuple[Literal[-1, 0, 1], Literal[-1, 0, 1]]] = {
+    "wau": (-1, 0),
+    "mau": (-1, 0),
+    "active_users_90d": (-1, 0),
+    "stickiness": (-1, 0),
+    "active_days_30d": (-1, 0),
+    "events_30d": (-1, 0),
+    "days_since_last_activity": (1, 0),
+    "core_breadth_30d": (-1, 1),
+    "advanced_depth_30d": (-1, 1),
+    "seat_utilisation": (0, 1),
+    "licence_utilisation": (0, 1),
+    "usage_limit_ratio_30d": (0, 1),
+    "licence_growth_365d": (0, 1),
+    "admins_active_30d": (-1, 0),
+    "admin_actions_30d": (-1, 0),
+    "has_champion": (-1, 0),
+    "champion_active_14d": (-1, 0),
+    "champion_departed_90d": (1, 0),
+    "active_stakeholders_90d": (-1, 0),
+    "integrations_connected": (-1, 0),
+    "urgent_share_90d": (1, 0),
+    "sentiment_90d": (-1, 0),
+    "sentiment_trend": (-1, 0),
+    "invoices_failed_90d": (1, 0),
+    "invoices_overdue": (1, 0),
+    "days_overdue_max": (1, 0),
+}
 FEATURES = tuple(
-    replace(f, minimum=BOUNDS[f.name][0], maximum=BOUNDS[f.name][1]) if f.name in BOUNDS else f
+    replace(
+        f,
+        minimum=BOUNDS.get(f.name, (None, None))[0],
+        maximum=BOUNDS.get(f.name, (None, None))[1],
+        churn_monotone=MONOTONE.get(f.name, (0, 0))[0],
+        expansion_monotone=MONOTONE.get(f.name, (0, 0))[1],
+    )
     for f in FEATURES
 )
 
@@ -460,6 +510,12 @@ LABEL_COLUMNS = (
     "contracted",
     "contraction_arr",
 )
+
+
+def monotone_direction(name: str, target: Literal["churn", "expansion"]) -> Literal[-1, 0, 1]:
+    """The direction the domain fixes for `target`'s probability in feature `name` (0 = free)."""
+    feature = spec(name)
+    return feature.churn_monotone if target == "churn" else feature.expansion_monotone
 
 
 def spec(name: str) -> FeatureSpec:

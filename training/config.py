@@ -54,6 +54,12 @@ class BoosterConfig(_Frozen):
         description="after early stopping and calibration on the hold-out, retrain the booster "
         "on every training row (hold-out included) with the rounds found",
     )
+    monotone: bool = Field(
+        default=False,
+        description="constrain LightGBM to the direction the feature registry declares per "
+        "target (features/registry.py MONOTONE: e.g. more active users never raise churn); "
+        "features declared 0 and categories stay free",
+    )
     params: dict[str, float | int] = Field(default_factory=dict)
 
 

@@ -11,6 +11,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from features.registry import BY_NAME, monotone_direction
 from models.scoring.booster import (
     ScoringModel,
     categorical_features,
@@ -25,6 +26,7 @@ from training.folds import account_split, calibration_split
 
 Recipe = Literal["lightgbm", "logistic"]
 RECIPES: tuple[Recipe, ...] = ("lightgbm", "logistic")
+MONOTONE_METHOD = "advanced"
 
 
 def target_labels(frame: pd.DataFrame, target: Target) -> np.ndarray:
@@ -39,9 +41,19 @@ def target_labels(frame: pd.DataFrame, target: Target) -> np.ndarray:
 
 
 def booster_params(
-    config: BoosterConfig, *, seed: int, overrides: Mapping[str, Any] | None = None
+    config: BoosterConfig,
+    *,
+    seed: int,
+    overrides: Mapping[str, Any] | None = None,
+    features: Sequence[str] | None = None,
+    target: Target | None = None,
 ) -> dict[str, Any]:
-    """LightGBM parameters: defaults, the experiment's, the tuned ones; fixed for determinism."""
+    """LightGBM parameters: defaults, the experiment's, the tuned ones; fixed for determinism.
+
+    With `config.monotone`, `features` (the design matrix's columns, in order) and `target`
+    add `monotone_constraints`: the registry's direction of each feature for that target,
+    0 for categories and features the domain leaves free.
+    """
     params: dict[str, Any] = {
         "objective": "binary",
         "learning_rate": 0.05,
@@ -56,6 +68,17 @@ def booster_params(
     }
     params.update(config.params)
     params.update(overrides or {})
+    if config.monotone:
+        if features is None or target is None:
+            raise ValueError("booster.monotone needs the design matrix's features and the target")
+        params["monotone_constraints"] = [
+            0 if BY_NAME[name].kind == "category" else monotone_direction(name, target)
+            for name in features
+        ]
+        # LightGBM's default "basic" over-constrains (a split's two children are capped at
+        # their mid-point); "advanced" constrains only what monotonicity needs, about twice
+        # as slow per tree (5 s vs 2.3 s for 300 trees on 40,000 rows x 60 features).
+        params["monotone_constraints_method"] = MONOTONE_METHOD
     # Same data + same seed -> identical booster: fixed threads, seeds and histogram layout.
     params.update(
         {
@@ -127,7 +150,9 @@ def fit_scoring_model(
     levels = learn_levels(fit_rows, names)
     x_fit = design_matrix(fit_rows, features=names, levels=levels)
     x_cal = design_matrix(cal_rows, features=names, levels=levels)
-    params = booster_params(config.booster, seed=config.seed, overrides=overrides)
+    params = booster_params(
+        config.booster, seed=config.seed, overrides=overrides, features=names, target=target
+    )
     booster = fit_booster(
         x_fit,
         labels[fit_pos],
