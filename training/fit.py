@@ -144,7 +144,6 @@ def fit_scoring_model(
     names = list(features) if features is not None else model_features(frame)
     if not names:
         raise ValueError("snapshot frame has no registry feature columns to train on")
-    horizon = config.snapshot.horizon_days
     fit_pos, cal_pos = holdout_split(frame, config=config)
     fit_rows, cal_rows = frame.iloc[fit_pos], frame.iloc[cal_pos]
     levels = learn_levels(fit_rows, names)
@@ -177,23 +176,12 @@ def fit_scoring_model(
             rounds=rounds,
         )
         train_rows = len(frame)
-    metadata = {
-        "target": target,
-        "recipe": "lightgbm",
-        "seed": config.seed,
-        "params": {k: v for k, v in params.items() if k != "verbosity"},
-        "best_iteration": rounds,
-        "calibration_method": method,
-        "calibration_holdout": config.calibration.holdout,
-        "refit_all_rows": config.booster.refit_all_rows,
-        "train_rows": int(train_rows),
-        "calibration_rows": int(len(cal_pos)),
-        "positives": int(labels.sum()),
-        "as_of_min": str(frame["as_of"].min()),
-        "as_of_max": str(frame["as_of"].max()),
-        "label_end": str(frame["as_of"].max() + pd.Timedelta(days=horizon)),
-        "horizon_days": horizon,
-    }
+    metadata = _fit_metadata(
+        frame, labels, target=target, config=config, recipe="lightgbm", method=method,
+        params={k: v for k, v in params.items() if k != "verbosity"},
+        train_rows=train_rows, calibration_rows=len(cal_pos),
+    )  # fmt: skip
+    metadata["best_iteration"] = rounds
     return ScoringModel(booster, tuple(names), levels, calibrator, metadata)
 
 
@@ -213,7 +201,6 @@ def fit_linear_model(
     names = list(features) if features is not None else model_features(frame)
     if not names:
         raise ValueError("snapshot frame has no registry feature columns to train on")
-    horizon = config.snapshot.horizon_days
     fit_pos, cal_pos = holdout_split(frame, config=config)
     held = LogisticBaseline.fit(
         frame.iloc[fit_pos], labels[fit_pos], features=names, seed=config.seed
@@ -224,23 +211,44 @@ def fit_linear_model(
     if config.booster.refit_all_rows:
         final = LogisticBaseline.fit(frame, labels, features=names, seed=config.seed)
         train_rows = len(frame)
-    metadata = {
+    metadata = _fit_metadata(
+        frame, labels, target=target, config=config, recipe="logistic", method=method,
+        params={"C": LOGISTIC_C, "max_iter": LOGISTIC_MAX_ITER},
+        train_rows=train_rows, calibration_rows=len(cal_pos),
+    )  # fmt: skip
+    return replace(final.model, calibrator=calibrator, metadata=metadata)
+
+
+def _fit_metadata(
+    frame: pd.DataFrame,
+    labels: np.ndarray,
+    *,
+    target: Target,
+    config: ExperimentConfig,
+    recipe: str,
+    method: str,
+    params: dict[str, Any],
+    train_rows: int,
+    calibration_rows: int,
+) -> dict[str, Any]:
+    """What both recipes record about a fit (one list, so they cannot drift apart)."""
+    horizon = config.snapshot.horizon_days
+    return {
         "target": target,
-        "recipe": "logistic",
+        "recipe": recipe,
         "seed": config.seed,
-        "params": {"C": LOGISTIC_C, "max_iter": LOGISTIC_MAX_ITER},
+        "params": params,
         "calibration_method": method,
         "calibration_holdout": config.calibration.holdout,
         "refit_all_rows": config.booster.refit_all_rows,
         "train_rows": int(train_rows),
-        "calibration_rows": int(len(cal_pos)),
+        "calibration_rows": int(calibration_rows),
         "positives": int(labels.sum()),
         "as_of_min": str(frame["as_of"].min()),
         "as_of_max": str(frame["as_of"].max()),
         "label_end": str(frame["as_of"].max() + pd.Timedelta(days=horizon)),
         "horizon_days": horizon,
     }
-    return replace(final.model, calibrator=calibrator, metadata=metadata)
 
 
 def fit_recipe(
