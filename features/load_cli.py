@@ -17,6 +17,7 @@ from features.source import DataSource
 from features.validate import InvalidDataError
 
 _out = Console()
+_err = Console(stderr=True)
 
 
 def load_or_exit(
@@ -28,3 +29,15 @@ def load_or_exit(
     except InvalidDataError as exc:
         _out.print(exc.report.render())
         raise typer.Exit(code=1) from None
+
+
+def read_parquet_or_exit(path: Path, option: str) -> pd.DataFrame:
+    """A Parquet file the user named on `option`, or one clear line and exit 1."""
+    if not path.is_file():
+        _err.print(f"[red]error:[/red] {option} {path}: no such file")
+        raise typer.Exit(1)
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several types for a file that is not Parquet
+        _err.print(f"[red]error:[/red] {option} {path} is not a readable Parquet file: {exc}")
+        raise typer.Exit(1) from None

@@ -14,6 +14,7 @@ from rich.console import Console
 
 from features.config import SnapshotConfig
 from features.definition import FeatureDefinition
+from features.load_cli import read_parquet_or_exit
 from models.clock import utc_now
 from models.revenue.forecast_book import (
     book_at,
@@ -221,14 +222,7 @@ def _snapshot_rows(
     source: Any, snapshots: Path | None, as_of: pd.Timestamp, definition: FeatureDefinition
 ) -> pd.DataFrame:
     if snapshots is not None:
-        if not snapshots.is_file():
-            raise typer.BadParameter(f"--snapshots {snapshots}: no such file")
-        try:
-            frame = pd.read_parquet(snapshots)
-        except Exception as exc:  # pyarrow raises several types for a file that is not Parquet
-            raise typer.BadParameter(
-                f"--snapshots {snapshots} is not readable Parquet: {exc}"
-            ) from None
+        frame = read_parquet_or_exit(snapshots, "--snapshots")
         rows = frame[frame["as_of"] == as_of]
         if rows.empty:
             found = ", ".join(f"{t:%Y-%m-%d}" for t in sorted(frame["as_of"].unique())[-3:])

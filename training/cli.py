@@ -16,6 +16,7 @@ from rich.table import Table
 
 from experiments import DEFAULT_EXPERIMENT
 from features.config import SnapshotConfig
+from features.load_cli import read_parquet_or_exit
 from models.clock import utc_now
 from models.workspace import WORKDIR_HELP
 
@@ -63,18 +64,6 @@ def _definition_of_file(path: Path, config: SnapshotConfig) -> Any:
         )
         raise typer.Exit(1)
     return found
-
-
-def _read_table(path: Path, what: str) -> pd.DataFrame:
-    """A Parquet file the user named, or one clear line and exit 1."""
-    if not path.is_file():
-        console.print(f"[red]error:[/red] {what} {path}: no such file")
-        raise typer.Exit(1)
-    try:
-        return pd.read_parquet(path)
-    except Exception as exc:  # pyarrow raises several types for a file that is not Parquet
-        console.print(f"[red]error:[/red] {what} {path} is not a readable Parquet file: {exc}")
-        raise typer.Exit(1) from None
 
 
 @contextmanager
@@ -149,10 +138,10 @@ def train_command(
         config = load_experiment(experiment)
     except ExperimentConfigError as exc:
         raise typer.BadParameter(str(exc)) from None
-    oracle = _read_table(oracle_file, "--oracle") if oracle_file is not None else None
+    oracle = read_parquet_or_exit(oracle_file, "--oracle") if oracle_file is not None else None
     if snapshots is not None:
         # --data beside --snapshots still feeds the data fingerprint; no rebuild.
-        frame = _read_table(snapshots, "--snapshots")
+        frame = read_parquet_or_exit(snapshots, "--snapshots")
         definition = _definition_of_file(snapshots, config.snapshot)
     else:
         assert data is not None
