@@ -6,6 +6,7 @@ with which features and where it is logged lives here.
 
 from __future__ import annotations
 
+import json
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from features.definition import FeatureDefinition
+from features.definition import FeatureDefinition, from_model_metadata
 from models.monitoring.drift import (
     REFERENCE_FILE,
     DriftReference,
@@ -21,6 +22,7 @@ from models.monitoring.drift import (
     population_stability,
 )
 from models.monitoring.drift import summarise as summarise_drift
+from models.scoring.booster import META_FILE
 from models.workspace import Workspace, point_mlflow_at
 from training.config import REGISTERED_NAME, ExperimentConfig, Target
 
@@ -69,8 +71,21 @@ def latest_rows(frame: pd.DataFrame, *, as_of: pd.Timestamp | None) -> pd.DataFr
     return frame.loc[dates == eligible.max()].reset_index(drop=True)
 
 
-def champion_reference(client: Any, name: str) -> tuple[str, DriftReference]:
-    """The champion version of `name` and the drift reference stored with it."""
+@dataclass(frozen=True)
+class Champion:
+    """A champion version with what the drift check reads from its one download."""
+
+    target: Target
+    name: str
+    version: str
+    reference: DriftReference
+    definition: FeatureDefinition | None
+
+
+def champion_reference(
+    client: Any, name: str
+) -> tuple[str, DriftReference, FeatureDefinition | None]:
+    """The champion version of `name`, its drift reference and its feature definition."""
     import mlflow
 
     from training.registry import champion_version
@@ -80,41 +95,57 @@ def champion_reference(client: Any, name: str) -> tuple[str, DriftReference]:
         raise DriftCheckError(f"{name} has no champion: run `nrr train` (or `nrr promote`) first")
     with tempfile.TemporaryDirectory() as tmp:
         uri = client.get_model_version_download_uri(name, version)
-        local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp)
-        reference = find_reference(Path(local))
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
+        reference = find_reference(local)
+        # The definition sits in model.json's metadata: read it from the same download
+        # instead of downloading (and loading) the model a second time.
+        metas = sorted(local.rglob(META_FILE))
+        meta = json.loads(metas[0].read_text()).get("metadata") if metas else None
     if reference is None:
         raise DriftCheckError(
             f"{name} v{version} has no {REFERENCE_FILE} (registered before drift references "
             "were stored); retrain to get one"
         )
-    return version, reference
+    return version, reference, from_model_metadata(meta)
 
 
-def check_drift(
-    rows: pd.DataFrame, *, targets: list[Target], config: ExperimentConfig, explicit: bool
-) -> tuple[list[ModelDrift], dict[str, str]]:
-    """PSI tables of each target's champion; targets without one are skipped unless explicit."""
+def load_champions(
+    targets: list[Target], *, explicit: bool
+) -> tuple[list[Champion], dict[str, str]]:
+    """Each target's champion; targets without one are skipped unless explicit."""
     from mlflow import MlflowClient
 
     client = MlflowClient()
-    results: list[ModelDrift] = []
+    champions: list[Champion] = []
     skipped: dict[str, str] = {}
     for target in targets:
         name = REGISTERED_NAME[target]
         try:
-            version, reference = champion_reference(client, name)
+            version, reference, definition = champion_reference(client, name)
         except DriftCheckError as exc:
             if explicit:
                 raise
             skipped[target] = str(exc)
             continue
-        # Thresholds come from the experiment config, so they can be tuned without retraining.
-        reference = replace(reference, thresholds=config.drift.thresholds)
-        table = population_stability(reference, rows)
-        results.append(ModelDrift(target, name, version, reference, table))
-    if not results:
+        champions.append(Champion(target, name, version, reference, definition))
+    if not champions:
         raise DriftCheckError("; ".join(skipped.values()) or "no model to check")
-    return results, skipped
+    return champions, skipped
+
+
+def check_drift(
+    rows: pd.DataFrame, champions: list[Champion], *, config: ExperimentConfig
+) -> list[ModelDrift]:
+    """PSI table of each champion on the snapshot rows."""
+    results: list[ModelDrift] = []
+    for champion in champions:
+        # Thresholds come from the experiment config, so they can be tuned without retraining.
+        reference = replace(champion.reference, thresholds=config.drift.thresholds)
+        table = population_stability(reference, rows)
+        results.append(
+            ModelDrift(champion.target, champion.name, champion.version, reference, table)
+        )
+    return results
 
 
 def log_to_mlflow(

@@ -25,11 +25,11 @@ from training.drift_check import (
     DriftCheckError,
     ModelDrift,
     check_drift,
+    load_champions,
     log_to_mlflow,
     point_at_store,
     snapshot_rows,
 )
-from training.registry import champion_definition
 
 console = Console(stderr=True)
 out = Console()
@@ -101,13 +101,23 @@ def drift_command(
     source = None if data is None else load_or_exit(data, now=utc_now())
     try:
         point_at_store(settings)
-        definition = champion_definition(REGISTERED_NAME[t] for t in targets) or FeatureDefinition(
-            config.snapshot
+        # A snapshot file carries its own features: read it (and report it) before the models.
+        given = (
+            None
+            if snapshots is None
+            else snapshot_rows(
+                None, snapshots, as_of=when, definition=FeatureDefinition(config.snapshot)
+            )
         )
-        rows = snapshot_rows(source, snapshots, as_of=when, definition=definition)
-        results, skipped = check_drift(
-            rows, targets=targets, config=config, explicit=model is not None
+        champions, skipped = load_champions(targets, explicit=model is not None)
+        stored = (c.definition for c in champions if c.definition is not None)
+        definition = next(stored, None) or FeatureDefinition(config.snapshot)
+        rows = (
+            given
+            if given is not None
+            else snapshot_rows(source, None, as_of=when, definition=definition)
         )
+        results = check_drift(rows, champions, config=config)
     except DriftCheckError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(code=1) from None
