@@ -48,10 +48,31 @@ def time_folds(
             f"got {len(dates)}"
         )
     cuts = [dates[len(dates) - (folds - k) * spacing] for k in range(folds)]
+    return folds_at(stamps, pd.Series(known), cuts=cuts, horizon_days=horizon_days)
+
+
+def folds_at(
+    as_of: pd.Series,
+    labelled: pd.Series,
+    *,
+    cuts: list[pd.Timestamp],
+    horizon_days: int,
+) -> list[Fold]:
+    """Folds at given cut dates (ascending): each trains on what was known at its cut.
+
+    Fold k tests the labelled rows with as_of in [cut k, cut k+1) (the last: from its cut
+    on) and trains on labelled rows whose label window closed by the cut.
+    """
+    if len(as_of) != len(labelled):
+        raise ValueError("as_of and labelled must have the same length")
+    if list(cuts) != sorted(set(cuts)):
+        raise ValueError("cut dates must be distinct and ascending")
+    stamps = pd.to_datetime(as_of).reset_index(drop=True)
+    known = labelled.reset_index(drop=True).astype(bool).to_numpy()
     horizon = pd.Timedelta(days=horizon_days)
     result: list[Fold] = []
     for k, cut in enumerate(cuts):
-        end = cuts[k + 1] if k + 1 < folds else None
+        end = cuts[k + 1] if k + 1 < len(cuts) else None
         # The label window of a training row must close before the cut: no peeking.
         train = known & (stamps + horizon <= cut).to_numpy()
         test = known & (stamps >= cut).to_numpy()
@@ -61,6 +82,32 @@ def time_folds(
             raise NotEnoughHistoryError(f"fold {k} (cut {cut.date()}) has no training rows")
         result.append(Fold(k, cut, end, np.flatnonzero(train), np.flatnonzero(test)))
     return result
+
+
+def quarter_cuts(
+    as_of: pd.Series, labelled: pd.Series, *, cuts: int, horizon_days: int
+) -> list[pd.Timestamp]:
+    """The last `cuts` quarter starts (first labelled snapshot date of a calendar quarter).
+
+    Only quarters with a snapshot date whose label window closed before their start count:
+    a cut must have something to train on.
+    """
+    stamps = pd.to_datetime(as_of).reset_index(drop=True)
+    dates = _dates(stamps[labelled.reset_index(drop=True).astype(bool).to_numpy()])
+    if not dates:
+        raise NotEnoughHistoryError("no labelled snapshot dates")
+    horizon = pd.Timedelta(days=horizon_days)
+    starts: dict[pd.Period, pd.Timestamp] = {}
+    for date in dates:
+        starts.setdefault(date.to_period("Q"), date)
+    usable = [d for d in starts.values() if dates[0] + horizon <= d]
+    if len(usable) < cuts:
+        raise NotEnoughHistoryError(
+            f"{cuts} quarter-start cuts need {cuts} quarters with a labelled snapshot date and "
+            f"{horizon_days} days of labelled history before them; this history has "
+            f"{len(usable)} ({dates[0].date()} to {dates[-1].date()})"
+        )
+    return usable[len(usable) - cuts :]
 
 
 def calibration_split(
