@@ -118,6 +118,32 @@ CASES: tuple[Case, ...] = (
         "health --data {short} --as-of 2026-09-01 --out {blocker}/h.csv",
         r"not a folder",
     ),
+    # evaluate
+    Case("evaluate-no-input", "evaluate --experiment {fast}", r"--data, --snapshots"),
+    Case(
+        "evaluate-missing-folder",
+        "evaluate --data {missing} --experiment {fast}",
+        r"no such file",
+        report=True,
+    ),
+    Case(
+        "evaluate-empty-tables",
+        "evaluate --data {empty} --experiment {fast}",
+        r"table has no rows",
+        report=True,
+    ),
+    Case(
+        "evaluate-too-short-history",
+        "evaluate --data {short} --experiment {fast}",
+        r"not enough history|quarter-start cuts need",
+    ),
+    Case("evaluate-zero-cuts", "evaluate --data {short} --cuts 0", r"--cuts"),
+    Case(
+        "evaluate-missing-snapshots",
+        "evaluate --snapshots missing.parquet --experiment {fast}",
+        r"missing\.parquet",
+    ),
+    Case("evaluate-out-is-a-file", "evaluate --data {short} --out {blocker}", r"--out.*not a folder"),
     # renewals
     Case("renewals-missing-folder", "renewals --data {missing}", r"no such file", report=True),
     Case("renewals-empty-tables", "renewals --data {empty}", r"table has no rows", report=True),

@@ -89,6 +89,16 @@ class RuleBaseline:
         score = _rule_score(frame, target=self.target, rules=rules, normaliser=self.normaliser)
         return 100.0 - score if self.target == "churn" else score
 
+    def category_risks(self, frame: pd.DataFrame, *, rules: RulesConfig) -> dict[str, np.ndarray]:
+        """Churn only: 100 - each health category's sub-score (NaN where it has no signal)."""
+        if self.normaliser is None:
+            raise ValueError("health categories exist for the churn target only")
+        scores = score_health(frame, config=rules, normaliser=self.normaliser)
+        return {
+            name: 100.0 - scores[f"health_{name}"].to_numpy(dtype=float)
+            for name in rules.health.categories
+        }
+
     def predict_proba(self, frame: pd.DataFrame, *, rules: RulesConfig) -> np.ndarray:
         """Calibrated probability from the rule score."""
         score = _rule_score(frame, target=self.target, rules=rules, normaliser=self.normaliser)

@@ -289,8 +289,82 @@ def rollback_command(
     out.print(f"{name}: champion rolled back to version {previous}")
 
 
+def evaluate_command(
+    data: Path | None = typer.Option(
+        None, "--data", help="folder of tables (builds snapshots unless --snapshots is given)"
+    ),
+    snapshots: Path | None = typer.Option(
+        None, "--snapshots", help="snapshot Parquet file from `nrr snapshots` to reuse"
+    ),
+    cuts: int = typer.Option(4, "--cuts", min=1, help="past quarter starts to train and score at"),
+    experiment: Path = typer.Option(DEFAULT_EXPERIMENT, "--experiment", help="experiment YAML"),
+    oracle_file: Path | None = typer.Option(
+        None, "--oracle", help="simulated companies only: oracle.parquet scored beside the model"
+    ),
+    out_dir: Path | None = typer.Option(
+        None, "--out", help="folder for evaluation.csv, predictions and notes"
+    ),
+    resamples: int = typer.Option(
+        500, "--resamples", min=1, help="account bootstrap resamples of each interval"
+    ),
+    seed: int = typer.Option(0, "--seed", help="seed of the bootstrap"),
+    workdir: Path | None = typer.Option(None, "--workdir", help=WORKDIR_HELP),
+) -> None:
+    """Train the recipe at past quarter starts and score the quarter after each, with
+    account-bootstrap intervals: model vs logistic vs rules (vs oracle); logged to MLflow."""
+    from models.rules.config import load_rules_config
+    from models.workspace import Workspace
+    from training.config import ExperimentConfigError, load_experiment
+    from training.evaluate import labelled_rows
+    from training.evaluate_cuts import (
+        evaluation_folds,
+        evaluation_text,
+        log_to_mlflow,
+        run_evaluation,
+        write_outputs,
+    )
+    from training.folds import NotEnoughHistoryError
+    from training.history import plan_history
+
+    if data is None and snapshots is None:
+        raise typer.BadParameter("give --data, --snapshots, or both")
+    if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
+        raise typer.BadParameter(f"--out {out_dir} exists and is not a folder")
+    try:
+        config = load_experiment(experiment)
+    except ExperimentConfigError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    oracle = read_parquet_or_exit(oracle_file, "--oracle") if oracle_file is not None else None
+    if snapshots is not None:
+        frame = read_parquet_or_exit(snapshots, "--snapshots")
+        _definition_of_file(snapshots, config.snapshot)
+    else:
+        assert data is not None
+        frame, _ = _snapshots_from_data(data, config=config.snapshot)
+    settings = Workspace.resolve(workdir)
+    try:
+        # Checked before any store or run exists: a too-short history leaves nothing behind.
+        evaluation_folds(labelled_rows(frame), plan_history(frame, config).config, cuts=cuts)
+    except (NotEnoughHistoryError, ValueError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    console.print(f"workspace: {settings.describe()}")
+    with _progress() as say:
+        result = run_evaluation(
+            frame, config=config, rules=load_rules_config(), cuts=cuts, oracle=oracle,
+            resamples=resamples, seed=seed, progress=say,
+            log=lambda run, cfg: log_to_mlflow(run, cfg, settings=settings),
+        )  # fmt: skip
+    # Plain text, never wrapped: the table is read in terminals and in log files alike.
+    typer.echo(evaluation_text(result))
+    if out_dir is not None:
+        write_outputs(result, out_dir)
+        out.print(f"wrote {out_dir}/evaluation.csv, predictions and notes")
+
+
 def register(app: typer.Typer) -> None:
     """Attach the training subcommands to the root `nrr` app."""
     app.command("train")(train_command)
+    app.command("evaluate")(evaluate_command)
     app.command("promote")(promote_command)
     app.command("rollback")(rollback_command)

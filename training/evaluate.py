@@ -26,6 +26,8 @@ SCORERS = ("model", "logistic", "rules", "oracle")
 # The backtest column that scores each servable recipe (the gate's challenger scores).
 RECIPE_COLUMN: dict[str, str] = {"lightgbm": "p_model", "logistic": "p_logistic"}
 ORACLE_COLUMN: dict[str, str] = {"churn": "p_churn", "expansion": "p_expand"}
+# Columns of a health category's risk in the churn predictions: h_<category>.
+CATEGORY_PREFIX = "h_"
 SEGMENT_COLUMNS = ("segment", "plan", "arr_band", "tenure_band")
 Progress = Callable[[str], None]
 
@@ -57,10 +59,15 @@ def run_backtest(
     overrides: Mapping[str, Any] | None = None,
     oracle: pd.DataFrame | None = None,
     progress: Progress | None = None,
+    folds: Sequence[Fold] | None = None,
 ) -> BacktestResult:
-    """Train each scorer on a fold's past, score the fold's window; never a random split."""
+    """Train each scorer on a fold's past, score the fold's window; never a random split.
+
+    `folds` (row positions in `labelled_rows(frame)`) replaces the experiment's rolling
+    cuts, e.g. the quarter starts of `nrr evaluate`.
+    """
     rows = labelled_rows(frame)
-    folds = _backtest_folds(rows, config)
+    folds = list(folds) if folds is not None else _backtest_folds(rows, config)
     parts = []
     for fold in folds:
         parts.append(
@@ -150,6 +157,11 @@ def _fold_predictions(
     out["p_logistic"] = logistic.predict_proba(test)
     out["p_rules"] = rule.predict_proba(test, rules=rules)
     out["r_rules"] = rule.risk(test, rules=rules)
+    if target == "churn":
+        # Each health category's sub-score as a risk (100 - score; NaN when the category
+        # has no signal), for its own AUC: which categories carry signal on this company.
+        for name, risk in rule.category_risks(test, rules=rules).items():
+            out[f"{CATEGORY_PREFIX}{name}"] = risk
     return out
 
 

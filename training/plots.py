@@ -108,6 +108,46 @@ def shap_figures(model: ScoringModel, frame: pd.DataFrame, *, top: int = 4) -> d
     return figures
 
 
+def cut_interval_figure(table: pd.DataFrame, *, metrics: tuple[str, ...]) -> Figure:
+    """Per cut (and pooled), each scorer's value of `metrics` with its bootstrap interval.
+
+    `table` is `training.evaluate_cuts.interval_table` (scope, group, cut, scorer, metric,
+    value, low, high).
+    """
+    fig = Figure(figsize=(5 * len(metrics), 4))
+    axes = np.atleast_1d(fig.subplots(1, len(metrics)))
+    rows = table[table["scope"].isin(["cut", "pooled"])]
+    scorers = [s for s in SCORER_COLUMNS if s in set(rows["scorer"])]
+    for ax, metric in zip(axes, metrics, strict=True):
+        part = rows[rows["metric"] == metric]
+        groups = [("cut", g) for g in sorted(part.loc[part["scope"] == "cut", "group"].unique(),
+                                              key=int)] + [("pooled", "all")]  # fmt: skip
+        labels = []
+        for scope, group in groups:
+            sel = part[(part["scope"] == scope) & (part["group"] == group)]
+            cut = sel["cut"].iloc[0] if "cut" in sel and len(sel) and sel["cut"].iloc[0] else ""
+            labels.append(cut or "pooled")
+        for k, scorer in enumerate(scorers):
+            xs, ys, lo, hi = [], [], [], []
+            for i, (scope, group) in enumerate(groups):
+                sel = part[(part["scope"] == scope) & (part["group"] == group)
+                           & (part["scorer"] == scorer)]  # fmt: skip
+                if sel.empty:
+                    continue
+                row = sel.iloc[0]
+                xs.append(i + (k - len(scorers) / 2) * 0.12)
+                ys.append(row["value"])
+                lo.append(row["value"] - row["low"])
+                hi.append(row["high"] - row["value"])
+            ax.errorbar(xs, ys, yerr=[lo, hi], fmt="o", capsize=3, label=scorer)
+        ax.set_xticks(range(len(groups)), labels, rotation=30)
+        ax.set(title=metric, xlabel="cut (quarter start)")
+        if metric == "citl":
+            ax.axhline(0.0, color="grey", linestyle=":")
+    axes[0].legend()
+    return fig
+
+
 def write_figures(figures: dict[str, Figure], directory: Path) -> list[Path]:
     """Save each figure as <name>.png; returns the paths."""
     directory.mkdir(parents=True, exist_ok=True)
