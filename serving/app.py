@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from serving.lifecycle import KeyFileWatcher, start_initial_load
 from serving.metrics import MetricsMiddleware, ServingMetrics
 from serving.registry_client import ModelBundle, load_bundle
+from serving.replicas import RUN_DIR_ENV, replica_sync_for, run_settings
 from serving.routes import router
 from serving.security import KeyStore, read_keys
 from serving.settings import ServingSettings
@@ -66,8 +68,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     tasks: list[asyncio.Task[None]] = []
     if settings.auth_enabled and settings.keys_poll_seconds > 0:
         tasks.append(asyncio.create_task(app.state.key_watcher.watch(settings.keys_poll_seconds)))
+    # Under `nrr serve`: follow the other workers' reloads and promotions (serving.replicas).
+    app.state.replicas = replica_sync_for(app)
+    app.state.metrics.generation.set(app.state.replicas.generation if app.state.replicas else 0)
     first = start_initial_load(app)
     tasks.append(first)
+    if (replicas := app.state.replicas) is not None:
+        tasks.append(asyncio.create_task(replicas.follow(app), name="nrr-replicas"))
+        if replicas.polls_alias:
+            tasks.append(asyncio.create_task(replicas.poll_alias(app), name="nrr-alias-poll"))
     if settings.startup_wait_seconds > 0:
         await asyncio.wait([first], timeout=settings.startup_wait_seconds)
     try:
@@ -77,6 +86,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             task.cancel()
         # A load stuck in a network call is a daemon thread: nothing here waits for it.
         await asyncio.gather(*tasks, return_exceptions=True)
+        app.state.metrics.worker_exited()
 
 
 class BodyLimitMiddleware:
@@ -191,6 +201,12 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     return app
+
+
+def app_from_run_dir() -> FastAPI:
+    """The app of one `nrr serve --workers N` worker (uvicorn's factory, in each process):
+    the settings `nrr serve` wrote to its run folder, so every worker serves the same."""
+    return create_app(run_settings(Path(os.environ[RUN_DIR_ENV])))
 
 
 def _document_limits(app: FastAPI, settings: ServingSettings) -> None:

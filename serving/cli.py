@@ -13,7 +13,7 @@ from rich.console import Console
 from features.cli import check_out_path, write_failed
 from models.clock import utc_now
 from models.workspace import WORKDIR_HELP
-from serving.settings import ServingSettings, get_settings
+from serving.settings import MAX_WORKERS, ServingSettings, get_settings
 
 console = Console(stderr=True)
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
@@ -28,6 +28,12 @@ def serve(
         "info", help="uvicorn log level: critical, error, warning, info, debug or trace"
     ),
     workdir: Path | None = typer.Option(None, "--workdir", help=WORKDIR_HELP),
+    workers: int | None = typer.Option(
+        None,
+        "--workers",
+        help="worker processes (default NRR_WORKERS, else 1): one core each for Python work; "
+        "they share the port, the metrics and every reload (docs/RUNBOOK.md, 'Replicas')",
+    ),
 ) -> None:
     """Run the prediction API with uvicorn."""
     # One OpenMP thread per prediction: a server gains from concurrent requests, and
@@ -36,34 +42,54 @@ def serve(
     # Must be set before LightGBM loads, so only the default; export it to override.
     if log_level.lower() not in LOG_LEVELS:
         raise typer.BadParameter(f"--log-level must be one of {', '.join(LOG_LEVELS)}")
+    if workers is not None and not 1 <= workers <= MAX_WORKERS:
+        raise typer.BadParameter(f"--workers must be between 1 and {MAX_WORKERS}, got {workers}")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import uvicorn
 
-    from serving.app import create_app
+    from serving.replicas import prepare_run_dir, remove_run_dir
 
     updates = {
-        k: v for k, v in {"host": host, "port": port, "workdir": workdir}.items() if v is not None
+        k: v
+        for k, v in {"host": host, "port": port, "workdir": workdir, "workers": workers}.items()
+        if v is not None
     }
     settings = get_settings().model_copy(update=updates)
-    console.print(f"serving on http://{settings.host}:{settings.port}  (docs at /docs)")
-    # One worker on purpose: the served state (and /v1/admin/reload) and the Prometheus
-    # metrics live in the process; LightGBM releases the GIL, so two cores still serve.
+    n = settings.workers
+    console.print(
+        f"serving on http://{settings.host}:{settings.port} with {n} worker(s)  (docs at /docs)"
+    )
+    # uvicorn's own supervisor, not gunicorn: uvicorn is already a dependency, restarts a
+    # worker that dies, and stops them all on SIGTERM. The workers share the listening
+    # socket, and a run folder (settings, reload generation, multiprocess metrics) created
+    # fresh here and removed at exit (serving.replicas). Before any worker imports
+    # prometheus_client: it picks its multiprocess mode from the environment at import.
+    run_dir = prepare_run_dir(settings, n)
     # loop/http "auto" pick uvloop and httptools (dependencies): a C event loop and HTTP
     # parser cost less per request than asyncio + h11, and with precomputed scores that
     # framework cost is most of a request (benchmarks/bench_api.py measures the ceiling).
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=log_level,
-        access_log=False,
-        loop="auto",
-        http="auto",
-        workers=1,
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": log_level,
+        "access_log": False,
+        "loop": "auto",
+        "http": "auto",
         # SIGTERM: requests in flight get this long, then the server exits; a model load
         # stuck on the registry is a daemon thread and holds nothing up (issue 13).
-        timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_seconds)),
-    )
+        "timeout_graceful_shutdown": max(1, round(settings.shutdown_grace_seconds)),
+    }
+    try:
+        if n == 1:
+            # One process: the app is built here, no supervisor in between.
+            from serving.app import create_app
+
+            uvicorn.run(create_app(settings), workers=1, **options)
+        else:
+            # Each worker builds its app from the run folder's settings.
+            uvicorn.run("serving.app:app_from_run_dir", factory=True, workers=n, **options)
+    finally:
+        remove_run_dir(run_dir)
 
 
 def _with_workdir(settings: ServingSettings, workdir: Path | None) -> ServingSettings:

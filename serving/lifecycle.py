@@ -108,6 +108,27 @@ def install(app: FastAPI, state: Any) -> None:
     app.state.metrics.set_models(state.bundle.versions)
 
 
+async def reload_state(app: FastAPI) -> str | None:
+    """Re-resolve the alias, check and precompute aside, and swap; None when reloaded, else
+    why not (the old state keeps serving). Used by POST /v1/admin/reload and by workers
+    following another's reload or a promotion (serving.replicas)."""
+    holder: StateHolder = app.state.holder
+    async with holder.lock:
+        try:
+            fresh = await in_daemon_thread(lambda: new_state(app, strict=True), "nrr-reload")
+        except StateError as exc:
+            app.state.metrics.reloads.labels(outcome="failed").inc()
+            return str(exc)
+        old = holder.current
+        if old is not None and old.status == "ready" and fresh.status != "ready":
+            # Never trade working models for the rules because the registry hiccuped.
+            app.state.metrics.reloads.labels(outcome="failed").inc()
+            return f"new models unusable: {fresh.bundle.fallback_reason}"
+        install(app, fresh)
+    app.state.metrics.reloads.labels(outcome="reloaded").inc()
+    return None
+
+
 class KeyFileWatcher:
     """Re-reads the API keys file into the served `KeyStore` when the file changes.
 

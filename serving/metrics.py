@@ -1,10 +1,19 @@
 """Prometheus metrics of one app: requests and latencies per route, fallbacks, model info,
-refused API keys."""
+refused API keys.
+
+With `nrr serve --workers N` every worker counts into prometheus_client's multiprocess files
+(PROMETHEUS_MULTIPROC_DIR, a fresh folder per server start: serving.replicas) and /metrics,
+whichever worker answers it, sums them all. Gauges say per worker (a `pid` label) what it
+serves; a worker that exits takes its gauges with it (`mark_process_dead`).
+"""
 
 from __future__ import annotations
 
+import os
+import re
 import time
 from collections.abc import Mapping
+from pathlib import Path
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -13,10 +22,22 @@ from prometheus_client import (
     Gauge,
     Histogram,
     generate_latest,
+    multiprocess,
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def multiprocess_dir() -> Path | None:
+    """The multiprocess folder of this process, or None in single-process mode.
+
+    prometheus_client picks its value store when it is imported, from this variable, so
+    `nrr serve` sets it before any worker starts (serving.replicas.prepare_run_dir).
+    """
+    value = os.environ.get(MULTIPROC_ENV)
+    return Path(value) if value else None
 
 
 class ServingMetrics:
@@ -45,11 +66,24 @@ class ServingMetrics:
             ["reason"],
             registry=self.registry,
         )
+        self.multiprocess_dir = multiprocess_dir()
+        # Per worker (`pid` label when several): which versions each serves, and which
+        # generation of the server's reloads (serving.replicas); a dead worker's series go.
         self.model_info = Gauge(
             "nrr_model_info",
-            "served model versions (value 1); version 'none' when in fallback",
+            "served model versions (value 1; 0 for versions served earlier by this worker); "
+            "version 'none' when in fallback",
             ["model", "version", "source"],
             registry=self.registry,
+            multiprocess_mode="liveall",
+        )
+        self._model_series: list[tuple[str, str, str]] = []
+        self.generation = Gauge(
+            "nrr_serving_generation",
+            "reload generation the worker serves (nrr serve --workers: all converge on the "
+            "newest)",
+            registry=self.registry,
+            multiprocess_mode="liveall",
         )
         self.reloads = Counter(
             "nrr_reloads", "model reloads by outcome", ["outcome"], registry=self.registry
@@ -77,10 +111,18 @@ class ServingMetrics:
 
     def set_models(self, versions: Mapping[str, str | None]) -> None:
         """Replace the model-info series with the versions now served."""
-        self.model_info.clear()
+        if self.multiprocess_dir is None:
+            self.model_info.clear()
+        else:
+            # Multiprocess mode cannot clear a series (it lives in the worker's file): the
+            # versions served before read 0, so only the ones served now read 1.
+            for labels in self._model_series:
+                self.model_info.labels(*labels).set(0)
+        self._model_series = []
         for model, version in versions.items():
             source = "model" if version else "rules"
-            self.model_info.labels(model=model, version=version or "none", source=source).set(1)
+            self._model_series.append((model, version or "none", source))
+            self.model_info.labels(*self._model_series[-1]).set(1)
 
     def count_fallbacks(self, reason: str, n: int = 1) -> None:
         if n > 0:
@@ -95,7 +137,42 @@ class ServingMetrics:
         self.auth_legacy_checks.labels(outcome="ok" if ok else "wrong").inc()
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        """The exposition text: this process's registry, or every worker's files summed."""
+        if self.multiprocess_dir is None:
+            return generate_latest(self.registry)
+        merged = CollectorRegistry()
+        multiprocess.MultiProcessCollector(merged, path=str(self.multiprocess_dir))
+        return generate_latest(merged)
+
+    def worker_exited(self) -> None:
+        """Drop this process's live gauges (its shutdown); counters keep counting for it."""
+        if self.multiprocess_dir is not None:
+            multiprocess.mark_process_dead(os.getpid(), str(self.multiprocess_dir))
+
+
+_LIVE_FILE = re.compile(r"^gauge_live\w+_(\d+)\.db$")
+
+
+def sweep_dead_workers(folder: Path) -> list[int]:
+    """`mark_process_dead` for every worker whose live gauges remain but whose process is
+    gone (killed, so its own shutdown never ran); the pids swept."""
+    dead: set[int] = set()
+    for path in folder.glob("gauge_live*.db"):
+        match = _LIVE_FILE.match(path.name)
+        if match is None:
+            continue
+        pid = int(match.group(1))
+        if pid in dead or pid == os.getpid():
+            continue
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            dead.add(pid)
+        except PermissionError:  # alive, someone else's
+            continue
+    for pid in sorted(dead):
+        multiprocess.mark_process_dead(pid, str(folder))
+    return sorted(dead)
 
 
 class MetricsMiddleware:

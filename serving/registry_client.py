@@ -159,6 +159,47 @@ def load_bundle(settings: ServingSettings) -> ModelBundle:
     return within_budget(work, budget, f"the registry at {workspace.resolved_tracking_uri()}")
 
 
+def champion_versions(settings: ServingSettings) -> dict[str, str | None] | None:
+    """The versions the alias names now, per role (None: not registered), without loading.
+
+    None when the registry cannot say within its budget (down, or no store): the caller
+    keeps what it serves. Cheap enough to poll: two alias look-ups, no download.
+    """
+    if not settings.use_registry or not settings.workspace().store_exists():
+        return None
+    configure_mlflow_http(settings.registry_timeout_seconds)
+    from mlflow import MlflowClient
+
+    uri = settings.workspace().resolved_tracking_uri()
+    names = {"churn": settings.churn_model, "expansion": settings.expansion_model}
+    found: list[dict[str, str | None]] = []
+
+    def look() -> ModelBundle:
+        from mlflow.exceptions import MlflowException
+
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        versions: dict[str, str | None] = {}
+        for role, name in names.items():
+            try:
+                versions[role] = str(
+                    client.get_model_version_by_alias(name, settings.model_alias).version
+                )
+            except MlflowException as exc:
+                missing = "RESOURCE_DOES_NOT_EXIST" in str(exc.error_code)
+                if not missing and "not found" not in str(exc).lower():
+                    raise
+                versions[role] = None
+        found.append(versions)
+        return ModelBundle(versions=versions)
+
+    try:
+        bundle = within_budget(look, settings.registry_timeout_seconds, f"the registry at {uri}")
+    except Exception as exc:  # unreachable or refused: nothing to compare with this time
+        log.debug("alias look-up failed: %s", exc)
+        return None
+    return found[0] if found and bundle.fallback_reason is None else None
+
+
 def _load_bundle(settings: ServingSettings, root: Path) -> ModelBundle:
     names = {"churn": settings.churn_model, "expansion": settings.expansion_model}
     models: dict[str, ScoringModel | None] = dict.fromkeys(ROLES, None)

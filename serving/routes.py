@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Annotated, Any
 
 import numpy as np
@@ -13,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from features.registry import FEATURES
 from models.table import Table
-from serving.lifecycle import in_daemon_thread, install, new_state
+from serving.lifecycle import reload_state
 from serving.schemas import (
     ApiError,
     Liveness,
@@ -29,7 +30,7 @@ from serving.schemas import (
 )
 from serving.security import KeyStore, Role, Verdict, allows
 from serving.settings import ServingSettings
-from serving.state import ServingState, StateError
+from serving.state import ServingState
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -160,9 +161,16 @@ async def readyz(request: Request, response: Response) -> dict[str, Any]:
     the reason; 503 `loading` until the first load ends, 503 `unavailable` if nothing loads."""
     holder = request.app.state.holder
     body = readiness(holder.current, holder.error, loading=holder.loading)
+    body.update(worker(request.app))
     if body["status"] in ("loading", "unavailable"):
         response.status_code = 503
     return body
+
+
+def worker(app: Any) -> dict[str, Any]:
+    """Which worker answered and which reload generation it serves (serving.replicas)."""
+    replicas = getattr(app.state, "replicas", None)
+    return {"worker_pid": os.getpid(), "generation": replicas.generation if replicas else None}
 
 
 def readiness(
@@ -425,23 +433,13 @@ async def reload(role: Admin, request: Request) -> dict[str, Any]:
     """Re-read the API keys file, then re-resolve the alias, check and precompute aside, and
     swap; a failure keeps the old state (and a keys file that does not parse, the old keys)."""
     app = request.app
-    holder = app.state.holder
     keys = _reload_keys(app)
-    async with holder.lock:
-        try:
-            fresh = await in_daemon_thread(lambda: new_state(app, strict=True), "nrr-reload")
-        except StateError as exc:
-            app.state.metrics.reloads.labels(outcome="failed").inc()
-            return {"status": "failed", "reason": str(exc), "serving": _serving(holder), **keys}
-        old = holder.current
-        if old is not None and old.status == "ready" and fresh.status != "ready":
-            # Never trade working models for the rules because the registry hiccuped.
-            app.state.metrics.reloads.labels(outcome="failed").inc()
-            reason = f"new models unusable: {fresh.bundle.fallback_reason}"
-            return {"status": "failed", "reason": reason, "serving": _serving(holder), **keys}
-        install(app, fresh)
-    app.state.metrics.reloads.labels(outcome="reloaded").inc()
-    return {"status": "reloaded", "reason": None, "serving": _serving(holder), **keys}
+    reason = await reload_state(app)
+    if reason is None and (replicas := getattr(app.state, "replicas", None)) is not None:
+        replicas.published(app)  # the other workers follow (serving.replicas)
+    status = "reloaded" if reason is None else "failed"
+    serving = {**_serving(app.state.holder), **worker(app)}
+    return {"status": status, "reason": reason, "serving": serving, **keys}
 
 
 def _reload_keys(app: Any) -> dict[str, Any]:

@@ -508,6 +508,16 @@ class Readiness(BaseModel):
         description="why no account is served from snapshots (none configured, or an empty "
         "file); set whatever the status",
     )
+    worker_pid: int | None = Field(
+        default=None,
+        description="process id of the worker that answered: with `nrr serve --workers N` "
+        "each worker answers for itself",
+    )
+    generation: int | None = Field(
+        default=None,
+        description="reload generation this worker serves (`nrr serve`: every worker "
+        "converges on the newest after a reload or promotion); null outside `nrr serve`",
+    )
 
 
 class ReloadResult(BaseModel):

@@ -126,9 +126,10 @@ def legacy_count(records: list[StoredKey]) -> int:
 
 
 @contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock beside the keys file (`<file>.lock`): two `nrr apikey`
-    commands at once must not lose one another's change. POSIX only; elsewhere no lock."""
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock beside `path` (`<file>.lock`): two `nrr apikey` commands at
+    once must not lose one another's change (nor two workers a reload generation:
+    serving.replicas). POSIX only; elsewhere no lock."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not POSIX
@@ -157,13 +158,13 @@ def write_key_file(path: Path, records: list[StoredKey]) -> None:
 
 def append_key(path: Path, record: StoredKey) -> None:
     """Add one record to the keys file."""
-    with _locked(path):
+    with locked(path):
         write_key_file(path, read_keys(path) + [record])
 
 
 def remove_key(path: Path, key_id: str) -> StoredKey:
     """Remove the record of `key_id` from the keys file and return it; KeyError if unknown."""
-    with _locked(path):
+    with locked(path):
         records = read_keys(path)
         found = [r for r in records if r.key_id == key_id]
         if not found:

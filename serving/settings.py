@@ -16,6 +16,8 @@ from models.workspace import Workspace
 MAX_TEXT = 200
 # The longest JSON number Python writes (e.g. -1.2345678901234567e-300) is 24 characters.
 _NUMBER = 24
+# More workers than this is a misconfiguration (each holds all models and snapshots).
+MAX_WORKERS = 64
 _DATE = len('"2026-11-15T00:00:00.000000+00:00"')
 
 
@@ -120,6 +122,27 @@ class ServingSettings(BaseSettings):
         default=3.0,
         ge=0,
         description="on SIGTERM, how long requests in flight may finish before the server exits",
+    )
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=MAX_WORKERS,
+        description="worker processes of `nrr serve` (one core each for Python work); they "
+        "follow each other's reloads (serving.replicas)",
+    )
+    replica_sync_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="how often a worker of `nrr serve` checks whether another reloaded (one "
+        "small file read); after a reload every worker serves the new state within this "
+        "plus one load",
+    )
+    model_poll_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="how often `nrr serve` looks up the alias (two registry calls, no "
+        "download) to follow a promotion without POST /v1/admin/reload; 0 = never",
     )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
