@@ -84,9 +84,11 @@ def test_registered_version_holds_native_model_and_json_sidecars(
     }
     assert expected <= files
     assert not any(f.endswith((".pkl", ".pickle")) for f in files)
-    assert "model.lgb" in files and "data: model.lgb" in (local / "MLmodel").read_text()
-    # model.lgb is LightGBM's own text format, the same booster as model.txt.
-    assert (local / "model.lgb").read_text().startswith("tree")
+    # The LightGBM flavour reads the native model.txt itself (no second copy); the pyfunc
+    # flavour is the scores model from code (tests/test_pyfunc_model.py).
+    mlmodel = (local / "MLmodel").read_text()
+    assert "data: extra_files/model.txt" in mlmodel and "pyfunc_code.py" in mlmodel
+    assert (local / "extra_files" / "model.txt").read_text().startswith("tree")
     model = ScoringModel.load(local)
     assert model.kind == "lightgbm" and model.metadata["selection"]["recipe"] == "lightgbm"
     fallback = json.loads((local / "extra_files" / "fallback_calibration.json").read_text())

@@ -39,6 +39,7 @@ from training.registry import (
     decide,
     gate_scores,
     load_version,
+    register_scores_model,
     set_champion,
 )
 from training.tracking import (
@@ -259,12 +260,9 @@ def _log_and_register(
 ) -> TargetOutcome:
     import mlflow
     from mlflow import MlflowClient
-    from mlflow.models import ModelSignature, infer_signature
-    from mlflow.types import ColSpec, Schema
 
     target: Target = backtest.target
     name = REGISTERED_NAME[target]
-    lgb_version = package_versions()["lightgbm"]
     table = pooled(backtest.metrics)
     _log_metrics(backtest.metrics, target=target)
     with tempfile.TemporaryDirectory() as tmp:
@@ -272,42 +270,12 @@ def _log_and_register(
         _write_artifacts(folder, rows=rows, model=model, backtest=backtest, rules=rules)
         _write_drift_reference(folder / "model", rows=rows, model=model, config=config)
         mlflow.log_artifacts(str(folder / "report"), artifact_path=target)
-        if model.linear is not None:
-            # No MLflow flavour holds a JSON logistic model: the folder is the model, logged
-            # as run artifacts and registered from there (serving finds model.json in it).
-            # Same layout as the LightGBM flavour's: every JSON file under extra_files/.
-            path = f"{target}-model"
-            mlflow.log_artifacts(str(folder / "model"), artifact_path=f"{path}/extra_files")
-            run = mlflow.active_run()
-            assert run is not None, "registration runs inside the training run"
-            if not MlflowClient().search_registered_models(filter_string=f"name = '{name}'"):
-                MlflowClient().create_registered_model(name)
-            created = MlflowClient().create_model_version(
-                name, source=f"{run.info.artifact_uri}/{path}", run_id=run.info.run_id
-            )
-            version = str(created.version)
-        else:
-            example = model.matrix(rows.tail(5))
-            # Every feature may be missing at scoring time (LightGBM handles NaN): none required.
-            inputs = Schema(
-                [ColSpec("double", name, required=False) for name in model.feature_names]
-            )
-            signature = ModelSignature(
-                inputs=inputs,
-                outputs=infer_signature(example, model.predict_proba(rows.tail(5))).outputs,
-            )
-            info = mlflow.lightgbm.log_model(
-                model.booster,
-                name=f"{target}-model",
-                signature=signature,
-                input_example=example,
-                registered_model_name=name,
-                extra_files=[str(p) for p in sorted((folder / "model").iterdir())],
-                metadata={"target": target},
-                # Explicit requirements: inferring them re-imports the model in a subprocess (slow).
-                pip_requirements=[f"lightgbm=={lgb_version}"],
-            )
-            version = str(info.registered_model_version)
+        # One registered version per target for both recipes: the scores pyfunc (models from
+        # code) over the native files, so spark_udf("models:/nrr-churn@champion") gives
+        # `nrr score`'s calibrated probability; serving reads the native files under it.
+        version = register_scores_model(
+            name, folder / "model", model=model, rules=rules, example=rows.tail(5)
+        )
     client = MlflowClient()
     # Which recipe the version holds and why (both backtest ROC-AUCs), on version and run.
     selection = dict(model.metadata.get("selection") or {})

@@ -10,11 +10,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 
 from features.definition import FeatureDefinition, from_model_metadata
+from models.rules.config import RulesConfig
 from models.scoring.booster import ScoringModel
 from training.config import PromotionConfig
 from training.metrics import brier, ranking_metrics
+from training.tracking import package_versions
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -136,3 +139,93 @@ def champion_definition(names: Iterable[str]) -> FeatureDefinition | None:
         if found is not None:
             return found
     return None
+
+
+# Where the native model files sit in a registered version: the LightGBM flavour's layout,
+# which serving, drift and ScoringModel.load read (`extra_files/model.json`, ...).
+NATIVE_DIR = "extra_files"
+
+
+def save_scores_model(
+    model_dir: Path, out: Path, *, model: ScoringModel, rules: RulesConfig, example: pd.DataFrame
+) -> None:
+    """Write an MLflow model folder at `out`: the scores pyfunc (models from code) over the
+    native files of `model_dir`, plus the LightGBM flavour on the same model.txt.
+
+    `mlflow.pyfunc.load_model` / `spark_udf` on the registered version give `nrr score`'s
+    calibrated probability and rule score; `mlflow.lightgbm.load_model` the bare booster.
+    Nothing is pickled: MLflow stores the code file and the native files.
+    """
+    import mlflow.pyfunc
+    from mlflow.models import Model
+
+    from models.scoring.spark_udf import (
+        CODE_FILE,
+        NATIVE_ARTIFACT,
+        RULES_FILE,
+        RULES_PATH_KEY,
+        input_columns,
+        signature,
+    )
+
+    role = str(model.metadata["target"])
+    # The rules the fallback map was fitted with travel with it.
+    (model_dir / RULES_FILE).write_text(json.dumps(rules.model_dump(mode="json")))
+    columns = input_columns(model.feature_names, rules)
+    versions = package_versions()
+    mlflow.pyfunc.save_model(
+        path=str(out),
+        python_model=str(CODE_FILE),
+        artifacts={NATIVE_ARTIFACT: str(model_dir)},
+        signature=signature(columns, role),
+        input_example=example.loc[:, [c for c in columns if c in example.columns]].head(5),
+        model_config={RULES_PATH_KEY: ""},
+        metadata={"target": role},
+        # Explicit requirements: inferring them re-imports the model in a subprocess (slow).
+        pip_requirements=[
+            f"{name}=={versions[name]}"
+            for name in ("nrr-engine", "lightgbm", "mlflow")
+            if versions[name] != "absent"
+        ],
+    )
+    # MLflow copies artifacts under artifacts/; move them where the native layout has them
+    # and point the pyfunc there, so every reader of extra_files/ keeps working.
+    mlmodel = Model.load(str(out))
+    entry = mlmodel.flavors["python_function"]["artifacts"][NATIVE_ARTIFACT]
+    (out / entry["path"]).rename(out / NATIVE_DIR)
+    entry["path"] = NATIVE_DIR
+    if model.linear is None:
+        mlmodel.add_flavor(
+            "lightgbm",
+            lgb_version=versions["lightgbm"],
+            data=f"{NATIVE_DIR}/model.txt",
+            model_class="lightgbm.basic.Booster",
+            code=None,
+        )
+    mlmodel.save(str(out / "MLmodel"))
+    if not any((out / "artifacts").iterdir()):
+        (out / "artifacts").rmdir()
+
+
+def register_scores_model(
+    name: str, model_dir: Path, *, model: ScoringModel, rules: RulesConfig, example: pd.DataFrame
+) -> str:
+    """Log the scores model in the active run and register it as a new version of `name`."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    run = mlflow.active_run()
+    if run is None:
+        raise RuntimeError("register_scores_model runs inside the training run")
+    path = f"{model.metadata['target']}-model"
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(tmp) / "model"
+        save_scores_model(model_dir, local, model=model, rules=rules, example=example)
+        mlflow.log_artifacts(str(local), artifact_path=path)
+    client = MlflowClient()
+    if not client.search_registered_models(filter_string=f"name = '{name}'"):
+        client.create_registered_model(name)
+    created = client.create_model_version(
+        name, source=f"{run.info.artifact_uri}/{path}", run_id=run.info.run_id
+    )
+    return str(created.version)

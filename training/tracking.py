@@ -9,7 +9,17 @@ from pathlib import Path
 
 import pandas as pd
 
-PACKAGES = ("lightgbm", "pandas", "numpy", "scikit-learn", "mlflow", "optuna", "shap", "duckdb")
+PACKAGES = (
+    "nrr-engine",
+    "lightgbm",
+    "pandas",
+    "numpy",
+    "scikit-learn",
+    "mlflow",
+    "optuna",
+    "shap",
+    "duckdb",
+)
 
 
 def frame_fingerprint(frame: pd.DataFrame) -> str:

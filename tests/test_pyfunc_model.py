@@ -1,0 +1,184 @@
+"""The registered pyfunc gives `nrr score`'s numbers (issue 15, part 3).
+
+A fast experiment trains on synthetic snapshots (a LightGBM churn model and a logistic
+expansion model, as in test_training_pipeline). Each registered version must load as an
+MLflow pyfunc without pickle and, on raw snapshot rows (categories as strings), return the
+calibrated probability, its source and the rule score that `nrr score`'s scoring step
+(`serving.scoring.score_snapshots` over the bundle `serving.registry_client` loads) reports
+for the same rows, within 1e-9; where `nrr score` answers from the rules (a model feature
+column absent), so does the pyfunc, with the registered fallback map applied to the rule
+score (checked here with numpy from the JSON file).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from mlflow import MlflowClient
+
+from experiments import DEFAULT_RULES, FAST_EXPERIMENT
+from models.rules.config import load_rules_config
+from models.workspace import Workspace
+from serving.registry_client import load_bundle
+from serving.scoring import score_snapshots
+from serving.settings import ServingSettings
+from serving.state import align_bundle
+from tests.test_training_pipeline import with_interaction
+from tests.training_factories import make_snapshots
+from training.config import load_experiment
+from training.pipeline import train
+
+TOLERANCE = 1e-9
+NAMES = {"churn": "nrr-churn", "expansion": "nrr-expansion"}
+COLUMNS = {
+    "churn": ("churn_probability", "churn_source", "health_score", "health_band"),
+    "expansion": ("expansion_probability", "expansion_source", "pqa_score", "pqa_band"),
+}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Workspace, pd.DataFrame]]:
+    workspace = Workspace(workdir=tmp_path_factory.mktemp("pyfunc-store"))
+    snapshots = with_interaction(make_snapshots(n_accounts=300, months=24, seed=11))
+    train(snapshots=snapshots, config=load_experiment(FAST_EXPERIMENT), settings=workspace)
+    uri = workspace.resolved_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    previous = os.environ.get("MLFLOW_ALLOW_PICKLE_DESERIALIZATION")
+    # What serving sets: a model that needs unpickling must fail to load here.
+    os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "false"
+    latest = snapshots[snapshots["as_of"] == snapshots["as_of"].max()].reset_index(drop=True)
+    yield workspace, latest
+    if previous is None:
+        os.environ.pop("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", None)
+    else:
+        os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = previous
+
+
+def nrr_score(workspace: Workspace, rows: pd.DataFrame, rules: Any = None) -> pd.DataFrame:
+    """`nrr score`'s scoring step (serving/cli.py batch_score) on snapshot rows."""
+    bundle = align_bundle(load_bundle(ServingSettings(workdir=workspace.workdir)), rows)
+    return score_snapshots(
+        rows, bundle=bundle, rules=rules or load_rules_config(), drivers_k=0
+    ).reset_index(drop=True)
+
+
+def pyfunc(role: str, **kwargs: Any) -> Any:
+    return mlflow.pyfunc.load_model(f"models:/{NAMES[role]}@champion", **kwargs)
+
+
+def assert_same(expected: pd.DataFrame, got: pd.DataFrame, role: str) -> float:
+    prob, source, score, band = COLUMNS[role]
+    assert list(got.columns) == list(COLUMNS[role])
+    assert len(got) == len(expected)
+    worst = 0.0
+    for column in (prob, score):
+        a = expected[column].to_numpy(dtype="float64")
+        b = got[column].to_numpy(dtype="float64")
+        np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+        gap = float(np.nanmax(np.abs(a - b))) if np.isfinite(a).any() else 0.0
+        assert gap <= TOLERANCE, (column, gap)
+        worst = max(worst, gap)
+    assert got[source].tolist() == expected[source].tolist()
+    assert got[band].fillna("-").tolist() == expected[band].fillna("-").tolist()
+    return worst
+
+
+@pytest.mark.parametrize("role", ["churn", "expansion"])
+def test_pyfunc_predict_equals_nrr_score(store: tuple[Workspace, pd.DataFrame], role: str) -> None:
+    workspace, rows = store
+    expected = nrr_score(workspace, rows)
+    got = pyfunc(role).predict(rows)
+    assert_same(expected, got, role)
+    # Both came from the model, and the probabilities are not a constant.
+    assert (got[COLUMNS[role][1]] == "model").all()
+    assert got[COLUMNS[role][0]].nunique() > 10
+
+
+def test_both_recipes_are_served_as_pyfunc(store: tuple[Workspace, pd.DataFrame]) -> None:
+    client = MlflowClient()
+    recipes = {
+        role: client.get_model_version(name, "1").tags["recipe"] for role, name in NAMES.items()
+    }
+    assert recipes == {"churn": "lightgbm", "expansion": "logistic"}
+
+
+def test_raw_categories_pass_the_signature(store: tuple[Workspace, pd.DataFrame]) -> None:
+    # The prototype's signature declared every feature a double: "Starter" failed it.
+    workspace, rows = store
+    raw = rows.astype({"plan": object, "segment": object})
+    raw.loc[0, "plan"] = "Unheard-of plan"  # an unknown level: LightGBM's missing branch
+    got = pyfunc("churn").predict(raw)
+    assert_same(nrr_score(workspace, raw), got, "churn")
+    schema = {c.name: c.type.name for c in pyfunc("churn").metadata.get_input_schema().inputs}
+    assert schema["plan"] == "string" and schema["segment"] == "string"
+    assert schema["mau"] == "double"
+
+
+def test_absent_feature_column_falls_back_to_the_rules_like_nrr_score(
+    store: tuple[Workspace, pd.DataFrame], tmp_path: Path
+) -> None:
+    workspace, rows = store
+    model = pyfunc("churn")
+    lacking = rows.drop(columns=["usage_trend_30d"])  # a churn model feature
+    got = model.predict(lacking)
+    expected = nrr_score(workspace, lacking)
+    assert (expected["churn_source"] == "rules").all()
+    assert_same(expected, got, "churn")
+    # Independently: the registered isotonic map (JSON) applied to the health score.
+    local = Path(
+        mlflow.artifacts.download_artifacts("models:/nrr-churn@champion", dst_path=str(tmp_path))
+    )
+    spec = json.loads((local / "extra_files" / "fallback_calibration.json").read_text())
+    health = got["health_score"].to_numpy(dtype="float64")
+    mapped = np.interp(health, spec["thresholds"], spec["probabilities"])
+    np.testing.assert_allclose(got["churn_probability"], mapped, rtol=0, atol=TOLERANCE)
+
+
+def test_version_holds_code_and_native_files_not_pickles(
+    store: tuple[Workspace, pd.DataFrame], tmp_path: Path
+) -> None:
+    import lightgbm as lgb
+
+    local = Path(
+        mlflow.artifacts.download_artifacts("models:/nrr-churn@champion", dst_path=str(tmp_path))
+    )
+    files = {p.relative_to(local).as_posix() for p in local.rglob("*") if p.is_file()}
+    assert {"MLmodel", "pyfunc_code.py", "extra_files/model.txt", "extra_files/model.json"} <= files
+    assert {"extra_files/rules.json", "extra_files/fallback_calibration.json"} <= files
+    assert not [f for f in files if f.endswith((".pkl", ".pickle", ".cloudpickle"))]
+    assert len([f for f in files if f.endswith("model.json")]) == 1  # one model, read by serving
+    # The native booster is also the version's LightGBM flavour, as before this change.
+    booster = mlflow.lightgbm.load_model("models:/nrr-churn@champion")
+    assert isinstance(booster, lgb.Booster)
+    assert (
+        booster.model_to_string()
+        == lgb.Booster(model_file=str(local / "extra_files" / "model.txt")).model_to_string()
+    )
+
+
+def test_rules_path_in_model_config_scores_as_nrr_score_with_those_rules(
+    store: tuple[Workspace, pd.DataFrame], tmp_path: Path
+) -> None:
+    # nrr score reads NRR_RULES_PATH; the UDF takes the same file through model_config.
+    workspace, rows = store
+    raw = yaml.safe_load(DEFAULT_RULES.read_text())
+    for band in raw["health"]["bands"]:
+        if band["min"] > 0:
+            band["min"] += 7
+    path = tmp_path / "rules.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    rules = load_rules_config(path)
+    got = pyfunc("churn", model_config={"rules_path": str(path)}).predict(rows)
+    assert_same(nrr_score(workspace, rows, rules=rules), got, "churn")
+    default = pyfunc("churn").predict(rows)
+    assert got["health_band"].tolist() != default["health_band"].tolist()
