@@ -31,6 +31,7 @@ def build_app() -> typer.Typer:
     # Imported here, not at the top: `nrr serve` builds its own small app (see main).
     from features.cli import register as register_features
     from models.cli import register as register_rules
+    from models.outcomes.cli import register as register_outcomes
     from serving.cli import register as register_serving
     from training.cli import register as register_training
     from training.drift_cli import register as register_drift
@@ -44,6 +45,7 @@ def build_app() -> typer.Typer:
     register_forecast_backtest(app)
     register_drift(app)
     register_serving(app)
+    register_outcomes(app)
     return app
 
 

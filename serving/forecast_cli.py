@@ -16,6 +16,9 @@ from features.config import SnapshotConfig
 from features.definition import FeatureDefinition
 from features.load_cli import read_parquet_or_exit
 from models.clock import utc_now
+from models.outcomes.config import TargetsConfig
+from models.outcomes.tables import OutcomeTables
+from models.outcomes.targets import target_probabilities
 from models.revenue.forecast_book import (
     book_at,
     history_at,
@@ -27,6 +30,7 @@ from serving.dashboard import FORECAST_FILE, NRR_FILE, REPORT_FILE
 from serving.forecasting import build_forecast, build_nrr_tables
 from serving.registry_client import ModelBundle
 from serving.report_html import BACKTEST_COLUMNS, ReportInputs, render_report
+from serving.routes_outcomes import outcome_files
 from serving.settings import ServingSettings
 
 console = Console(stderr=True)
@@ -106,6 +110,11 @@ def write_tables(report: ReportInputs, folder: Path) -> list[Path]:
     }
     if report.backtest is not None:
         tables["forecast_backtest"] = report.backtest
+    if report.outcomes is not None:
+        tables["churn_timing"] = report.outcomes.timing
+        tables["winback"] = report.outcomes.winback
+    if report.targets is not None:
+        tables["nrr_targets"] = report.targets
     paths = []
     for name, frame in tables.items():
         path = folder / f"{name}.csv"
@@ -126,6 +135,9 @@ def write_report(report: ReportInputs, out_dir: Path) -> Path:
         forecast["model_source"] = report.model_source
         (tmp / FORECAST_FILE).write_text(json.dumps(forecast, indent=1), encoding="utf-8")
         (tmp / NRR_FILE).write_text(json.dumps(report.nrr.to_dict(), indent=1), encoding="utf-8")
+        extra = outcome_files(report.outcomes, report.targets, as_of=report.forecast.as_of)
+        for name, content in extra.items():
+            (tmp / name).write_text(json.dumps(content, indent=1), encoding="utf-8")
         write_tables(report, tmp)
         old = out_dir.parent / f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}"
         if out_dir.exists():
@@ -163,6 +175,8 @@ def prepare_report(
     origin: str = "",
     grace_days: int = SnapshotConfig().grace_days,
     rules: RulesConfig | None = None,
+    outcomes: OutcomeTables | None = None,
+    targets: TargetsConfig | None = None,
 ) -> tuple[ReportInputs, int]:
     """All report tables from the raw tables and per-account scores at as_of.
 
@@ -184,6 +198,17 @@ def prepare_report(
         shock=past.shock,
         renewal=past.renewal,
     )
+    target_table = None
+    if targets is not None:  # the same Monte Carlo inputs as the fan, read at every target
+        target_table = target_probabilities(
+            forecast.accounts,
+            targets=targets,
+            renewal=past.renewal,
+            shock=past.shock,
+            draws=draws,
+            seed=seed + 1,
+            workers=2,
+        )
     revenue = (rules or load_rules_config()).revenue
     nrr = build_nrr_tables(
         subscriptions,
@@ -200,6 +225,8 @@ def prepare_report(
         origin=origin,
         bands=revenue.bands(),
         benchmarks=revenue.benchmarks(),
+        outcomes=outcomes,
+        targets=target_table,
     )
     return report, filled
 
@@ -278,9 +305,30 @@ def forecast(
     draws: int = typer.Option(10_000, min=1000, help="Monte Carlo draws"),
     seed: int = typer.Option(0, help="Monte Carlo seed"),
     workdir: Path | None = typer.Option(None, "--workdir", help=WORKDIR_HELP),
+    targets: Path | None = typer.Option(
+        None, "--targets", help="NRR targets YAML (default experiments/targets.yaml)"
+    ),
+    outcomes: Path | None = typer.Option(
+        None, "--outcomes", help="outcomes YAML (default experiments/outcomes.yaml)"
+    ),
 ) -> None:
     """Write the NRR forecast report (HTML + JSON + CSV) served at /dashboard."""
     from features.load_cli import load_or_exit
+    from models.outcomes.config import (
+        OutcomesConfigError,
+        load_outcomes_config,
+        load_targets,
+    )
+    from models.outcomes.tables import build_outcome_tables
+
+    try:
+        target_config = load_targets(targets)
+    except OutcomesConfigError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--targets") from None
+    try:
+        outcome_config = load_outcomes_config(outcomes)
+    except OutcomesConfigError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--outcomes") from None
 
     # The data's problems first (a validation report names them all), then the models'.
     source = load_or_exit(data, now=utc_now())
@@ -290,6 +338,10 @@ def forecast(
     as_of = _forecast_date(quarter, source.data_end)
     rows = _snapshot_rows(source, snapshots, as_of, definition)
     scored, model_source = _score(rows, settings=settings, bundle=bundle)
+    console.print("churn timing, win-back backtest and NRR targets ...")
+    outcome_tables = build_outcome_tables(
+        source, config=outcome_config, grace_days=definition.snapshot.grace_days, seed=seed
+    )
     report, filled = prepare_report(
         subscriptions=source.sql("SELECT * FROM subscriptions"),
         accounts=source.sql("SELECT * FROM accounts"),
@@ -302,6 +354,8 @@ def forecast(
         model_source=model_source,
         origin=f"Data: {source.origin}.",
         grace_days=definition.snapshot.grace_days,
+        outcomes=outcome_tables,
+        targets=target_config,
     )
     if filled:
         console.print(f"[yellow]{filled} account(s) with ARR had no snapshot score: mean used")

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from models.outcomes.tables import OutcomeTables
 from models.revenue.forecast import POOLED
 from models.revenue.nrr import NrrBands, SegmentBenchmark, nrr_band, segment_context
 from serving import report_charts as charts
@@ -53,6 +54,10 @@ class ReportInputs:
     # NRR bands and segment benchmarks of the rules file (experiments/rules.yaml `revenue`).
     bands: NrrBands | None = None
     benchmarks: Mapping[str, SegmentBenchmark] = field(default_factory=dict)
+    # churn timing and win-back (models.outcomes.tables.OutcomeTables) and NRR targets
+    # (models.outcomes.targets.target_probabilities); absent sections are left out
+    outcomes: OutcomeTables | None = None
+    targets: pd.DataFrame | None = None
 
     def __post_init__(self) -> None:
         if self.backtest is not None:
@@ -106,6 +111,23 @@ HEADERS: Mapping[str, str] = {
     "covered": "Inside P10-P90",
     "pinball": "Pinball loss",
     "naive_pinball": "Naive pinball loss",
+    "owner": "Owner",
+    "quarter_target": "Next-quarter target",
+    "p_quarter": "Chance (next quarter)",
+    "nrr_p50_quarter": "P50 NRR (next quarter)",
+    "annual_target": "Annual target",
+    "p_year": "Chance (4 quarters)",
+    "nrr_p50_year": "P50 NRR (4 quarters)",
+    "churned_accounts": "Churned accounts",
+    "churned_total_arr": "Churned ARR",
+    "churn_at": "Churned on",
+    "arr_at_churn": "ARR at churn",
+    "return_probability": "Return prob. (90 days)",
+    "reason": "Inferred reason",
+    "approach": "Win-back approach",
+    "timing": "When",
+    "rank": "#",
+    "status": "Status",
 }
 
 
@@ -558,7 +580,133 @@ def build_sections(inputs: ReportInputs) -> list[Section]:
         health_section(inputs.forecast),
         *top_sections(inputs.forecast),
         backtest_section(inputs.backtest),
+        *([targets_section(inputs.targets)] if inputs.targets is not None else []),
+        *([timing_section(inputs.outcomes)] if inputs.outcomes is not None else []),
+        *([winback_section(inputs.outcomes)] if inputs.outcomes is not None else []),
     ]
+
+
+def _chance(value: float) -> str:
+    # the Monte Carlo reads chances to 0.1 point: never print 0% or 100%
+    if not np.isfinite(value):
+        return "n/a"
+    return "<1%" if value < 0.01 else ">99%" if value > 0.99 else f"{100 * value:.0f}%"
+
+
+def targets_section(targets: pd.DataFrame) -> Section:
+    """NRR target and owner per segment, with the chance of reaching it."""
+    from models.outcomes.targets import TARGET_COLUMNS
+
+    shown = targets.loc[:, list(TARGET_COLUMNS)]
+    ratios = ("quarter_target", "nrr_p50_quarter", "annual_target", "nrr_p50_year")
+    fmt: dict[str, Callable[[float], str]] = {
+        "starting_arr": money,
+        "accounts": lambda v: f"{v:,.0f}",
+        "p_quarter": _chance,
+        "p_year": _chance,
+        **{c: lambda v: f"{100 * v:.1f}%" for c in ratios},
+    }
+    scored = targets[targets["p_year"].notna()]
+    if scored.empty:
+        reading = "No target matches a segment of the book."
+    else:
+        worst = scored.loc[scored["p_year"].idxmin()]
+        reading = (
+            f"Least likely: {worst['segment']} ({worst['owner']}) reaches its "
+            f"{100 * worst['annual_target']:.0f}% annual NRR target with a "
+            f"{_chance(float(worst['p_year']))} chance over the next four quarters."
+        )
+    table = table_html(shown, fmt) + (
+        "<p class='note'>Chances are P(NRR &ge; target) in the forecast's Monte Carlo "
+        "(same inputs as the fan). Targets and owners: experiments/targets.yaml or "
+        "<code>nrr forecast --targets FILE</code>.</p>"
+    )
+    return Section("targets", "NRR targets by segment", reading, table=table)
+
+
+_SPLIT_NAMES = {"segment": "Segment", "icp_fit": "ICP fit"}
+
+
+def timing_section(outcomes: OutcomeTables) -> Section:
+    """Churn timing cohorts: share of churned ARR (and logos) by tenure band at churn."""
+    from models.outcomes.timing import timing_reading
+
+    frame = outcomes.timing
+    ranges = dict(zip(frame["band"], frame["tenure_days"], strict=False))
+    rows = []
+    for (split, group), part in frame.groupby(["split", "group"], sort=False):
+        row = {
+            "group": "All accounts" if split == "all" else f"{_SPLIT_NAMES[split]}: {group}",
+            "churned_accounts": f"{int(part['churned_logos'].sum()):,}",
+            "churned_total_arr": money(float(part["churned_arr"].sum())),
+        }
+        for r in part.itertuples(index=False):
+            row[f"{r.band} (days {ranges[r.band]})"] = f"{pct(r.arr_share)} ({pct(r.logo_share)})"
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    since = "" if outcomes.first_churn is None else f"{outcomes.first_churn:%Y-%m-%d}"
+    note = (
+        f"Share of churned ARR (of churned accounts in brackets), churns {since} to "
+        f"{outcomes.data_end:%Y-%m-%d}; tenure counted from the start of the relationship."
+    )
+    if not outcomes.icp_fit_present:
+        note += " The accounts table has no icp_fit: no split by ICP fit."
+    right = [c for c in table.columns if c != "group"]
+    html_table = table_html(table, {}, right=right) + f"<p class='note'>{html.escape(note)}</p>"
+    return Section("timing", "When customers churn", timing_reading(frame), table=html_table)
+
+
+_WINBACK_SHOWN = (
+    "rank",
+    "account_id",
+    "name",
+    "segment",
+    "churn_at",
+    "churned_arr",
+    "return_probability",
+    "reason",
+    "approach",
+    "timing",
+)
+
+
+def winback_section(outcomes: OutcomeTables, top: int = 15) -> Section:
+    """The win-back list's head, with the return model's backtest."""
+    frame = outcomes.winback
+    test = outcomes.winback_backtest
+    shown = frame.loc[:, [c for c in _WINBACK_SHOWN if c in frame.columns]].head(top)
+    shown = shown.rename(columns={"churned_arr": "arr_at_churn"}).assign(
+        churn_at=pd.to_datetime(shown["churn_at"]).dt.strftime("%Y-%m-%d"),
+        timing=[
+            f"from {s:%Y-%m-%d}" if t == "wait" else t
+            for s, t in zip(frame["window_start"].head(top), shown["timing"], strict=True)
+        ],
+    )
+    expected = float((frame["return_probability"] * frame["churned_arr"]).sum())
+    due = int((frame["timing"] == "now").sum())
+    reading = (
+        f"{len(frame):,} accounts churned in the last 12 months and are not back; "
+        f"{money(expected)} of their ARR is expected to return within 90 days; "
+        f"{due:,} are in their reason's win-back window now."
+    )
+    if test is None:
+        note = "Too few past returns to backtest a return model: every account gets the base rate."
+    else:
+        note = (
+            f"Return model backtest ({len(test.cuts)} quarterly cut dates, {test.rows:,} "
+            f"candidates, {test.returns:,} returns): ROC-AUC {test.auc:.2f} (90% interval "
+            f"{test.auc_low:.2f}-{test.auc_high:.2f}); predicted {test.mean_predicted:.1%} vs "
+            f"observed {test.observed_rate:.1%} returning within 90 days."
+        )
+        if test.auc_low <= 0.5:
+            note += " The ranking is no better than chance on this history: use the list for the timing and approach, not the order."
+    fmt: dict[str, Callable[[float], str]] = {
+        "arr_at_churn": money,
+        "return_probability": lambda v: f"{100 * v:.1f}%",
+        "rank": lambda v: f"{v:.0f}",
+    }
+    table = table_html(shown, fmt) + f"<p class='note'>{html.escape(note)}</p>"
+    return Section("winback", "Win-back list", reading, table=table)
 
 
 _CSS = """

@@ -148,6 +148,26 @@ CASES: tuple[Case, ...] = (
     Case("renewals-missing-folder", "renewals --data {missing}", r"no such file", report=True),
     Case("renewals-empty-tables", "renewals --data {empty}", r"table has no rows", report=True),
     Case("renewals-bad-as-of", "renewals --data {short} --as-of notadate", r"--as-of"),
+    # timing and winback (models/outcomes/cli.py)
+    Case("timing-missing-folder", "timing --data {missing}", r"no such file", report=True),
+    Case("timing-empty-tables", "timing --data {empty}", r"table has no rows", report=True),
+    Case("timing-out-not-csv", "timing --data {short} --out t.parquet", r"--out.*\.csv"),
+    Case(
+        "timing-bad-outcomes", "timing --data {short} --outcomes {blocker}", r"--outcomes.*invalid"
+    ),
+    Case("winback-missing-folder", "winback --data {missing}", r"no such file", report=True),
+    Case("winback-empty-tables", "winback --data {empty}", r"table has no rows", report=True),
+    Case("winback-bad-top", "winback --data {short} --top 0", r"--top"),
+    Case(
+        "winback-missing-outcomes",
+        "winback --data {short} --outcomes nope.yaml",
+        r"--outcomes.*no such file",
+    ),
+    Case(
+        "forecast-missing-targets",
+        "forecast --data {short} --out rep --targets nope.yaml",
+        r"--targets.*no such file",
+    ),
     # train
     Case(
         "train-missing-folder",
