@@ -361,3 +361,40 @@ def test_excess_sigma_separates_common_moves_from_sampling_noise() -> None:
     log_odds = np.log(0.06 / 0.94) + rng.normal(0, 0.4, size=400)
     moving = rng.binomial(800, 1 / (1 + np.exp(-log_odds))).astype(float)
     assert _excess_sigma(moving, starts) == pytest.approx(0.4, abs=0.08)
+
+
+def test_shock_persistence_sets_how_quarters_share_their_shift() -> None:
+    from models.revenue.forecast import RateShock
+
+    def paths(persistence: float, quarters: int) -> np.ndarray:
+        shock = RateShock(churn_sigma=0.5, expand_sigma=0.3, scenarios=400, persistence=persistence)
+        plan = shock.plan(4_000, seed=3, quarters=quarters)
+        return np.stack([s.churn_shift for s in plan])  # (scenarios, quarters)
+
+    lasting, fresh = paths(1.0, 4), paths(0.0, 4)
+    # a fully persistent shock is one shift for the whole year
+    np.testing.assert_allclose(lasting, np.repeat(lasting[:, :1], 4, axis=1))
+    # independent quarters: consecutive shifts uncorrelated, same spread every quarter
+    assert abs(np.corrcoef(fresh[:, 0], fresh[:, 1])[0, 1]) < 0.15
+    np.testing.assert_allclose(fresh.std(axis=0), 0.5, rtol=0.15)
+    # AR(1) in between: the lag-1 correlation is the persistence
+    half = paths(0.6, 2)
+    assert abs(np.corrcoef(half[:, 0], half[:, 1])[0, 1] - 0.6) < 0.1
+    # the first quarter does not depend on how many quarters are planned
+    np.testing.assert_array_equal(paths(0.0, 1)[:, 0], fresh[:, 0])
+
+
+def test_independent_quarter_shocks_widen_the_fan_less_than_a_lasting_one() -> None:
+    from models.revenue.forecast import RateShock, simulate_fan
+
+    def widths(persistence: float) -> tuple[float, float]:
+        shock = RateShock(churn_sigma=0.6, expand_sigma=0.6, scenarios=40, persistence=persistence)
+        s = simulate_fan(**_shock_inputs(), quarters=4, draws=4_000, seed=2, shock=shock).summary
+        nrr = s[(s["group"] == "All") & (s["metric"] == "nrr")].set_index("quarter")
+        w = nrr["p90"] - nrr["p10"]
+        return float(w.loc[1]), float(w.loc[4])
+
+    first_lasting, last_lasting = widths(1.0)
+    first_fresh, last_fresh = widths(0.0)
+    assert first_fresh == pytest.approx(first_lasting, rel=1e-9)  # same first quarter
+    assert last_fresh < 0.85 * last_lasting
