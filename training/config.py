@@ -43,6 +43,12 @@ class CalibrationConfig(_Frozen):
         description="a time hold-out needs this many earlier dates for the booster, else accounts",
     )
     isotonic_min_positives: int = Field(default=300, ge=1, description="fewer positives -> sigmoid")
+    base_rate: Literal["holdout", "latest"] = Field(
+        default="holdout",
+        description="holdout: the calibrator's level is the whole hold-out's; latest: its "
+        "log-odds are shifted so the mean probability on the hold-out's latest snapshot date "
+        "equals that date's observed rate (a churn rate that moved recently)",
+    )
 
 
 class BoosterConfig(_Frozen):
@@ -59,6 +65,12 @@ class BoosterConfig(_Frozen):
         description="constrain LightGBM to the direction the feature registry declares per "
         "target (features/registry.py MONOTONE: e.g. more active users never raise churn); "
         "features declared 0 and categories stay free",
+    )
+    complexity: Literal["fixed", "by_positives"] = Field(
+        default="fixed",
+        description="fixed: `params` as written; by_positives: fewer leaves, larger leaves and "
+        "more L2 when the booster's training rows hold few positive labels "
+        "(training.fit.COMPLEXITY_STEPS); tuned parameters still override",
     )
     params: dict[str, float | int] = Field(default_factory=dict)
 

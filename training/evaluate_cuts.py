@@ -119,12 +119,37 @@ def evaluate_target(
         backtest.predictions, target=target, evaluation=config.evaluation,
         resamples=resamples, seed=seed,
     )  # fmt: skip
+    notes = [*complexity_notes(rows, folds, target=target, config=config)]
     cut_dates = {str(f.index): str(f.cut.date()) for f in folds}
     table.insert(2, "cut", table["group"].map(cut_dates).where(table["scope"] == "cut", ""))
+    notes += signal_notes(table, target)
     return TargetEvaluation(
-        target, tuple(folds), backtest.predictions, table, tuple(signal_notes(table, target)),
-        dict(overrides or {}),
-    )  # fmt: skip
+        target, tuple(folds), backtest.predictions, table, tuple(notes), dict(overrides or {})
+    )
+
+
+def complexity_notes(
+    rows: pd.DataFrame, folds: list[Fold], *, target: Target, config: ExperimentConfig
+) -> list[str]:
+    """Per cut: the positives the booster learns from and the complexity that gives."""
+    from training.fit import complexity_for, holdout_split, target_labels
+
+    notes = []
+    for fold in folds:
+        train = rows.iloc[fold.train].reset_index(drop=True)
+        fit_pos, _ = holdout_split(train, config=config)
+        positives = int(target_labels(train.iloc[fit_pos], target).sum())
+        if config.booster.complexity == "by_positives":
+            chosen = complexity_for(positives)
+            what = ", ".join(f"{k} {v}" for k, v in chosen.items()) or "the experiment's params"
+            rule = "booster.complexity by_positives"
+        else:
+            what, rule = "the experiment's params", "booster.complexity fixed"
+        notes.append(
+            f"cut {fold.cut.date()}: {positives} positive labels in the booster's rows -> "
+            f"{what} ({rule}; tuned parameters override)"
+        )
+    return notes
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from models.scoring.booster import (
     learn_levels,
     model_features,
 )
-from models.scoring.calibration import Calibrator
+from models.scoring.calibration import Calibrator, level_shift
 from training.baselines import LOGISTIC_C, LOGISTIC_MAX_ITER, LogisticBaseline
 from training.config import LABEL_OF, BoosterConfig, ExperimentConfig, Target
 from training.folds import account_split, calibration_split
@@ -27,6 +27,23 @@ from training.folds import account_split, calibration_split
 Recipe = Literal["lightgbm", "logistic"]
 RECIPES: tuple[Recipe, ...] = ("lightgbm", "logistic")
 MONOTONE_METHOD = "advanced"
+# booster.complexity = by_positives: (fewer positives than, LightGBM parameters) in order.
+# A tree needs positives in its leaves to learn anything but noise: with a few hundred
+# churned rows, 15 leaves of 40 rows mostly fit noise. Above the last step the experiment's
+# parameters stand (the demo's folds hold 1,000+ positives of each target: unchanged).
+COMPLEXITY_STEPS: tuple[tuple[int, dict[str, float | int]], ...] = (
+    (150, {"num_leaves": 4, "min_data_in_leaf": 80, "lambda_l2": 10.0, "feature_fraction": 0.6}),
+    (400, {"num_leaves": 7, "min_data_in_leaf": 60, "lambda_l2": 5.0}),
+    (1000, {"num_leaves": 11, "lambda_l2": 2.0}),
+)
+
+
+def complexity_for(positives: int) -> dict[str, float | int]:
+    """The parameters COMPLEXITY_STEPS gives a booster trained on `positives` positive labels."""
+    for below, params in COMPLEXITY_STEPS:
+        if positives < below:
+            return dict(params)
+    return {}
 
 
 def target_labels(frame: pd.DataFrame, target: Target) -> np.ndarray:
@@ -47,8 +64,10 @@ def booster_params(
     overrides: Mapping[str, Any] | None = None,
     features: Sequence[str] | None = None,
     target: Target | None = None,
+    positives: int | None = None,
 ) -> dict[str, Any]:
-    """LightGBM parameters: defaults, the experiment's, the tuned ones; fixed for determinism.
+    """LightGBM parameters: defaults, the experiment's, the complexity rule's (with
+    `config.complexity` by_positives and `positives`), the tuned ones; fixed for determinism.
 
     With `config.monotone`, `features` (the design matrix's columns, in order) and `target`
     add `monotone_constraints`: the registry's direction of each feature for that target,
@@ -67,6 +86,8 @@ def booster_params(
         "min_data_per_group": 50,
     }
     params.update(config.params)
+    if config.complexity == "by_positives" and positives is not None:
+        params.update(complexity_for(positives))
     params.update(overrides or {})
     if config.monotone:
         if features is None or target is None:
@@ -150,8 +171,9 @@ def fit_scoring_model(
     x_fit = design_matrix(fit_rows, features=names, levels=levels)
     x_cal = design_matrix(cal_rows, features=names, levels=levels)
     params = booster_params(
-        config.booster, seed=config.seed, overrides=overrides, features=names, target=target
-    )
+        config.booster, seed=config.seed, overrides=overrides, features=names, target=target,
+        positives=int(labels[fit_pos].sum()),
+    )  # fmt: skip
     booster = fit_booster(
         x_fit,
         labels[fit_pos],
@@ -162,7 +184,9 @@ def fit_scoring_model(
     )
     rounds = int(booster.best_iteration or booster.current_iteration())
     raw_cal = np.asarray(booster.predict(x_cal, raw_score=True), dtype=float)
-    calibrator, method = _calibrate(raw_cal, labels[cal_pos], config=config)
+    calibrator, method = _calibrate(
+        raw_cal, labels[cal_pos], config=config, as_of=cal_rows["as_of"]
+    )
     train_rows = len(fit_pos)
     if config.booster.refit_all_rows:
         # The hold-out and the horizon-long gap before it are the latest behaviour, and left
@@ -206,7 +230,9 @@ def fit_linear_model(
         frame.iloc[fit_pos], labels[fit_pos], features=names, seed=config.seed
     )
     raw_cal = held.predict_raw(frame.iloc[cal_pos])
-    calibrator, method = _calibrate(raw_cal, labels[cal_pos], config=config)
+    calibrator, method = _calibrate(
+        raw_cal, labels[cal_pos], config=config, as_of=frame["as_of"].iloc[cal_pos]
+    )
     final, train_rows = held, len(fit_pos)
     if config.booster.refit_all_rows:
         final = LogisticBaseline.fit(frame, labels, features=names, seed=config.seed)
@@ -271,11 +297,18 @@ def fit_recipe(
 
 
 def _calibrate(
-    raw: np.ndarray, labels: np.ndarray, *, config: ExperimentConfig
+    raw: np.ndarray, labels: np.ndarray, *, config: ExperimentConfig, as_of: pd.Series
 ) -> tuple[Calibrator | None, str]:
     positives = int(labels.sum())
     if positives == 0 or positives == len(labels):
         # A hold-out with one class cannot calibrate; the booster's own sigmoid stands.
         return None, "none"
     method = "isotonic" if positives >= config.calibration.isotonic_min_positives else "sigmoid"
-    return Calibrator.fit(raw, labels, method=method), method
+    calibrator = Calibrator.fit(raw, labels, method=method)
+    if config.calibration.base_rate == "latest":
+        # The served probabilities are summed into the revenue forecast: their level should
+        # be the latest known rate, not the hold-out's average when the rate is moving.
+        latest = (pd.to_datetime(as_of) == pd.to_datetime(as_of).max()).to_numpy()
+        shift = level_shift(calibrator.predict(raw[latest]), float(labels[latest].mean()))
+        return calibrator.shifted(shift), f"{method}+latest"
+    return calibrator, method

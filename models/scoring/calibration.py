@@ -111,6 +111,23 @@ class Calibrator:
             return cls("isotonic", {"x": knots_x, "y": knots_y})
         raise ValueError(f"calibration method must be 'sigmoid' or 'isotonic', got {method!r}")
 
+    def shifted(self, log_odds: float) -> Calibrator:
+        """The same map with every probability moved by `log_odds` on the logit scale.
+
+        Same JSON layout: a sigmoid's intercept moves, an isotonic map's knot rates move
+        (their order, hence the map's monotonicity, is kept).
+        """
+        if self.method == "sigmoid":
+            intercept = self.params["intercept"][0] + log_odds
+            return Calibrator(
+                "sigmoid", {"coef": list(self.params["coef"]), "intercept": [intercept]}
+            )
+        rates = np.clip(
+            np.asarray(self.params["y"], dtype=float), _CALIBRATOR_EPS, 1 - _CALIBRATOR_EPS
+        )
+        moved = 1.0 / (1.0 + np.exp(-(np.log(rates / (1.0 - rates)) + log_odds)))
+        return Calibrator("isotonic", {"x": list(self.params["x"]), "y": [float(v) for v in moved]})
+
     def predict(self, raw: np.ndarray) -> np.ndarray:
         """Probability per raw score, clipped away from exactly 0 and 1."""
         x = np.asarray(raw, dtype=float)
@@ -138,6 +155,26 @@ class Calibrator:
                 f"{method} calibrator needs params {sorted(expected[method])}, got {sorted(params)}"
             )
         return cls(method, {k: [float(v) for v in vals] for k, vals in params.items()})
+
+
+def level_shift(probs: np.ndarray, rate: float, *, tol: float = 1e-10) -> float:
+    """The log-odds shift d with mean(sigmoid(logit(probs) + d)) == rate (bisection).
+
+    The mean is increasing in d, so the root is unique; `rate` is clipped off 0 and 1.
+    """
+    p = np.clip(np.asarray(probs, dtype=float), _CALIBRATOR_EPS, 1 - _CALIBRATOR_EPS)
+    if p.size == 0:
+        raise ValueError("level_shift needs at least one probability")
+    target = float(np.clip(rate, _CALIBRATOR_EPS, 1 - _CALIBRATOR_EPS))
+    logit = np.log(p / (1.0 - p))
+    lo, hi = -30.0, 30.0
+    while hi - lo > tol:
+        mid = (lo + hi) / 2
+        if np.mean(1.0 / (1.0 + np.exp(-(logit + mid)))) < target:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
 
 
 def _centred_isotonic(x: np.ndarray, y: np.ndarray) -> tuple[list[float], list[float]]:
