@@ -35,11 +35,11 @@ def build_labels(
     """account_id, as_of and LABEL_COLUMNS for every spine row, in spine order."""
     spine = check_spine(spine)
     name = f"_nrr_label_spine_{uuid.uuid4().hex[:8]}"
-    source.con.register(name, spine)
+    source.engine.register(name, spine)
     try:
         raw = source.sql(_label_query(name, config))
     finally:
-        source.con.unregister(name)
+        source.engine.unregister(name)
     raw = spine.merge(_normalise_keys(raw), on=list(KEY_COLUMNS), how="left", validate="1:1")
     horizon = pd.Timedelta(days=config.horizon_days)
     labelled = (raw["as_of"] + horizon <= source.data_end).to_numpy(dtype=bool)

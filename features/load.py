@@ -13,11 +13,12 @@ from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 import yaml
 
 from features.contract import TABLES
+from features.engine import Engine, check_engine, spark_session
+from features.engine.base import Kind
 from features.event_map import (
     DEMO_EVENT_MAP,
     EVENT_MAP_FILE,
@@ -34,11 +35,16 @@ MANIFEST_FILE = "manifest.yaml"
 
 
 def inspect_source(
-    path: Path, *, extracted_at: pd.Timestamp | None, now: pd.Timestamp
+    path: Path, *, extracted_at: pd.Timestamp | None, now: pd.Timestamp, engine: str = "duckdb"
 ) -> tuple[ValidationReport, DataSource | None]:
-    """Validate a folder or DuckDB file; the report, and the source when it has no errors."""
+    """Validate a folder or DuckDB file; the report, and the source when it has no errors.
+
+    engine "spark" reads a folder of Parquet/Delta tables into the shared Spark session and
+    runs the validation and every later query as Spark SQL (EngineError when Spark cannot
+    be used here).
+    """
     try:
-        raw = open_path(Path(path))
+        raw = open_path(Path(path)) if check_engine(engine) == "duckdb" else _open_spark(path)
     except SourceError as exc:
         return ValidationReport((Issue("error", None, None, str(exc)),), origin=str(path)), None
     issues: list[Issue] = []
@@ -56,10 +62,14 @@ def inspect_source(
 
 
 def load_source(
-    path: Path, *, extracted_at: pd.Timestamp | None = None, now: pd.Timestamp
+    path: Path,
+    *,
+    extracted_at: pd.Timestamp | None = None,
+    now: pd.Timestamp,
+    engine: str = "duckdb",
 ) -> DataSource:
     """A validated DataSource over a folder or DuckDB file; InvalidDataError on errors."""
-    report, source = inspect_source(path, extracted_at=extracted_at, now=now)
+    report, source = inspect_source(path, extracted_at=extracted_at, now=now, engine=engine)
     if source is None:
         raise InvalidDataError(report)
     return source
@@ -100,6 +110,13 @@ def inspect_frames(
         issues=issues,
         fit_default_map=event_map is None,
     )
+
+
+def _open_spark(path: Path) -> RawSource:
+    from features.engine.spark_engine import SparkEngine
+    from features.engine.spark_read import open_spark_folder
+
+    return open_spark_folder(SparkEngine(spark_session()), Path(path))
 
 
 def _folder_event_map(folder: Path, issues: list[Issue]) -> tuple[EventMap, bool]:
@@ -167,37 +184,45 @@ def _check_and_build(
     limit_name = "extraction time" if declared is not None else "current time (none declared)"
     try:
         found = validate_tables(
-            raw.con, raw.columns, event_map=event_map, limit=limit, limit_name=limit_name
+            raw.engine, raw.columns, event_map=event_map, limit=limit, limit_name=limit_name
         )
         # an unreadable table was already reported; "missing" would only repeat it
         issues += [i for i in found if not (i.table in unreadable and i.column is None)]
-    except duckdb.Error as exc:
-        issues.append(Issue("error", None, None, f"could not read the data: {exc}"))
+    except raw.engine.errors as exc:
+        issues.append(Issue("error", None, None, f"could not read the data: {_first_line(exc)}"))
     report = ValidationReport(tuple(issues), origin=raw.origin)
     if not report.ok:
-        raw.con.close()
+        raw.engine.close()
         return report, None
     try:
         source = _typed_source(raw, event_map=event_map, declared=declared)
         return report, _fit_event_map(source) if fit_default_map else source
-    except duckdb.Error as exc:
-        raw.con.close()
-        failed = Issue("error", None, None, f"could not build the typed views: {exc}")
+    except raw.engine.errors as exc:
+        raw.engine.close()
+        failed = Issue("error", None, None, f"could not build the typed views: {_first_line(exc)}")
         return ValidationReport((*issues, failed), origin=raw.origin), None
+
+
+def _first_line(exc: BaseException) -> str:
+    # Spark's messages carry a JVM stack trace after the first line; DuckDB's are short
+    text = str(exc).strip()
+    if "duckdb" in type(exc).__module__ or not text:
+        return str(exc) or type(exc).__name__
+    return text.splitlines()[0]
 
 
 def _typed_source(
     raw: RawSource, *, event_map: EventMap, declared: pd.Timestamp | None
 ) -> DataSource:
-    con = raw.con
-    kinds = {n: "TABLE" if n in raw.text_tables else "VIEW" for n in raw.columns}
+    engine = raw.engine
+    kinds: dict[str, Kind] = {n: "table" if n in raw.text_tables else "view" for n in raw.columns}
     for name in (n for n in TABLES if n in raw.columns):  # accounts first: others filter on it
         select = ", ".join(_typed_column(name, c.name) for c in TABLES[name].columns)
         # rows of unknown accounts are dropped (reported as a warning by validation)
         keep = (
             "" if name == "accounts" else " WHERE account_id IN (SELECT account_id FROM accounts)"
         )
-        con.execute(f"CREATE {kinds[name]} {name} AS SELECT {select} FROM _parsed_{name}{keep}")
+        engine.create(name, f"SELECT {select} FROM _parsed_{name}{keep}", kind=kinds[name])
     columns = {
         name: frozenset(raw_cols) & {c.name for c in TABLES[name].columns}
         for name, raw_cols in raw.columns.items()
@@ -207,10 +232,10 @@ def _typed_source(
         and "sentiment" not in columns["tickets"]
         and "text" in columns["tickets"]
     ):
-        _score_ticket_sentiment(con, kind=kinds["tickets"])
-    data_end = declared if declared is not None else _latest_observed(con, columns)
+        _score_ticket_sentiment(engine, kind=kinds["tickets"])
+    data_end = declared if declared is not None else _latest_observed(engine, columns)
     return DataSource(
-        con=con,
+        engine=engine,
         tables=frozenset(columns),
         columns=columns,
         event_map=event_map,
@@ -223,8 +248,8 @@ def _fit_event_map(source: DataSource) -> DataSource:
     """The source with its (default) event map cut to the names its events contain."""
     if "events" not in source.tables:
         return source
-    rows = source.con.execute("SELECT DISTINCT event FROM events WHERE event IS NOT NULL")
-    seen = {str(name) for (name,) in rows.fetchall()}
+    rows = source.engine.rows("SELECT DISTINCT event FROM events WHERE event IS NOT NULL")
+    seen = {str(name) for (name,) in rows}
     fitted = {
         role: tuple(n for n in names if n in seen)
         for role, names in source.event_map.roles().items()
@@ -238,23 +263,22 @@ def _typed_column(table: str, column: str) -> str:
     return q(column)
 
 
-def _score_ticket_sentiment(con: duckdb.DuckDBPyConnection, *, kind: str) -> None:
+def _score_ticket_sentiment(engine: Engine, *, kind: Kind) -> None:
     """Replace the tickets view or table by a table whose sentiment is scored from the text."""
-    frame = con.execute("SELECT * FROM tickets").df()
+    # VADER runs in Python: the tickets come to the driver once (far fewer rows than events)
+    frame = engine.sql("SELECT * FROM tickets")
     scored = frame.assign(sentiment=score_texts(frame["text"].tolist()))
-    con.register("_scored_tickets", scored)
-    con.execute(f"DROP {kind} tickets")
+    engine.register("_scored_tickets", scored)
+    engine.drop("tickets", kind="view" if kind == "view" else "table")
     select = ", ".join(
         f"CAST({q(c.name)} AS {SQL_TYPES[c.type]}) AS {q(c.name)}"
         for c in TABLES["tickets"].columns
     )
-    con.execute(f"CREATE TABLE tickets AS SELECT {select} FROM _scored_tickets")
-    con.unregister("_scored_tickets")
+    engine.create("tickets", f"SELECT {select} FROM _scored_tickets", kind="table")
+    engine.unregister("_scored_tickets")
 
 
-def _latest_observed(
-    con: duckdb.DuckDBPyConnection, columns: Mapping[str, frozenset[str]]
-) -> pd.Timestamp:
+def _latest_observed(engine: Engine, columns: Mapping[str, frozenset[str]]) -> pd.Timestamp:
     """The latest observed timestamp of the typed views: the data's end when none is declared."""
     parts = [
         f"SELECT MAX({q(col)}) AS t FROM {name}"
@@ -262,7 +286,8 @@ def _latest_observed(
         for col in TABLES[name].observed
         if col in present
     ]
-    row = con.execute(f"SELECT MAX(t) FROM ({' UNION ALL '.join(parts)})").fetchone()
+    rows = engine.rows(f"SELECT MAX(t) FROM ({' UNION ALL '.join(parts)})")
+    row = rows[0] if rows else None
     if row is None or row[0] is None:
         raise InvalidDataError(
             ValidationReport(

@@ -17,6 +17,7 @@ import duckdb
 import pandas as pd
 
 from features.contract import TABLES, ColumnType
+from features.engine import DuckDBEngine, Engine
 
 DUCKDB_SUFFIXES = (".duckdb", ".db")
 SQL_TYPES: dict[ColumnType, str] = {
@@ -64,8 +65,8 @@ class SourceError(ValueError):
 
 @dataclass(frozen=True)
 class RawSource:
-    con: duckdb.DuckDBPyConnection
-    # per table found: raw column name -> DuckDB type of the raw view `raw_<table>`
+    engine: Engine
+    # per table found: raw column name -> DuckDB type name of the raw view `raw_<table>`
     columns: Mapping[str, Mapping[str, str]]
     origin: str
     # where event_map.yaml and manifest.yaml live (None for in-memory frames)
@@ -129,7 +130,9 @@ def _open_folder(folder: Path) -> RawSource:
             continue
         tables.create(con, name, f"CREATE VIEW raw_{name} AS SELECT * FROM {reader}")
     text = frozenset(n for n in tables.columns if not (folder / f"{n}.parquet").is_file())
-    return RawSource(con, tables.columns, str(folder), folder, tuple(tables.problems), text)
+    return RawSource(
+        DuckDBEngine(con), tables.columns, str(folder), folder, tuple(tables.problems), text
+    )
 
 
 def _open_duckdb(path: Path) -> RawSource:
@@ -150,7 +153,9 @@ def _open_duckdb(path: Path) -> RawSource:
         if name in schemas:
             source = f"nrr_src.{q(schemas[name])}.{q(name)}"
             tables.create(con, name, f"CREATE VIEW raw_{name} AS SELECT * FROM {source}")
-    return RawSource(con, tables.columns, str(path), path.parent, tuple(tables.problems))
+    return RawSource(
+        DuckDBEngine(con), tables.columns, str(path), path.parent, tuple(tables.problems)
+    )
 
 
 def open_frames(frames: Mapping[str, pd.DataFrame]) -> RawSource:
@@ -175,7 +180,7 @@ def open_frames(frames: Mapping[str, pd.DataFrame]) -> RawSource:
                 continue
             tables.create(con, name, f"CREATE TABLE raw_{name} AS SELECT * FROM _frame")
             con.unregister("_frame")
-    return RawSource(con, tables.columns, "<frames>", None, tuple(tables.problems))
+    return RawSource(DuckDBEngine(con), tables.columns, "<frames>", None, tuple(tables.problems))
 
 
 @dataclass

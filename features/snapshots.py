@@ -22,7 +22,9 @@ used - CTEs, CASE, COUNT(DISTINCT), window functions, `INTERVAL 'n' DAY`, `EXTRA
 FROM ...)`, `PERCENTILE_CONT ... WITHIN GROUP`, TIMESTAMP literals - so the statements
 could run on a warehouse (Postgres, Snowflake; BigQuery with minor dialect changes); the
 engine-specific steps are registering pandas frames and temporary tables, which any
-warehouse client offers. Memory stays bounded: accounts are split into P partitions by a
+warehouse client offers. The source's engine (features/engine) owns those steps: DuckDB
+runs the statements as written, Spark runs each one translated by
+features/engine/translate.py and stages the temporary tables as cached views. Memory stays bounded: accounts are split into P partitions by a
 stable hash of account_id, P from the event count (about EVENTS_PER_PARTITION events
 each); the shared daily tables live in DuckDB, whose memory limit makes it spill.
 """
@@ -114,7 +116,7 @@ def build_features(
 
 def partition_count(source: DataSource, spine: pd.DataFrame) -> int:
     """How many account partitions keep each staged slice of events small."""
-    row = source.con.execute("SELECT COUNT(*) FROM events").fetchall()[0]
+    row = source.engine.rows("SELECT COUNT(*) FROM events")[0]
     n_events = int(row[0]) if row else 0
     accounts = max(1, spine["account_id"].nunique())
     return max(1, min(accounts, math.ceil(n_events / EVENTS_PER_PARTITION)))
@@ -199,21 +201,22 @@ def _staged_events(source: DataSource, parted: pd.DataFrame) -> Iterator[_Shared
         [(role, str(event)) for role, names in source.event_map.roles().items() for event in names],
         columns=["role", "event"],
     ).astype("string")
-    con = source.con
-    con.register(shared.spine, parted.reset_index(drop=True))
-    con.register(f"{tag}_roles_df", roles)
+    engine = source.engine
+    engine.register(shared.spine, parted.reset_index(drop=True))
+    engine.register(f"{tag}_roles_df", roles)
     try:
-        for statement in _shared_sql(shared):
-            con.execute(statement)
+        for name, select in _shared_sql(shared):
+            engine.create(name, select)
         yield shared
     finally:
         for table in (shared.user_day, shared.event_day, shared.roles, f"{tag}_parts"):
-            con.execute(f"DROP TABLE IF EXISTS {table}")
-        con.unregister(shared.spine)
-        con.unregister(f"{tag}_roles_df")
+            engine.drop(table)
+        engine.unregister(shared.spine)
+        engine.unregister(f"{tag}_roles_df")
 
 
-def _shared_sql(shared: _Shared) -> list[str]:
+def _shared_sql(shared: _Shared) -> list[tuple[str, str]]:
+    """(table, SELECT) pairs staged once per build, in order."""
     tag = shared.tag
     day = "CAST(CAST(e.occurred_at AS DATE) AS TIMESTAMP)"
     # Events at or after the last as_of can never enter a feature. (A literal bound: a
@@ -221,19 +224,25 @@ def _shared_sql(shared: _Shared) -> list[str]:
     scope = f"e.occurred_at < {_timestamp_literal(shared.last_as_of)}"
     parts = f"JOIN {tag}_parts p ON p.account_id = e.account_id"
     return [
-        f"""CREATE TEMP TABLE {tag}_parts AS
-            SELECT account_id, MIN(part) AS part FROM {shared.spine} GROUP BY account_id""",
-        f"CREATE TEMP TABLE {shared.roles} AS SELECT DISTINCT role, event FROM {tag}_roles_df",
-        f"""CREATE TEMP TABLE {shared.user_day} AS
-            SELECT p.part, e.account_id, e.user_id, {day} AS day, COUNT(*) AS n
+        (
+            f"{tag}_parts",
+            f"SELECT account_id, MIN(part) AS part FROM {shared.spine} GROUP BY account_id",
+        ),
+        (shared.roles, f"SELECT DISTINCT role, event FROM {tag}_roles_df"),
+        (
+            shared.user_day,
+            f"""SELECT p.part, e.account_id, e.user_id, {day} AS day, COUNT(*) AS n
             FROM events e {parts} WHERE {scope}
             GROUP BY p.part, e.account_id, e.user_id, {day}""",
-        f"""CREATE TEMP TABLE {shared.event_day} AS
-            SELECT p.part, e.account_id, e.event, {day} AS day, COUNT(*) AS n,
+        ),
+        (
+            shared.event_day,
+            f"""SELECT p.part, e.account_id, e.event, {day} AS day, COUNT(*) AS n,
                 SUM(e.quantity) AS qty
             FROM events e {parts}
             WHERE {scope} AND e.event IN (SELECT event FROM {shared.roles})
             GROUP BY p.part, e.account_id, e.event, {day}""",
+        ),
     ]
 
 
@@ -257,31 +266,38 @@ def _staged_partition(
     )
     # Daily rows strictly before the partition's last as_of: a day equal to an as_of
     # holds events at or after it.
-    last = source.con.execute(
-        f"SELECT MAX(as_of) FROM {shared.spine} WHERE part = {int(part)}"
-    ).fetchall()[0][0]
+    engine = source.engine
+    last = engine.rows(f"SELECT MAX(as_of) FROM {shared.spine} WHERE part = {int(part)}")[0][0]
     recent = "FALSE" if last is None else f"day < {_timestamp_literal(pd.Timestamp(last))}"
-    statements = [
-        f"""CREATE TEMP TABLE {ctx.spine} AS
-            SELECT account_id, as_of FROM {shared.spine} WHERE part = {int(part)}""",
-        f"CREATE TEMP TABLE {ctx.grid} AS SELECT DISTINCT as_of FROM {ctx.spine}",
-        f"""CREATE TEMP TABLE {ctx.user_day} AS SELECT account_id, user_id, day, n
+    staged = [
+        (ctx.spine, f"SELECT account_id, as_of FROM {shared.spine} WHERE part = {int(part)}"),
+        (ctx.grid, f"SELECT DISTINCT as_of FROM {ctx.spine}"),
+        (
+            ctx.user_day,
+            f"""SELECT account_id, user_id, day, n
             FROM {shared.user_day} WHERE part = {int(part)} AND {recent}""",
-        f"""CREATE TEMP TABLE {ctx.event_day} AS SELECT account_id, event, day, n, qty
+        ),
+        (
+            ctx.event_day,
+            f"""SELECT account_id, event, day, n, qty
             FROM {shared.event_day} WHERE part = {int(part)} AND {recent}""",
-        f"""CREATE TEMP TABLE {ctx.account_day} AS SELECT account_id, day, SUM(n) AS n
+        ),
+        (
+            ctx.account_day,
+            f"""SELECT account_id, day, SUM(n) AS n
             FROM {ctx.user_day} GROUP BY account_id, day""",
-        f"CREATE TEMP TABLE {ctx.user_window} AS {ctx.user_window_sql()}",
-        f"CREATE TEMP TABLE {ctx.event_window} AS {ctx.event_window_sql()}",
+        ),
+        (ctx.user_window, ctx.user_window_sql()),
+        (ctx.event_window, ctx.event_window_sql()),
     ]
     try:
-        for statement in statements:
-            source.con.execute(statement)
+        for name, select in staged:
+            engine.create(name, select)
         yield ctx
     finally:
         windows = (ctx.user_window, ctx.event_window, ctx.account_day)
         for table in (*windows, ctx.user_day, ctx.event_day, ctx.grid, ctx.spine):
-            source.con.execute(f"DROP TABLE IF EXISTS {table}")
+            engine.drop(table)
 
 
 def _timestamp_literal(ts: pd.Timestamp) -> str:

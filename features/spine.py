@@ -49,7 +49,7 @@ def build_spine(
 ) -> pd.DataFrame:
     """account_id, as_of for every account with ARR > 0 at each grid date."""
     start, end = _check_bounds(start, end)
-    first = source.con.execute("SELECT MIN(start_at) FROM subscriptions").fetchall()[0]
+    first = source.engine.rows("SELECT MIN(start_at) FROM subscriptions")[0]
     if first is None or first[0] is None:
         return empty_spine()
     lo = max(pd.Timestamp(first[0]), start) if start is not None else pd.Timestamp(first[0])
@@ -58,7 +58,7 @@ def build_spine(
     if grid.empty:
         return empty_spine()
     name = f"_nrr_grid_{uuid.uuid4().hex[:8]}"
-    source.con.register(name, pd.DataFrame({"as_of": grid}))
+    source.engine.register(name, pd.DataFrame({"as_of": grid}))
     try:
         frame = source.sql(f"""
             SELECT DISTINCT p.account_id, g.as_of
@@ -69,7 +69,7 @@ def build_spine(
             ORDER BY g.as_of, p.account_id
         """)
     finally:
-        source.con.unregister(name)
+        source.engine.unregister(name)
     return normalise_spine(frame)
 
 

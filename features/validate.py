@@ -3,7 +3,8 @@
 Checks are SQL aggregates over the raw views `raw_<table>` (as given) and the parsed views
 `_parsed_<table>` (contract types, bad values as NULL) that `validate_tables` creates;
 each problem found gets one LIMIT-3 query for example rows. No table is ever pulled into
-pandas, so validating millions of events stays fast and memory-bounded.
+pandas, so validating millions of events stays fast and memory-bounded. The statements
+run in the source's engine (DuckDB, or Spark SQL through features/engine/translate.py).
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-import duckdb
 import pandas as pd
 from rich.table import Table
 
 from features.contract import INVOICE_STATUSES, TABLES, TICKET_PRIORITIES, USER_ROLES
+from features.engine import Engine
 from features.event_map import EventMap
 from features.readers import parse_expr, q, typed_select
 
@@ -126,7 +127,7 @@ Columns = Mapping[str, Mapping[str, str]]
 
 
 def validate_tables(
-    con: duckdb.DuckDBPyConnection,
+    engine: Engine,
     columns: Columns,
     *,
     event_map: EventMap,
@@ -136,20 +137,23 @@ def validate_tables(
     """Every contract problem of the raw views; creates the `_parsed_<table>` views."""
     issues = _structure(columns)
     for name, raw in columns.items():
-        con.execute(
-            f"CREATE OR REPLACE VIEW _parsed_{name} AS SELECT {typed_select(name, raw)} FROM raw_{name}"
+        engine.create(
+            f"_parsed_{name}",
+            f"SELECT {typed_select(name, raw)} FROM raw_{name}",
+            kind="view",
+            replace=True,
         )
     for name, raw in columns.items():
-        rows, found = _scan(con, f"raw_{name}", _raw_rules(name, raw))
+        rows, found = _scan(engine, f"raw_{name}", _raw_rules(name, raw))
         issues += found if rows else _empty(name)
         issues += _count_rules(
-            con, f"_parsed_{name}", _value_rules(name, raw, columns, limit, limit_name)
+            engine, f"_parsed_{name}", _value_rules(name, raw, columns, limit, limit_name)
         )
-        issues += _duplicates(con, name, raw)
+        issues += _duplicates(engine, name, raw)
     if {"start_at", "end_at"} <= set(columns.get("subscriptions", {})):
-        issues += _overlaps(con)
+        issues += _overlaps(engine)
     if "event" in columns.get("events", {}):
-        issues += _event_names(con, event_map)
+        issues += _event_names(engine, event_map)
     return issues
 
 
@@ -303,21 +307,23 @@ def _value_rules(
     return rules
 
 
-def _count_rules(con: duckdb.DuckDBPyConnection, view: str, rules: Sequence[Rule]) -> list[Issue]:
+def _count_rules(engine: Engine, view: str, rules: Sequence[Rule]) -> list[Issue]:
     """One scan counting every rule's rows, then example rows for the rules that hit."""
-    return _scan(con, view, rules)[1]
+    return _scan(engine, view, rules)[1]
 
 
-def _scan(
-    con: duckdb.DuckDBPyConnection, view: str, rules: Sequence[Rule]
-) -> tuple[int, list[Issue]]:
+def _scan(engine: Engine, view: str, rules: Sequence[Rule]) -> tuple[int, list[Issue]]:
     """The view's row count and an issue per rule that some row breaks, in one scan."""
     counts = "".join(f", COUNT(*) FILTER (WHERE {r.where})" for r in rules)
-    row = con.execute(f"SELECT COUNT(*){counts} FROM {view}").fetchone()
-    assert row is not None
+    row = engine.rows(f"SELECT COUNT(*){counts} FROM {view}")[0]
     issues = [
         Issue(
-            r.severity, r.table, r.column, r.message, int(n), _examples(con, view, r.where, r.show)
+            r.severity,
+            r.table,
+            r.column,
+            r.message,
+            int(n),
+            _examples(engine, view, r.where, r.show),
         )
         for r, n in zip(rules, row[1:], strict=True)
         if n
@@ -325,15 +331,13 @@ def _scan(
     return int(row[0]), issues
 
 
-def _examples(
-    con: duckdb.DuckDBPyConnection, view: str, where: str, show: Sequence[str]
-) -> list[dict[str, Any]]:
+def _examples(engine: Engine, view: str, where: str, show: Sequence[str]) -> list[dict[str, Any]]:
     cols = ", ".join(f"CAST({q(c)} AS VARCHAR) AS {q(c)}" for c in show) or "*"
-    rows = con.execute(f"SELECT {cols} FROM {view} WHERE {where} LIMIT {EXAMPLES}").fetchall()
+    rows = engine.rows(f"SELECT {cols} FROM {view} WHERE {where} LIMIT {EXAMPLES}")
     return [dict(zip(show, r, strict=True)) for r in rows]
 
 
-def _duplicates(con: duckdb.DuckDBPyConnection, name: str, raw: Mapping[str, str]) -> list[Issue]:
+def _duplicates(engine: Engine, name: str, raw: Mapping[str, str]) -> list[Issue]:
     key = TABLES[name].key
     if not key or not set(key) <= set(raw):
         return []
@@ -348,10 +352,10 @@ def _duplicates(con: duckdb.DuckDBPyConnection, name: str, raw: Mapping[str, str
         f"duplicate key ({', '.join(key)}); rows sharing a key",
         (*_show(name, raw, None), "copies"),
     )
-    return _count_rules(con, view, [rule])
+    return _count_rules(engine, view, [rule])
 
 
-def _overlaps(con: duckdb.DuckDBPyConnection) -> list[Issue]:
+def _overlaps(engine: Engine) -> list[Issue]:
     # the latest end of all earlier periods, an open period counting as never ending
     view = (
         "(SELECT account_id, start_at, end_at, MAX(COALESCE(end_at, TIMESTAMP 'infinity')) OVER ("
@@ -367,7 +371,7 @@ def _overlaps(con: duckdb.DuckDBPyConnection) -> list[Issue]:
         message,
         ("account_id", "start_at", "end_at", "previous_end"),
     )
-    return _count_rules(con, view, [rule])
+    return _count_rules(engine, view, [rule])
 
 
 def _empty(name: str) -> list[Issue]:
@@ -376,10 +380,10 @@ def _empty(name: str) -> list[Issue]:
     return [Issue(severity, name, None, "table has no rows")]
 
 
-def _event_names(con: duckdb.DuckDBPyConnection, event_map: EventMap) -> list[Issue]:
-    counts = con.execute(
+def _event_names(engine: Engine, event_map: EventMap) -> list[Issue]:
+    counts = engine.rows(
         "SELECT event, COUNT(*) AS n FROM _parsed_events WHERE event IS NOT NULL GROUP BY event ORDER BY n DESC, event"
-    ).fetchall()
+    )
     seen = {str(e): int(n) for e, n in counts}
     roles = event_map.roles()
     mapped = {e for names in roles.values() for e in names}

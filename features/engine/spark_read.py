@@ -1,0 +1,86 @@
+"""Opening a data folder in Spark: raw views `raw_<table>` for validation, as DuckDB's reader.
+
+Each contract table is read from `<folder>/<table>.parquet` (a file or a folder of part
+files, as Spark and most lakehouse exports write them) or `<folder>/<table>/` (Parquet
+part files, or a Delta table when it holds `_delta_log` and delta-spark is installed).
+CSV is left to the DuckDB engine: Spark's CSV reader guesses types where the contract's
+validation wants to see the raw text. Spark's column types are named as DuckDB names
+them, so validation's parsing rules (features/readers.parse_expr) apply unchanged.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from features.contract import TABLES
+from features.engine.spark_engine import SparkEngine
+from features.readers import RawSource, ReadProblem, SourceError
+
+_DUCKDB_NAMES = {
+    "string": "VARCHAR",
+    "varchar": "VARCHAR",
+    "char": "VARCHAR",
+    "bigint": "BIGINT",
+    "int": "INTEGER",
+    "smallint": "SMALLINT",
+    "tinyint": "TINYINT",
+    "double": "DOUBLE",
+    "float": "FLOAT",
+    "decimal": "DECIMAL",
+    "boolean": "BOOLEAN",
+    "date": "DATE",
+    # Spark's TIMESTAMP is an instant (shown in the session time zone, UTC here)
+    "timestamp": "TIMESTAMP WITH TIME ZONE",
+    "timestamp_ltz": "TIMESTAMP WITH TIME ZONE",
+    "timestamp_ntz": "TIMESTAMP",
+}
+
+
+def duckdb_type_name(spark_type: str) -> str:
+    """DuckDB's name for a Spark SQL type (its simpleString); unknown types pass through."""
+    base = spark_type.split("(")[0].strip().lower()
+    return _DUCKDB_NAMES.get(base, spark_type.upper())
+
+
+def open_spark_folder(engine: SparkEngine, folder: Path) -> RawSource:
+    """Raw views over a folder of Parquet (or Delta) tables, in the engine's Spark session."""
+    if not folder.is_dir():
+        what = "no such folder" if not folder.exists() else "not a folder"
+        raise SourceError(f"{folder}: {what}; the spark engine reads a folder of Parquet tables")
+    columns: dict[str, dict[str, str]] = {}
+    problems: list[ReadProblem] = []
+    for name in TABLES:
+        location, reader = _locate(folder, name)
+        if location is None:
+            if (folder / f"{name}.csv").is_file():
+                message = (
+                    f"{name}.csv: the spark engine reads Parquet or Delta only; "
+                    "write the table as Parquet or use --engine duckdb"
+                )
+                problems.append(ReadProblem("error", name, message))
+            continue
+        try:
+            frame = _read(engine, reader, location)
+            frame.createOrReplaceTempView(f"raw_{name}")
+        except engine.errors as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            problems.append(ReadProblem("error", name, f"cannot read the table: {first}"))
+            continue
+        columns[name] = {f.name: duckdb_type_name(f.dataType.simpleString()) for f in frame.schema}
+    return RawSource(engine, columns, str(folder), folder, tuple(problems))
+
+
+def _locate(folder: Path, name: str) -> tuple[Path | None, str]:
+    for path in (folder / f"{name}.parquet", folder / name):
+        if path.is_dir() and (path / "_delta_log").is_dir():
+            return path, "delta"
+        if path.exists():
+            return path, "parquet"
+    return None, ""
+
+
+def _read(engine: SparkEngine, reader: str, location: Path) -> Any:
+    if reader == "delta":
+        return engine.spark.read.format("delta").load(str(location))
+    return engine.spark.read.parquet(str(location))
