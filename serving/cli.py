@@ -121,10 +121,17 @@ def score(
     rules_only: bool = typer.Option(
         False, "--rules-only", help="score with the rule-based health score alone (no models)"
     ),
+    engine: str = typer.Option(
+        "duckdb",
+        "--engine",
+        help="duckdb, or spark: the champions' registered pyfunc as a Spark UDF (docs/SPARK.md)",
+    ),
 ) -> None:
     """Score every account active at --as-of from the raw tables (models or rules fallback)."""
     if out.suffix.lower() not in {".csv", ".parquet"}:
         raise typer.BadParameter(f"--out must end in .csv or .parquet, got {out.name!r}")
+    if engine not in ENGINES:
+        raise typer.BadParameter(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     check_out_path(out)
     when = None if as_of is None else _parse_as_of(as_of)
     from features.validate import InvalidDataError
@@ -136,7 +143,7 @@ def score(
         console.print(f"[red]error:[/red] {missing}; or score with --rules-only.")
         raise typer.Exit(1)
     try:
-        table, bundle = batch_score(data, as_of=when, settings=settings)
+        table, bundle = batch_score(data, as_of=when, settings=settings, engine=engine)
     except InvalidDataError as exc:
         console.print(exc.report.render())
         raise typer.Exit(1) from exc
@@ -158,10 +165,17 @@ def score(
         )
 
 
+ENGINES = ("duckdb", "spark")
+
+
 def batch_score(
-    data: Path, *, as_of: pd.Timestamp | None, settings: ServingSettings
+    data: Path, *, as_of: pd.Timestamp | None, settings: ServingSettings, engine: str = "duckdb"
 ) -> tuple[pd.DataFrame, Any]:
-    """The flat score table of every account active at as_of (default: the data's last day)."""
+    """The flat score table of every account active at as_of (default: the data's last day).
+
+    engine "spark": the probabilities and rule scores come from the champions' registered
+    pyfunc applied as a Spark UDF (serving.score_spark); the table is the same.
+    """
     from features.load import load_source
     from models.rules.config import load_rules_config
     from serving.registry_client import load_bundle
@@ -194,15 +208,25 @@ def batch_score(
             fallback_reason=str(exc),
             versions={"churn": None, "expansion": None},
         )
-    table = score_snapshots(
-        rows,
-        bundle=bundle,
-        rules=rules,
-        drivers_k=settings.drivers_k,
-        previous=previous,
-        earlier=earlier,
-    )
-    return table, bundle
+
+    def score_rows(frame: pd.DataFrame) -> pd.DataFrame:
+        return score_snapshots(
+            frame,
+            bundle=bundle,
+            rules=rules,
+            drivers_k=settings.drivers_k,
+            previous=previous,
+            earlier=earlier,
+        )
+
+    if engine == "spark":
+        from serving.score_spark import score_on_spark
+
+        table = score_on_spark(
+            rows, bundle=bundle, settings=settings, score_rows=score_rows, say=console.print
+        )
+        return table, bundle
+    return score_rows(rows), bundle
 
 
 EARLIER_DAYS = 90

@@ -182,3 +182,53 @@ def test_rules_path_in_model_config_scores_as_nrr_score_with_those_rules(
     assert_same(nrr_score(workspace, rows, rules=rules), got, "churn")
     default = pyfunc("churn").predict(rows)
     assert got["health_band"].tolist() != default["health_band"].tolist()
+
+
+def test_unknown_model_version_is_one_line(store: tuple[Workspace, pd.DataFrame]) -> None:
+    from serving.score_spark import ScoresModelError, scores_model_uri
+
+    workspace, _ = store
+    settings = ServingSettings(workdir=workspace.workdir)
+    assert scores_model_uri(settings, "churn", version="1") == "models:/nrr-churn/1"
+    with pytest.raises(ScoresModelError) as caught:
+        scores_model_uri(settings, "churn", version="99")
+    assert str(caught.value).startswith("nrr-churn has no version 99 in ")
+    assert "\n" not in str(caught.value)
+    alias = settings.model_copy(update={"model_alias": "gold"})
+    with pytest.raises(ScoresModelError, match="nrr-expansion has no alias 'gold'"):
+        scores_model_uri(alias, "expansion")
+
+
+def test_a_version_without_the_scores_pyfunc_is_refused(
+    store: tuple[Workspace, pd.DataFrame],
+) -> None:
+    # Registered the way releases before this one did: the bare booster's flavour, whose
+    # pyfunc returns the raw score (up to 0.046 from the calibrated probability, issue 15).
+    from serving.score_spark import ScoresModelError, scores_model_uri
+
+    workspace, _ = store
+    booster_file = Path(
+        mlflow.artifacts.download_artifacts(
+            "models:/nrr-churn/1", dst_path=str(workspace.workdir / "v1")
+        )
+    )
+    import lightgbm as lgb
+
+    booster = lgb.Booster(model_file=str(booster_file / "extra_files" / "model.txt"))
+    with mlflow.start_run():
+        info = mlflow.lightgbm.log_model(booster, name="old", registered_model_name="nrr-churn")
+    version = str(info.registered_model_version)
+    with pytest.raises(ScoresModelError, match="is not a scores model.*train again"):
+        scores_model_uri(ServingSettings(workdir=workspace.workdir), "churn", version=version)
+
+
+def test_nrr_score_refuses_an_unknown_engine(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from nrr.cli import build_app
+
+    args = ["score", "--data", str(tmp_path), "--out", str(tmp_path / "s.csv"), "--engine", "hive"]
+    result = CliRunner().invoke(build_app(), args)
+    assert result.exit_code == 2
+    assert "--engine must be one of duckdb, spark, got 'hive'" in " ".join(result.output.split())
+    assert "Traceback" not in result.output and not list(tmp_path.iterdir())
