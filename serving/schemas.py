@@ -239,7 +239,7 @@ _SCORE_EXAMPLE: dict[str, Any] = {
             "name": "usage_drop",
             "kind": "risk",
             "text": "usage fell 45% over 14 days",
-            "evidence": {"usage_trend_14d": -0.45, "threshold": -0.4},
+            "evidence": {"usage_trend_14d": -0.45, "usage_trend_14d_limit": "< -0.4"},
         }
     ],
     "triggers": [],

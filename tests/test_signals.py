@@ -146,14 +146,13 @@ def test_fired_rules_carry_kind_text_and_evidence() -> None:
     assert risk.kind == "risk"
     assert risk.evidence == {
         "days_to_renewal": 45.0,
-        "days_to_renewal >=": 0.0,
-        "days_to_renewal <=": 60.0,
+        "days_to_renewal_limit": ">= 0 and <= 60",
         "health_score": 60.0,
-        "health_score <": 70.0,
+        "health_score_limit": "< 70",
     }
     assert first["renewal_upcoming"].kind == "expansion"
     assert [f.name for f in fired[1]] == ["nps_detractor"]
-    assert fired[1][0].evidence == {"nps_latest": 3.0, "nps_latest <": 7.0}
+    assert fired[1][0].evidence == {"nps_latest": 3.0, "nps_latest_limit": "< 7"}
 
 
 def test_lists_match_the_vectorised_masks() -> None:

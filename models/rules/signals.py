@@ -86,8 +86,18 @@ def _masks(
     return {r.name: _rule_mask(r, snapshots, scores, normaliser) for r in config.rules}
 
 
-def _thresholds(rule: RuleSpec, normaliser: HealthNormaliser) -> dict[str, float | str | None]:
-    return {f"{c.feature} {c.op}": _threshold(c, normaliser) for c in rule.conditions}
+def _limits(rule: RuleSpec, normaliser: HealthNormaliser) -> dict[str, float | str | None]:
+    """Per feature of the rule, where it fires: {"nps_latest_limit": "< 7"}.
+
+    A reader sees one readable entry per feature (two conditions on one feature joined with
+    "and"), not keys that end in an operator; a quantile threshold never fitted reads "n/a".
+    """
+    parts: dict[str, list[str]] = {}
+    for c in rule.conditions:
+        value = _threshold(c, normaliser)
+        shown = "n/a" if value is None else f"{float(value):.3g}"
+        parts.setdefault(c.feature, []).append(f"{c.op} {shown}")
+    return {f"{feature}_limit": " and ".join(ops) for feature, ops in parts.items()}
 
 
 def _as_optional(values: np.ndarray) -> list[float | None]:
@@ -116,8 +126,8 @@ def evaluate_rules(
             c.feature: _as_optional(_values(snapshots, c.feature, scores)[rows])
             for c in rule.conditions
         }
-        thresholds = _thresholds(rule, normaliser)
+        limits = _limits(rule, normaliser)
         for i, row in enumerate(rows):
-            evidence = {name: column[i] for name, column in values.items()} | thresholds
+            evidence = {name: column[i] for name, column in values.items()} | limits
             fired[row].append(FiredRule(rule.name, rule.kind, rule.text, evidence))
     return fired
