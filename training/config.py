@@ -113,6 +113,13 @@ class EvaluationConfig(_Frozen):
 class PromotionConfig(_Frozen):
     min_auc_delta: float = Field(default=0.0, ge=0)
     brier_tolerance: float = Field(default=0.002, ge=0)
+    interval: bool = Field(
+        default=False,
+        description="also require the lower end of the 95% account-bootstrap interval of the "
+        "challenger's ROC-AUC gain over the champion (same backtest rows) to exceed "
+        "min_auc_delta: a gain within the noise keeps the champion",
+    )
+    interval_resamples: int = Field(default=200, ge=20, description="bootstrap resamples")
 
 
 class DriftConfig(_Frozen):

@@ -527,6 +527,10 @@ def evaluation_text(result: EvaluationRun) -> str:
                         continue
                     body.append([name, scorer, *cells])
                     name = ""
+            # A column without any value (early warning for expansion) is left out.
+            keep = [0, 1] + [i for i in range(2, len(headers)) if any(r[i] != "-" for r in body)]
+            headers = [headers[i] for i in keep]
+            body = [[r[i] for i in keep] for r in body]
             widths = [max(len(r[i]) for r in [headers, *body]) for i in range(len(headers))]
             lines.append("  " + "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
             for r in body:

@@ -427,9 +427,17 @@ def _gate(
             decision = GateDecision(True, reason, auc, brier_score, current, rows=len(y))
         else:
             scores = _champion_backtest(champion, rows=rows, target=backtest.target, config=config)
+            gain_low = None
+            if config.promotion.interval:
+                from training.intervals import paired_auc_gain
+
+                _, gain_low, _ = paired_auc_gain(
+                    preds["account_id"], y, preds[column].to_numpy(dtype=float), scores,
+                    resamples=config.promotion.interval_resamples, seed=config.seed,
+                )  # fmt: skip
             decision = decide(
                 challenger=(auc, brier_score), champion=gate_scores(y, scores), config=config.promotion,
-                champion_version=current, rows=len(y),
+                champion_version=current, rows=len(y), auc_gain_low=gain_low,
             )  # fmt: skip
     if decision.promoted:
         set_champion(client, name, version)

@@ -38,6 +38,8 @@ class GateDecision:
     champion_auc: float | None = None
     champion_brier: float | None = None
     rows: int = 0
+    # With promotion.interval: the lower end of the ROC-AUC gain's bootstrap interval.
+    auc_gain_low: float | None = None
 
     def to_dict(self) -> dict[str, object]:
         """Plain dict for logging."""
@@ -51,15 +53,27 @@ def decide(
     config: PromotionConfig,
     champion_version: str | None = None,
     rows: int = 0,
+    auc_gain_low: float | None = None,
 ) -> GateDecision:
-    """Promote when there is no champion, or ROC-AUC rises enough and Brier is not much worse."""
+    """Promote when there is no champion, or ROC-AUC rises enough and Brier is not much worse.
+
+    With `auc_gain_low` (promotion.interval) the gain must also clear `min_auc_delta` at the
+    lower end of its bootstrap interval.
+    """
     auc, brier_score = challenger
     if champion is None:
         return GateDecision(True, "no champion yet", auc, brier_score, rows=rows)
     c_auc, c_brier = champion
     auc_ok = auc >= c_auc + config.min_auc_delta and auc > c_auc
     brier_ok = brier_score <= c_brier + config.brier_tolerance
-    if auc_ok and brier_ok:
+    noise = auc_ok and auc_gain_low is not None and not auc_gain_low > config.min_auc_delta
+    if noise:
+        auc_ok = False
+        reason = (
+            f"ROC-AUC {auc:.4f} vs {c_auc:.4f}: the gain's 95% interval starts at "
+            f"{auc_gain_low:.4f}, not above {config.min_auc_delta} (within the noise)"
+        )
+    elif auc_ok and brier_ok:
         reason = f"ROC-AUC {auc:.4f} vs {c_auc:.4f}, Brier {brier_score:.4f} vs {c_brier:.4f}"
     elif not auc_ok:
         reason = f"ROC-AUC {auc:.4f} does not beat champion {c_auc:.4f} by {config.min_auc_delta}"
@@ -68,8 +82,9 @@ def decide(
             f"Brier {brier_score:.4f} worse than champion {c_brier:.4f} + {config.brier_tolerance}"
         )
     return GateDecision(
-        auc_ok and brier_ok, reason, auc, brier_score, champion_version, c_auc, c_brier, rows
-    )
+        auc_ok and brier_ok, reason, auc, brier_score, champion_version, c_auc, c_brier, rows,
+        auc_gain_low,
+    )  # fmt: skip
 
 
 def gate_scores(labels: np.ndarray, probs: np.ndarray) -> tuple[float, float]:
