@@ -103,6 +103,16 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("p_contract", pa.float64()),
         ]
     ),
+    # the simulator's truth about its texts (features.simulate.texts); the product never reads it
+    "text_topics": pa.schema(
+        [
+            ("source", pa.string()),
+            ("account_id", pa.string()),
+            ("ticket_id", pa.string()),
+            ("at", TS),
+            ("topic", pa.string()),
+        ]
+    ),
 }
 
 

@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from features.simulate.texts import DEFAULT_TOPICS, Topic
+
 DEFAULT_END = pd.Timestamp("2026-10-01 00:00")
 BATCH_ACCOUNTS = 250
 ORACLE_PATHS = 64
@@ -22,6 +24,9 @@ class SimulationConfig(BaseModel):
     months: int = Field(default=36, ge=1, le=240, description="months of history before `end`")
     seed: int = Field(default=7, ge=0, description="same seed, byte-identical output")
     end: pd.Timestamp | None = Field(default=None, description="extraction time (naive UTC)")
+    topics: tuple[Topic, ...] = Field(
+        default=DEFAULT_TOPICS, min_length=2, description="what ticket and NPS texts are about"
+    )
 
     @field_validator("end")
     @classmethod

@@ -10,10 +10,11 @@ from features.simulate.config import INTEGRATIONS
 from features.simulate.history import History
 from features.simulate.latent import sigmoid
 from features.simulate.people import Users
-from features.simulate.texts import nps_comment, render
+from features.simulate.texts import DEFAULT_TOPICS, Topic, nps_comment, render, topic_table
 
 TICKET_RATE = np.array([0.02, 0.04, 0.08])  # per day at neutral health, by segment
 SURVEY_EVERY = 90
+PRESSURE = 0.95  # demand over this share of the seats: the account is short of seats
 
 
 def integrations_table(history: History, *, clock: Clock, rng: np.random.Generator) -> pa.Table:
@@ -51,8 +52,19 @@ def integrations_table(history: History, *, clock: Clock, rng: np.random.Generat
     )
 
 
-def tickets_table(history: History, *, clock: Clock, rng: np.random.Generator) -> pa.Table:
-    """Tickets: a base rate, bursts during support episodes, tone and priority by health."""
+def _pressure(history: History, day: np.ndarray, acct: np.ndarray) -> np.ndarray:
+    return history.demand[day, acct] > PRESSURE * history.seats[day, acct]
+
+
+def tickets_table(
+    history: History,
+    *,
+    clock: Clock,
+    rng: np.random.Generator,
+    topics: tuple[Topic, ...] = DEFAULT_TOPICS,
+) -> tuple[pa.Table, pa.Table]:
+    """Tickets (a base rate, bursts during support episodes, tone and priority by health)
+    and the true topic of each ticket's text (the side table `text_topics`)."""
     seg = history.accounts.segment
     h = history.health.astype(np.float64)
     rate = TICKET_RATE[seg][None, :] * (1.0 + 4.0 * history.episode) * np.exp(-0.4 * h)
@@ -74,27 +86,36 @@ def tickets_table(history: History, *, clock: Clock, rng: np.random.Generator) -
     created = day * DAY_US + rng.integers(0, 86_400, day.size) * 1_000_000
     hours = rng.lognormal(np.log(6.0), 1.0, day.size) * np.where(ep, 3.0, 1.0)
     resolved = created + (hours * 3_600_000_000).astype(np.int64)
+    pressure = _pressure(history, day, acct)
     order = np.lexsort((created, acct))
     acct, created, resolved = acct[order], created[order], resolved[order]
     ids = account_ids(history.accounts.index[acct])
     number = np.arange(acct.size) - np.searchsorted(acct, acct)
-    return table(
+    text, topic = render(tone[order], rng, pressure=pressure[order], topics=topics)
+    tickets = table(
         "tickets",
         {
             "account_id": ids,
             "ticket_id": suffixed(np.char.replace(ids.astype(str), "ACC", "T"), number, 5),
             "created_at": clock.ts(created),
             "priority": priority[order],
-            "text": render(tone[order], rng),
+            "text": text,
             "resolved_at": clock.ts(resolved, resolved < clock.end_us),
         },
     )
+    return tickets, topic_table(tickets, "tickets", "created_at", topic, topics)
 
 
 def nps_table(
-    history: History, users: Users, *, clock: Clock, rng: np.random.Generator
-) -> pa.Table:
-    """Quarterly surveys; a few users answer, scores follow health with noise."""
+    history: History,
+    users: Users,
+    *,
+    clock: Clock,
+    rng: np.random.Generator,
+    topics: tuple[Topic, ...] = DEFAULT_TOPICS,
+) -> tuple[pa.Table, pa.Table]:
+    """Quarterly surveys (a few users answer, scores follow health with noise) and the true
+    topic of each comment."""
     days, n = history.active.shape
     phase = rng.integers(0, SURVEY_EVERY, size=(n,))
     day = (phase[None, :] + SURVEY_EVERY * np.arange(days // SURVEY_EVERY + 1)[:, None]).ravel()
@@ -111,16 +132,19 @@ def nps_table(
     responded = day * DAY_US + rng.integers(0, 86_400, day.size) * 1_000_000
     order = np.lexsort((responded, acct))
     user_ids = np.where(user >= 0, users.ids[np.maximum(user, 0)], None)
-    return table(
+    pressure = _pressure(history, day, acct)[order]
+    comment, topic = nps_comment(score[order], rng, pressure=pressure, topics=topics)
+    answers_table = table(
         "nps_responses",
         {
             "account_id": account_ids(history.accounts.index[acct[order]]),
             "user_id": pa.array(user_ids[order], type=pa.string()),
             "responded_at": clock.ts(responded[order]),
             "score": score[order],
-            "comment": pa.array(nps_comment(score[order], rng), type=pa.string()),
+            "comment": pa.array(comment, type=pa.string()),
         },
     )
+    return answers_table, topic_table(answers_table, "nps_responses", "responded_at", topic, topics)
 
 
 def _someone(

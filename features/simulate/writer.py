@@ -97,11 +97,16 @@ def simulate_batch(
         "users": users_table(history, users, clock=clock, rng=rng),
         "events": events_table(history, users, cal=cal, clock=clock, rng=rng),
         "integrations": integrations_table(history, clock=clock, rng=rng),
-        "tickets": tickets_table(history, clock=clock, rng=rng),
-        "nps_responses": nps_table(history, users, clock=clock, rng=rng),
-        "invoices": invoices_table(history, clock=clock, rng=rng),
-        "oracle": _oracle_table(history, clock=clock, rng=_rng(config, batch, "oracle")),
     }
+    tables["tickets"], ticket_topics = tickets_table(
+        history, clock=clock, rng=rng, topics=config.topics
+    )
+    tables["nps_responses"], comment_topics = nps_table(
+        history, users, clock=clock, rng=rng, topics=config.topics
+    )
+    tables["invoices"] = invoices_table(history, clock=clock, rng=rng)
+    tables["oracle"] = _oracle_table(history, clock=clock, rng=_rng(config, batch, "oracle"))
+    tables["text_topics"] = pa.concat_tables([ticket_topics, comment_topics])
     return tables, history
 
 
