@@ -101,19 +101,53 @@ def simulate(
     out.print(f"wrote {out_dir.resolve()}")
 
 
+ENGINE_HELP = (
+    "duckdb (embedded, default) or spark (pip install 'nrr-engine[spark]'; --data is then a "
+    "folder of Parquet/Delta tables, read by the active or a local Spark session)"
+)
+
+
+def check_engine_option(engine: str) -> str:
+    """The --engine value, or a one-line usage error naming the known engines."""
+    from features.engine import EngineError, check_engine
+
+    try:
+        return check_engine(engine)
+    except EngineError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--engine") from None
+
+
+def engine_failed(exc: Exception) -> typer.Exit:
+    """One error line when the chosen engine cannot run here (no pyspark, no Java)."""
+    from rich.markup import escape
+
+    # escaped: "nrr-engine[spark]" is not rich markup
+    console.print(f"[red]error:[/red] {escape(str(exc))}")
+    return typer.Exit(1)
+
+
 def validate(
     ctx: typer.Context,
     data: Path = typer.Option(..., "--data", help="folder of tables or a DuckDB file"),
     extracted_at: str | None = typer.Option(
         None, help="when the data was exported (default: manifest.yaml, else now)"
     ),
+    engine: str = typer.Option("duckdb", "--engine", help=ENGINE_HELP),
 ) -> None:
     """Check the tables against the data contract; exit 1 on errors."""
+    from features.engine import EngineError
     from features.load import inspect_source
 
-    report, _ = inspect_source(
-        data, extracted_at=_parse_ts(extracted_at, "--extracted-at"), now=_now(ctx)
-    )
+    check_engine_option(engine)
+    try:
+        report, _ = inspect_source(
+            data,
+            extracted_at=_parse_ts(extracted_at, "--extracted-at"),
+            now=_now(ctx),
+            engine=engine,
+        )
+    except EngineError as exc:
+        raise engine_failed(exc) from None
     out.print(report.render())
     raise typer.Exit(code=0 if report.ok else 1)
 
@@ -136,10 +170,12 @@ def snapshots(
     extracted_at: str | None = typer.Option(
         None, help="when the data was exported (default: manifest.yaml, else now)"
     ),
+    engine: str = typer.Option("duckdb", "--engine", help=ENGINE_HELP),
 ) -> None:
     """Build point-in-time account snapshots with labels and write them as Parquet."""
     from features.config import SnapshotSettingsError, snapshot_settings
     from features.definition import FeatureDefinition
+    from features.engine import EngineError
     from features.load_cli import load_or_exit
     from features.snapshots import build_snapshots
     from features.spine import build_spine
@@ -153,20 +189,30 @@ def snapshots(
     overrides = {"freq": freq, "horizon_days": horizon}
     config = config.model_copy(update={k: v for k, v in overrides.items() if v is not None})
     check_out_path(out_file)
-    source = load_or_exit(
-        data, extracted_at=_parse_ts(extracted_at, "--extracted-at"), now=_now(ctx)
-    )
-    spine = build_spine(
-        source, start=_parse_ts(start, "--start"), end=_parse_ts(end, "--end"), freq=config.freq
-    )
-    with _progress() as progress:
-        task = progress.add_task("building snapshots (partitions)", total=None)
-        frame = build_snapshots(
-            source=source,
-            spine=spine,
-            config=config,
-            progress=lambda done, total: progress.update(task, completed=done, total=total),
+    check_engine_option(engine)
+    try:
+        source = load_or_exit(
+            data,
+            extracted_at=_parse_ts(extracted_at, "--extracted-at"),
+            now=_now(ctx),
+            engine=engine,
         )
+        spine = build_spine(
+            source,
+            start=_parse_ts(start, "--start"),
+            end=_parse_ts(end, "--end"),
+            freq=config.freq,
+        )
+        with _progress() as progress:
+            task = progress.add_task("building snapshots (partitions)", total=None)
+            frame = build_snapshots(
+                source=source,
+                spine=spine,
+                config=config,
+                progress=lambda done, total: progress.update(task, completed=done, total=total),
+            )
+    except EngineError as exc:
+        raise engine_failed(exc) from None
     try:
         write_parquet_atomic(frame, out_file, FeatureDefinition.of_source(source, config))
     except OSError as exc:

@@ -113,9 +113,13 @@ def inspect_frames(
 
 
 def _open_spark(path: Path) -> RawSource:
-    from features.engine.spark_engine import SparkEngine
-    from features.engine.spark_read import open_spark_folder
+    from features.engine.session import require_pyspark
 
+    require_pyspark()
+    from features.engine.spark_engine import SparkEngine
+    from features.engine.spark_read import check_folder, open_spark_folder
+
+    check_folder(Path(path))  # before starting a JVM for nothing
     return open_spark_folder(SparkEngine(spark_session()), Path(path))
 
 

@@ -21,11 +21,15 @@ _err = Console(stderr=True)
 
 
 def load_or_exit(
-    data: Path, *, now: pd.Timestamp, extracted_at: pd.Timestamp | None = None
+    data: Path,
+    *,
+    now: pd.Timestamp,
+    extracted_at: pd.Timestamp | None = None,
+    engine: str = "duckdb",
 ) -> DataSource:
-    """The validated source, or the validation report on stdout and exit code 1."""
+    """The validated source (in the named engine), or the validation report and exit code 1."""
     try:
-        return load_source(data, extracted_at=extracted_at, now=now)
+        return load_source(data, extracted_at=extracted_at, now=now, engine=engine)
     except InvalidDataError as exc:
         _out.print(exc.report.render())
         raise typer.Exit(code=1) from None

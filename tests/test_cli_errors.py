@@ -69,6 +69,13 @@ CASES: tuple[Case, ...] = (
         "validate --data {short} --extracted-at notadate",
         r"--extracted-at.*notadate",
     ),
+    Case("validate-unknown-engine", "validate --data {short} --engine polars", r"unknown engine"),
+    Case(
+        "validate-spark-missing-folder",
+        "validate --engine spark --data {missing}",
+        r"no such file or folder",
+        report=True,
+    ),
     # snapshots
     Case(
         "snapshots-missing-folder",
@@ -88,6 +95,11 @@ CASES: tuple[Case, ...] = (
         "snapshots-out-under-a-file",
         "snapshots --data {short} --out {blocker}/s.parquet",
         r"not a folder",
+    ),
+    Case(
+        "snapshots-unknown-engine",
+        "snapshots --data {short} --out s.parquet --engine polars",
+        r"unknown engine 'polars'",
     ),
     # health
     Case(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from features.engine.base import EngineError
@@ -68,6 +69,11 @@ def spark_session(
     for key, value in {**LOCAL_CONF, **(conf or {})}.items():
         builder = builder.config(key, value)
     try:
-        return builder.getOrCreate()  # type: ignore[no-any-return]
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
+            session = builder.getOrCreate()
     except Exception as exc:  # py4j/pyspark raise several types when the JVM cannot start
-        raise EngineError(f"Spark could not start (JAVA_HOME={home}): {exc}") from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise EngineError(f"Spark could not start (JAVA_HOME={home}): {first}") from None
+    session.sparkContext.setLogLevel("ERROR")
+    return session  # type: ignore[no-any-return]

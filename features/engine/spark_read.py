@@ -45,9 +45,7 @@ def duckdb_type_name(spark_type: str) -> str:
 
 def open_spark_folder(engine: SparkEngine, folder: Path) -> RawSource:
     """Raw views over a folder of Parquet (or Delta) tables, in the engine's Spark session."""
-    if not folder.is_dir():
-        what = "no such folder" if not folder.exists() else "not a folder"
-        raise SourceError(f"{folder}: {what}; the spark engine reads a folder of Parquet tables")
+    check_folder(folder)
     columns: dict[str, dict[str, str]] = {}
     problems: list[ReadProblem] = []
     for name in TABLES:
@@ -69,6 +67,13 @@ def open_spark_folder(engine: SparkEngine, folder: Path) -> RawSource:
             continue
         columns[name] = {f.name: duckdb_type_name(f.dataType.simpleString()) for f in frame.schema}
     return RawSource(engine, columns, str(folder), folder, tuple(problems))
+
+
+def check_folder(folder: Path) -> None:
+    """SourceError unless `folder` is a folder (the spark engine reads folders only)."""
+    if not folder.is_dir():
+        what = "no such file or folder" if not folder.exists() else "not a folder"
+        raise SourceError(f"{folder}: {what}; the spark engine reads a folder of Parquet tables")
 
 
 def _locate(folder: Path, name: str) -> tuple[Path | None, str]:
