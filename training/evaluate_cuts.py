@@ -119,7 +119,7 @@ def evaluate_target(
         backtest.predictions, target=target, evaluation=config.evaluation,
         resamples=resamples, seed=seed,
     )  # fmt: skip
-    notes = [*complexity_notes(rows, folds, target=target, config=config)]
+    notes = complexity_notes(rows, folds, target=target, config=config, tuned=bool(overrides))
     cut_dates = {str(f.index): str(f.cut.date()) for f in folds}
     table.insert(2, "cut", table["group"].map(cut_dates).where(table["scope"] == "cut", ""))
     notes += signal_notes(table, target)
@@ -129,7 +129,12 @@ def evaluate_target(
 
 
 def complexity_notes(
-    rows: pd.DataFrame, folds: list[Fold], *, target: Target, config: ExperimentConfig
+    rows: pd.DataFrame,
+    folds: list[Fold],
+    *,
+    target: Target,
+    config: ExperimentConfig,
+    tuned: bool = False,
 ) -> list[str]:
     """Per cut: the positives the booster learns from and the complexity that gives."""
     from training.fit import complexity_for, holdout_split, target_labels
@@ -147,7 +152,7 @@ def complexity_notes(
             what, rule = "the experiment's params", "booster.complexity fixed"
         notes.append(
             f"cut {fold.cut.date()}: {positives} positive labels in the booster's rows -> "
-            f"{what} ({rule}; tuned parameters override)"
+            f"{what} ({rule}" + ("; the tuned parameters override it)" if tuned else ")")
         )
     return notes
 
