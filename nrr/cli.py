@@ -33,6 +33,7 @@ def build_app() -> typer.Typer:
     from models.cli import register as register_rules
     from models.outcomes.cli import register as register_outcomes
     from serving.cli import register as register_serving
+    from serving.voice_cli import register as register_voice
     from training.cli import register as register_training
     from training.drift_cli import register as register_drift
     from training.forecast_backtest import register as register_forecast_backtest
@@ -46,6 +47,7 @@ def build_app() -> typer.Typer:
     register_drift(app)
     register_serving(app)
     register_outcomes(app)
+    register_voice(app)
     return app
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import uuid
@@ -32,6 +33,8 @@ from serving.registry_client import ModelBundle
 from serving.report_html import BACKTEST_COLUMNS, ReportInputs, render_report
 from serving.routes_outcomes import outcome_files
 from serving.settings import ServingSettings
+from serving.voice_files import voice_files
+from serving.voice_report import voice_sections
 
 console = Console(stderr=True)
 out = Console()
@@ -136,6 +139,7 @@ def write_report(report: ReportInputs, out_dir: Path) -> Path:
         (tmp / FORECAST_FILE).write_text(json.dumps(forecast, indent=1), encoding="utf-8")
         (tmp / NRR_FILE).write_text(json.dumps(report.nrr.to_dict(), indent=1), encoding="utf-8")
         extra = outcome_files(report.outcomes, report.targets, as_of=report.forecast.as_of)
+        extra.update({k: dict(v) for k, v in report.voice.items()})  # serving.voice_files
         for name, content in extra.items():
             (tmp / name).write_text(json.dumps(content, indent=1), encoding="utf-8")
         write_tables(report, tmp)
@@ -264,6 +268,11 @@ def _snapshot_rows(
     return build_snapshots(source=source, spine=spine, config=definition.snapshot)
 
 
+def _all_snapshots(snapshots: Path | None) -> pd.DataFrame | None:
+    """Every row of --snapshots (the roadmap's metric audit reads the labelled ones)."""
+    return None if snapshots is None else read_parquet_or_exit(snapshots, "--snapshots")
+
+
 def _served_models(workdir: Path | None) -> tuple[ServingSettings, ModelBundle]:
     """The champions of the workspace; no store at all is an error, not a rules report."""
     from serving.registry_client import load_bundle
@@ -359,6 +368,8 @@ def forecast(
     )
     if filled:
         console.print(f"[yellow]{filled} account(s) with ARR had no snapshot score: mean used")
+    voice = voice_files(source, snapshots=_all_snapshots(snapshots), bundle=bundle)
+    report = dataclasses.replace(report, voice=voice, voice_sections=tuple(voice_sections(voice)))
     path = write_report(report, out_dir)
     fc = report.forecast
     console.print(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -58,6 +59,10 @@ class ReportInputs:
     # (models.outcomes.targets.target_probabilities); absent sections are left out
     outcomes: OutcomeTables | None = None
     targets: pd.DataFrame | None = None
+    # themes.json / roadmap.json content (serving.voice_files) and their sections
+    # (serving.voice_report); absent: no section
+    voice: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    voice_sections: tuple[Section, ...] = ()
 
     def __post_init__(self) -> None:
         if self.backtest is not None:
@@ -583,6 +588,7 @@ def build_sections(inputs: ReportInputs) -> list[Section]:
         *([targets_section(inputs.targets)] if inputs.targets is not None else []),
         *([timing_section(inputs.outcomes)] if inputs.outcomes is not None else []),
         *([winback_section(inputs.outcomes)] if inputs.outcomes is not None else []),
+        *inputs.voice_sections,
     ]
 
 
