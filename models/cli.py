@@ -183,7 +183,13 @@ def _calendar_table(calendar: pd.DataFrame, *, title: str) -> Table:
         )
     for row in calendar.itertuples(index=False):
         renews = "monthly" if row.month_to_month else f"{row.renewal_at:%Y-%m-%d}"
-        days = "" if pd.isna(row.days_left) else f"{row.days_left:.0f}"
+        days = (
+            ""
+            if pd.isna(row.days_left)
+            else f"[red]overdue {-row.days_left:.0f}[/red]"
+            if row.overdue
+            else f"{row.days_left:.0f}"
+        )
         alert = "" if pd.isna(row.alert_days) else f"[red]{row.alert_days}-day[/red]"
         owner = "[yellow]unowned[/yellow]" if row.unowned else str(row.csm_owner)
         table.add_row(

@@ -185,8 +185,9 @@ class Play(BaseModel):
 class Renewal(BaseModel):
     renewal_at: UtcDatetime | None
     days_to_renewal: int | None = Field(
-        description="whole days from as_of to renewal_at, rounded down; negative = date "
-        "passed; null for a month-to-month account (no committed term)"
+        description="whole days from as_of to renewal_at, rounded down; negative = overdue "
+        "(the committed term ended that many days ago with no renewal recorded, the account "
+        "still in the book); null for a month-to-month account (no committed term)"
     )
     arr_at_stake: float | None
     high_risk: bool = Field(
@@ -385,7 +386,8 @@ class RenewalItem(BaseModel):
     unowned: bool = Field(description="no owner: csm_owner missing, empty or only whitespace")
     renewal_at: UtcDatetime | None
     days_to_renewal: int | None = Field(
-        description="whole days to renewal_at, rounded down; null when month-to-month"
+        description="whole days to renewal_at, rounded down; negative = overdue (listed "
+        "first in every window); null when month-to-month"
     )
     month_to_month: bool
     arr_at_stake: float | None

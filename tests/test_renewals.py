@@ -53,7 +53,7 @@ def _calendar(
 
 @pytest.mark.parametrize(
     ("days", "tier"),
-    [(0, 30), (30, 30), (31, 60), (60, 60), (61, 90), (90, 90), (91, None)],
+    [(-5, 30), (0, 30), (30, 30), (31, 60), (60, 60), (61, 90), (90, 90), (91, None)],
 )
 def test_alert_tier_for_high_risk_accounts(days: int, tier: int | None) -> None:
     cal = _calendar([{"days": days, "band": "At risk"}])
@@ -90,9 +90,21 @@ def test_window_sorting_and_stale_dates() -> None:
         {"days": -3},
     ]
     cal = _calendar(rows, within=90)
-    assert list(cal["account_id"]) == ["a2", "a1", "a0"]
-    assert list(cal["days_left"]) == [10.0, 10.0, 80.0]
+    # the overdue term (ended 3 days ago, still in the book) comes first, then the soonest
+    assert list(cal["account_id"]) == ["a4", "a2", "a1", "a0"]
+    assert list(cal["days_left"]) == [-3.0, 10.0, 10.0, 80.0]
+    assert list(cal["overdue"]) == [True, False, False, False]
     assert list(cal.columns) == list(CALENDAR_COLUMNS)
+
+
+def test_an_overdue_renewal_is_due_in_every_window_and_alerts_at_the_first_tier() -> None:
+    rows: list[dict] = [{"days": -20, "band": "At risk"}, {"days": -1, "band": "Healthy"}]
+    for within in (0, 30, 365):
+        cal = _calendar(rows, within=within)
+        assert list(cal["account_id"]) == ["a0", "a1"]
+    cal = _calendar(rows, within=0)
+    assert cal["alert_days"].iloc[0] == 30  # the smallest tier of rules.yaml's 90/60/30
+    assert pd.isna(cal["alert_days"].iloc[1])  # not high risk: listed, no alert
 
 
 def test_month_to_month_accounts_are_not_renewals_but_the_monthly_at_risk_view() -> None:

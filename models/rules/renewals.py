@@ -9,7 +9,10 @@ by `nrr score` and by the API (scores, worklist and `GET /v1/renewals`):
   monthly-at-risk view (`monthly_at_risk`: high-risk ones, highest churn probability first),
   never as renewals every 30 days.
 - days left: whole days from as_of to the renewal date, rounded down (a renewal 30.5 days
-  away has 30 days left); a negative value is a stale date, not an upcoming renewal.
+  away has 30 days left). A negative value is an overdue renewal: the committed term ended
+  and no renewal is recorded, yet the account is still in the active book (inside the grace
+  period, or the export missed the renewal). It is the most urgent renewal there is, so it
+  is listed first in every renewal window (`overdue`), never dropped.
 - high risk: the health band is one of `high_risk_bands` or the churn probability is
   strictly above `churn_probability_high` (rules.yaml: "above"; at the threshold is not).
 - alert tier: for a high-risk account renewing in the next max(alert_days) days, the
@@ -34,6 +37,7 @@ CALENDAR_COLUMNS = (
     "renewal_at",
     "month_to_month",
     "days_left",
+    "overdue",
     "arr",
     "health_score",
     "health_band",
@@ -63,8 +67,11 @@ def high_risk(
 
 
 def renews_within(days_left: Any, within_days: int) -> Any:
-    """Whether a renewal `days_left` whole days away falls in the next `within_days` days."""
-    return (days_left >= 0) & (days_left <= within_days)
+    """Whether a renewal `days_left` whole days away is due within `within_days` days.
+
+    Overdue renewals (days_left < 0) are due in every window; unknown (NaN) in none.
+    """
+    return days_left <= within_days
 
 
 def alert_tier(days_left: np.ndarray, risky: np.ndarray, tiers: list[int]) -> np.ndarray:
@@ -176,6 +183,7 @@ def _status_frame(
             "renewal_at": status["renewal_at"],
             "month_to_month": status["month_to_month"],
             "days_left": pd.array(status["days_left"], dtype="float64").astype("Int64"),
+            "overdue": status["days_left"] < 0,
             "arr": status["arr"],
             "health_score": numeric_column(health, "health_score"),
             "health_band": band.to_numpy(),
@@ -195,14 +203,13 @@ def renewal_calendar(
     churn_probability: pd.Series | None,
     config: RulesConfig,
 ) -> pd.DataFrame:
-    """Committed terms renewing within `within_days` of as_of, soonest first, with risk and
-    alert tier (month-to-month accounts are in `monthly_at_risk`, not here)."""
+    """Committed terms renewing within `within_days` of as_of, overdue ones first, then
+    soonest, with risk and alert tier (month-to-month accounts are in `monthly_at_risk`)."""
     snaps = snapshots_at_as_of
     _check_inputs(snaps, as_of=as_of, health=health, within_days=within_days)
     frame = _status_frame(
         snaps, as_of=as_of, health=health, churn_probability=churn_probability, config=config
     )
-    # A renewal date already past is stale data, not an upcoming renewal.
     days = frame["days_left"]
     keep = (~frame["month_to_month"]) & renews_within(days, within_days).fillna(False)
     out = frame[keep.to_numpy(dtype=bool)]
