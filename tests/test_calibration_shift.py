@@ -101,3 +101,21 @@ def test_complexity_rule_applies_only_when_asked_and_tuning_overrides_it() -> No
     )
     tuned = booster_params(ruled, seed=1, positives=100, overrides={"num_leaves": 31})
     assert tuned["num_leaves"] == 31 and tuned["lambda_l2"] == 10.0
+
+
+@pytest.mark.parametrize("recipe", ["lightgbm", "logistic"])
+def test_latest_base_rate_holds_for_the_served_refit_model(recipe: str) -> None:
+    from training.fit import fit_recipe
+
+    frame = labelled_rows(make_snapshots(n_accounts=300, months=20, seed=3))
+    config = load_experiment(FAST_EXPERIMENT)
+    config = config.model_copy(
+        update={"calibration": config.calibration.model_copy(update={"base_rate": "latest"})}
+    )
+    assert config.booster.refit_all_rows
+    model = fit_recipe(frame, recipe=recipe, target="churn", config=config)  # type: ignore[arg-type]
+    _, cal = holdout_split(frame, config=config)
+    held = frame.iloc[cal]
+    latest = held[held["as_of"] == held["as_of"].max()]
+    observed = target_labels(latest, "churn").mean()
+    assert model.predict_proba(latest).mean() == pytest.approx(observed, abs=1e-6)

@@ -3,7 +3,7 @@ later hold-out."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Literal
 
@@ -200,6 +200,14 @@ def fit_scoring_model(
             rounds=rounds,
         )
         train_rows = len(frame)
+        calibrator = _anchor_latest(
+            calibrator,
+            lambda rows: np.asarray(
+                booster.predict(design_matrix(rows, features=names, levels=levels), raw_score=True),
+                dtype=float,
+            ),
+            cal_rows, labels[cal_pos], config=config,
+        )  # fmt: skip
     metadata = _fit_metadata(
         frame, labels, target=target, config=config, recipe="lightgbm", method=method,
         params={k: v for k, v in params.items() if k != "verbosity"},
@@ -237,6 +245,9 @@ def fit_linear_model(
     if config.booster.refit_all_rows:
         final = LogisticBaseline.fit(frame, labels, features=names, seed=config.seed)
         train_rows = len(frame)
+        calibrator = _anchor_latest(
+            calibrator, final.predict_raw, frame.iloc[cal_pos], labels[cal_pos], config=config
+        )
     metadata = _fit_metadata(
         frame, labels, target=target, config=config, recipe="logistic", method=method,
         params={"C": LOGISTIC_C, "max_iter": LOGISTIC_MAX_ITER},
@@ -294,6 +305,32 @@ def fit_recipe(
             frame, target=target, config=config, overrides=overrides, features=features
         )
     raise ValueError(f"recipe must be one of {RECIPES}, got {recipe!r}")
+
+
+def _anchor_latest(
+    calibrator: Calibrator | None,
+    raw_of: Callable[[pd.DataFrame], np.ndarray],
+    cal_rows: pd.DataFrame,
+    cal_labels: np.ndarray,
+    *,
+    config: ExperimentConfig,
+) -> Calibrator | None:
+    """With calibration.base_rate latest, after the refit on every row: shift the level
+    again so the served model's mean probability on the hold-out's latest date equals that
+    date's observed rate.
+
+    The refit model has learnt from the hold-out's (recent) labels too, so its scores move
+    up or down with a rate that moved; the calibrator, fitted on the earlier model's scores,
+    would count the move twice (measured: a 24-month company's expansion over-predicted by
+    12 points at its first cut).
+    """
+    if calibrator is None or config.calibration.base_rate != "latest":
+        return calibrator
+    stamps = pd.to_datetime(cal_rows["as_of"])
+    latest = (stamps == stamps.max()).to_numpy()
+    rate = float(cal_labels[latest].mean())
+    probs = calibrator.predict(raw_of(cal_rows[latest]))
+    return calibrator.shifted(level_shift(probs, rate))
 
 
 def _calibrate(
