@@ -188,6 +188,12 @@ def test_correlation_rates_match_a_hand_count() -> None:
     assert out["churn_ratio_low"] <= out["churn_ratio"] <= out["churn_ratio_high"]
 
 
+def test_no_labelled_month_gives_no_correlation_instead_of_an_error() -> None:
+    rows = pd.DataFrame({"account_id": [], "churned": [], "expanded": []})
+    out = theme_correlation(rows, np.zeros((0, 2), dtype=bool), CorrelationSettings())
+    assert len(out) == 2 and out["churn_ratio"].isna().all() and (out["churn_rows"] == 0).all()
+
+
 def test_theme_table_figures_match_the_raw_tables(saas: Path, saas_report: ThemeReport) -> None:
     report = saas_report
     texts = _texts_with_truth(saas)

@@ -79,12 +79,19 @@ def theme_correlation(
 ) -> pd.DataFrame:
     """Per theme and outcome: mention rates with / without it, their ratio and interval."""
     k = said.shape[1]
+    out = pd.DataFrame({"theme": np.arange(k)})
+    if rows.empty:  # history shorter than one label window: nothing to compare
+        for short in ("churn", "expand"):
+            out[f"{short}_rows"] = 0
+            for col in ("mention_rate", "ratio", "ratio_low", "ratio_high"):
+                out[f"{short}_{col}"] = np.nan
+            out[f"rest_{short}_mention_rate"] = np.nan
+        return out
     rng = np.random.default_rng(settings.seed)
     accounts = rows["account_id"].astype(str).to_numpy()
     n_accounts = np.unique(accounts).size
     weights = rng.multinomial(n_accounts, np.full(n_accounts, 1.0 / n_accounts), settings.draws)
     tail = (1.0 - settings.level) / 2.0
-    out = pd.DataFrame({"theme": np.arange(k)})
     for outcome in OUTCOMES:
         flag = rows[outcome].astype(bool).to_numpy()
         n1, n0, m1, m0 = _per_account(accounts, flag, said)
