@@ -147,6 +147,22 @@ TABLES: dict[str, TableSpec] = {
             key=("invoice_id",),
             observed=("paid_at",),
         ),
+        # CSM plays run on accounts (bulk load of what POST /v1/interventions records).
+        # Read only by the intervention report: no feature is built from it, so the models
+        # never learn from their own plays.
+        TableSpec(
+            "interventions",
+            (
+                _c("account_id", "string"),
+                _c("play", "string"),
+                _c("started_at", "timestamp"),
+                _c("owner", "string", optional=True),
+                _c("notes", "string", optional=True),
+            ),
+            required=False,
+            key=("account_id", "play", "started_at"),
+            observed=("started_at",),
+        ),
     )
 }
 

@@ -66,6 +66,11 @@ class Workspace(BaseSettings):
     def api_keys_path(self) -> Path:
         return self.root / "api_keys.json"
 
+    @property
+    def interventions_path(self) -> Path:
+        """Plays recorded through POST /v1/interventions (JSON lines, append-only)."""
+        return self.root / "interventions.jsonl"
+
     def store_exists(self) -> bool:
         """False when a local store was never written (so a reader can say so plainly)."""
         if self.tracking_uri is not None:

@@ -33,6 +33,7 @@ def build_app() -> typer.Typer:
     from models.cli import register as register_rules
     from models.outcomes.cli import register as register_outcomes
     from serving.cli import register as register_serving
+    from serving.interventions_cli import register as register_interventions
     from serving.voice_cli import register as register_voice
     from training.cli import register as register_training
     from training.drift_cli import register as register_drift
@@ -48,6 +49,7 @@ def build_app() -> typer.Typer:
     register_serving(app)
     register_outcomes(app)
     register_voice(app)
+    register_interventions(app)
     return app
 
 

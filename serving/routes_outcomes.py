@@ -1,4 +1,5 @@
-"""GET /v1/churn-timing, /v1/winback, /v1/targets: outcome files `nrr forecast` wrote.
+"""GET /v1/churn-timing, /v1/winback, /v1/targets: outcome files `nrr forecast` wrote;
+POST / GET /v1/interventions: plays recorded into the workspace for `nrr interventions`.
 
 `nrr forecast` writes churn_timing.json, winback.json and targets.json beside forecast.json
 (`outcome_files` below is the one definition of their content); these routes serve them
@@ -7,12 +8,16 @@ from NRR_REPORT_DIR like /v1/forecast, behind a reader key.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from serving.dashboard import _errors, _json
-from serving.routes import require_reader
+from serving.routes import require_admin, require_reader
+from serving.schemas import ApiError
 
 if TYPE_CHECKING:  # the writer's types; `nrr serve` need not import pandas models at start
     import pandas as pd
@@ -92,3 +97,95 @@ def winback(request: Request) -> Any:
 def targets(request: Request) -> Any:
     """NRR target and owner per segment, and the chance of reaching it (quarter, year)."""
     return _json(request, TARGETS_FILE)
+
+
+class InterventionIn(BaseModel):
+    """A play started on an account (what `nrr interventions` evaluates 90 days later)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "account_id": "ACC000409",
+                    "play": "executive escalation",
+                    "owner": "Ana Ruiz",
+                    "started_at": "2026-09-14T09:00:00Z",
+                    "notes": "renewal at risk, exec call booked",
+                }
+            ]
+        },
+    )
+
+    account_id: str = Field(min_length=1, max_length=200)
+    play: str = Field(min_length=1, max_length=200)
+    owner: str | None = Field(None, max_length=200)
+    started_at: datetime = Field(description="ISO 8601; naive values are read as UTC")
+    notes: str | None = Field(None, max_length=4000)
+
+    @field_validator("account_id", "play")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value.strip()
+
+    @field_validator("started_at")
+    @classmethod
+    def _not_future(cls, value: datetime) -> datetime:
+        utc = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        # a few minutes of clock skew between the CSM tool and the server are fine
+        if utc > datetime.now(UTC) + timedelta(minutes=10):
+            raise ValueError("started_at lies in the future: record a play once it has started")
+        return utc
+
+
+def _store(request: Request) -> Path:
+    return Path(request.app.state.settings.workspace().interventions_path)
+
+
+@router.post(
+    "/v1/interventions",
+    status_code=201,
+    tags=["outcomes"],
+    dependencies=[Depends(require_admin)],
+    responses={
+        401: {"model": ApiError, "description": "missing or wrong X-API-Key"},
+        403: {"model": ApiError, "description": "a reader key cannot record plays"},
+        503: {"model": ApiError, "description": "the workspace cannot be written"},
+    },
+)
+def record_intervention(body: InterventionIn, request: Request) -> dict[str, Any]:
+    """Record a play (admin key); `nrr interventions` in the same workspace evaluates it."""
+    from models.outcomes.store import append_play
+
+    record = body.model_dump()
+    record["started_at"] = body.started_at.isoformat()
+    record["recorded_at"] = datetime.now(UTC).isoformat()
+    try:
+        append_play(_store(request), record)
+    except OSError as exc:
+        raise HTTPException(
+            status_code=503, detail=f"cannot record the play: {exc.strerror or exc}"
+        ) from None
+    return record
+
+
+@router.get(
+    "/v1/interventions",
+    tags=["outcomes"],
+    dependencies=[Depends(require_reader)],
+    responses={401: {"model": ApiError, "description": "missing or wrong X-API-Key"}},
+)
+def list_interventions(request: Request) -> dict[str, Any]:
+    """The plays recorded through POST /v1/interventions, oldest first."""
+    from models.outcomes.store import read_plays
+    from serving.forecasting import records
+
+    try:
+        plays = read_plays(_store(request))
+    except OSError as exc:
+        raise HTTPException(
+            status_code=503, detail=f"cannot read the plays: {exc.strerror or exc}"
+        ) from None
+    return {"interventions": records(plays)}

@@ -130,6 +130,15 @@ def valid_frames() -> dict[str, pd.DataFrame]:
                 "status": _str("paid", "failed", "open"),
             }
         ),
+        "interventions": pd.DataFrame(
+            {
+                "account_id": _str("b"),
+                "play": _str("executive escalation"),
+                "started_at": _ts("2024-04-15"),
+                "owner": _str("kim"),
+                "notes": _str(None),
+            }
+        ),
     }
 
 

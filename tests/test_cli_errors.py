@@ -176,6 +176,24 @@ CASES: tuple[Case, ...] = (
         r"--outcomes.*no such file",
     ),
     Case(
+        "interventions-missing-folder",
+        "interventions --data {missing}",
+        r"no such file",
+        report=True,
+    ),
+    Case(
+        "interventions-empty-tables",
+        "interventions --data {empty}",
+        r"table has no rows",
+        report=True,
+    ),
+    Case("interventions-no-plays", "interventions --data {short}", r"no plays to evaluate"),
+    Case(
+        "interventions-units-not-csv",
+        "interventions --data {short} --units u.txt",
+        r"--units.*\.csv",
+    ),
+    Case(
         "forecast-missing-targets",
         "forecast --data {short} --out rep --targets nope.yaml",
         r"--targets.*no such file",

@@ -47,6 +47,7 @@ ROW_IDS = {
     "tickets": ("ticket_id",),
     "nps_responses": ("account_id",),
     "invoices": ("invoice_id",),
+    "interventions": ("account_id", "play"),
 }
 # the DuckDB column type a database export would hold, per kind and precision
 DUCKDB_TYPES = {

@@ -34,6 +34,10 @@ def _write(folder: Path, **kwargs: int) -> Path:
     return folder
 
 
+# every contract table but interventions, which needs SimulationConfig(plays=...)
+WRITTEN = {name: spec for name, spec in TABLES.items() if name != "interventions"}
+
+
 @pytest.fixture(scope="module")
 def company(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _write(tmp_path_factory.mktemp("company"), accounts=300, months=24, seed=3)
@@ -89,7 +93,7 @@ def test_same_seed_writes_byte_identical_files_and_another_seed_differs(tmp_path
 
 
 def test_every_table_has_the_contract_columns_and_types(company: Path) -> None:
-    for name, spec in TABLES.items():
+    for name, spec in WRITTEN.items():
         schema = pq.read_schema(company / f"{name}.parquet")
         for col in spec.columns:
             if col.name == "sentiment":
@@ -121,7 +125,7 @@ def test_nothing_observed_at_or_after_the_extraction_and_open_states_are_null(
     company: Path,
 ) -> None:
     end = END.tz_localize("UTC")
-    for name, spec in TABLES.items():
+    for name, spec in WRITTEN.items():
         frame = _read(company, name)
         for col in spec.observed:
             assert not (frame[col] >= end).any(), f"{name}.{col} at or after the end"

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from features.simulate.plays import PlaysConfig
 from features.simulate.texts import DEFAULT_TOPICS, Topic
 
 DEFAULT_END = pd.Timestamp("2026-10-01 00:00")
@@ -24,6 +25,9 @@ class SimulationConfig(BaseModel):
     months: int = Field(default=36, ge=1, le=240, description="months of history before `end`")
     seed: int = Field(default=7, ge=0, description="same seed, byte-identical output")
     end: pd.Timestamp | None = Field(default=None, description="extraction time (naive UTC)")
+    plays: PlaysConfig | None = Field(
+        default=None, description="simulated CSM plays with a known effect (off: none)"
+    )
     topics: tuple[Topic, ...] = Field(
         default=DEFAULT_TOPICS, min_length=2, description="what ticket and NPS texts are about"
     )

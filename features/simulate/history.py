@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -212,9 +213,19 @@ def _open(born: np.ndarray, day: int, t_us: np.ndarray, state: State, rec: _Reco
 
 
 def run_history(
-    accounts: Accounts, state: State, *, days: int, month_days: np.ndarray, rng: np.random.Generator
+    accounts: Accounts,
+    state: State,
+    *,
+    days: int,
+    month_days: np.ndarray,
+    rng: np.random.Generator,
+    on_day: Callable[[int, State], None] | None = None,
 ) -> History:
-    """Step the batch through every day of the history, recording what is observable."""
+    """Step the batch through every day of the history, recording what is observable.
+
+    `on_day(day, state)` runs at the start of each day, after the month-start snapshot and
+    before the day's step (the simulated plays use it, features/simulate/interventions.py).
+    """
     rec = _Recorder(days, state.active.shape[0])
     snapshots: list[tuple[int, np.ndarray, State]] = []
     months = set(month_days.tolist())
@@ -227,6 +238,8 @@ def run_history(
             snapshots.append((day, live, state.take(live)))
         if day == days:
             break
+        if on_day is not None:
+            on_day(day, state)
         out = step(state, day, rng)
         t_us = day * DAY_US + accounts.offset_us
         rec.period(np.flatnonzero(out.churned), t_us[out.churned], state, start=False)

@@ -19,6 +19,7 @@ from features.simulate.arrow import SCHEMAS, Clock, account_ids, table
 from features.simulate.commercial import accounts_table, invoices_table, subscriptions_table
 from features.simulate.config import BATCH_ACCOUNTS, HORIZON_DAYS, SimulationConfig
 from features.simulate.history import History, draw_accounts, run_history
+from features.simulate.interventions import PlayAssigner, PlayRecords, batch_assigner
 from features.simulate.oracle import oracle_probabilities
 from features.simulate.people import draw_users, users_table
 from features.simulate.signals import integrations_table, nps_table, tickets_table
@@ -28,7 +29,7 @@ GENERATOR = "nrr-engine demo simulator"
 ORACLE_FILE = "oracle.parquet"
 MANIFEST_FILE = "manifest.yaml"
 # independent random streams of one batch
-STREAMS = ("accounts", "latent", "observe", "oracle")
+STREAMS = ("accounts", "latent", "observe", "oracle", "plays")
 
 
 @dataclass
@@ -73,7 +74,12 @@ def _rng(config: SimulationConfig, batch: int, stream: str) -> np.random.Generat
 
 
 def simulate_batch(
-    config: SimulationConfig, batch: int, *, first: int, n: int
+    config: SimulationConfig,
+    batch: int,
+    *,
+    first: int,
+    n: int,
+    plays: PlayAssigner | None = None,
 ) -> tuple[dict[str, pa.Table], History]:
     """Every table (and the oracle) for accounts first..first+n-1."""
     days = config.days
@@ -87,6 +93,7 @@ def simulate_batch(
         days=days,
         month_days=month_start_days(config),
         rng=_rng(config, batch, "latent"),
+        on_day=plays,
     )
     rng = _rng(config, batch, "observe")
     users = draw_users(history, rng)
@@ -153,13 +160,20 @@ def write_company(
     began = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     summary = SimulationSummary(rows=dict.fromkeys(SCHEMAS, 0))
+    played = PlayRecords()
     writers = {
         name: pq.ParquetWriter(out / f"{name}.parquet", schema) for name, schema in SCHEMAS.items()
     }
     try:
         for batch, first in enumerate(range(0, config.accounts, BATCH_ACCOUNTS)):
             n = min(BATCH_ACCOUNTS, config.accounts - first)
-            tables, history = simulate_batch(config, batch, first=first, n=n)
+            plays = batch_assigner(
+                config.plays, _rng(config, batch, "plays"), month_start_days(config)
+            )
+            tables, history = simulate_batch(config, batch, first=first, n=n, plays=plays)
+            if plays is not None:  # the plays table and their true effects, written at the end
+                acc, clock = history.accounts, Clock(config.start_at, config.days)
+                played.add(plays, index=acc.index, owner=acc.owner, clock=clock)
             for name, tab in tables.items():
                 writers[name].write_table(tab)
                 summary.rows[name] += tab.num_rows
@@ -169,6 +183,8 @@ def write_company(
     finally:
         for writer in writers.values():
             writer.close()
+    if config.plays is not None:
+        played.write(out, config.plays)
     (out / EVENT_MAP_FILE).write_text(dump_event_map(DEMO_EVENT_MAP))
     (out / MANIFEST_FILE).write_text(yaml.safe_dump(_manifest(config), sort_keys=False))
     summary.seconds = time.perf_counter() - began

@@ -34,14 +34,14 @@ def _config(path: Path | None) -> OutcomesConfig:
         raise typer.BadParameter(str(exc), param_hint="--outcomes") from None
 
 
-def _check_csv(path: Path | None) -> None:
+def _check_csv(path: Path | None, *, option: str = "--out") -> None:
     from features.cli import check_out_path
 
     if path is None:
         return
     if path.suffix != ".csv":
-        raise typer.BadParameter(f"--out {path}: use a .csv file name")
-    check_out_path(path)
+        raise typer.BadParameter(f"{option} {path}: use a .csv file name")
+    check_out_path(path, option=option)
 
 
 def _write_csv(frame: pd.DataFrame, path: Path | None) -> None:
