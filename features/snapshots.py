@@ -116,6 +116,8 @@ def build_features(
 
 def partition_count(source: DataSource, spine: pd.DataFrame) -> int:
     """How many account partitions keep each staged slice of events small."""
+    if not source.engine.splits_builds:
+        return 1
     row = source.engine.rows("SELECT COUNT(*) FROM events")[0]
     n_events = int(row[0]) if row else 0
     accounts = max(1, spine["account_id"].nunique())

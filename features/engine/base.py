@@ -43,6 +43,10 @@ class Engine(ABC):
     name: str = "engine"
     # exception types meaning "the statement or the data is bad" (reported, not a crash)
     errors: tuple[type[BaseException], ...] = ()
+    # Whether the snapshot build splits accounts into partitions to bound memory (DuckDB on
+    # one machine). A distributed engine spills and spreads the work itself, and every
+    # partition would repeat the build's ~45 statements and their fixed cost.
+    splits_builds: bool = True
 
     def __init__(self) -> None:
         self.trace: list[Statement] | None = None

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from features.engine.base import EngineError
@@ -27,9 +28,10 @@ LOCAL_CONF: dict[str, str] = {
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "false",
-    "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
     "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
 }
+# errors only from the JVM (Spark's default profile prints a banner and warnings)
+LOG_CONFIG = Path(__file__).with_name("log4j2.properties")
 # Settings every session needs for parity with DuckDB, also an existing (cluster) one.
 SESSION_CONF: dict[str, str] = {
     "spark.sql.session.timeZone": "UTC",
@@ -66,6 +68,8 @@ def spark_session(
     os.environ["PYSPARK_PYTHON"] = sys.executable
     os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
     builder = sql.SparkSession.builder.master(master).appName(app_name)
+    driver_options = f"-Duser.timezone=UTC -Dlog4j2.configurationFile={LOG_CONFIG.as_uri()}"
+    builder = builder.config("spark.driver.extraJavaOptions", driver_options)
     for key, value in {**LOCAL_CONF, **(conf or {})}.items():
         builder = builder.config(key, value)
     try:

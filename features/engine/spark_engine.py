@@ -23,10 +23,13 @@ if TYPE_CHECKING:
 # pyspark 4.3 warns on every conversion that it does not "fully support pandas >= 3.0";
 # the parity test checks the conversions this engine uses.
 _PANDAS_WARNING = "PySpark does not yet fully support pandas"
+# ... and calls astype(copy=False), which pandas 3 deprecates, once per column
+_COPY_WARNING = "The copy keyword is deprecated"
 
 
 class SparkEngine(Engine):
     name = "spark"
+    splits_builds = False
 
     def __init__(self, spark: SparkSession, *, dialect: str = "spark") -> None:
         super().__init__()
@@ -49,6 +52,7 @@ class SparkEngine(Engine):
             raise EngineError("query parameters are not supported on the spark engine")
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=_PANDAS_WARNING)
+            warnings.filterwarnings("ignore", message=_COPY_WARNING)
             frame = self._run(query).toPandas()
         return _normalise(frame)
 
