@@ -111,6 +111,27 @@ def test_roadmap_without_labels_or_models_says_what_is_missing() -> None:
     assert "No drivers or audit" in section.reading
 
 
+THEME = {
+    "name": "sso login / login sessions",
+    "mentions": 12,
+    "accounts": 9,
+    "arr_affected": 250_000.0,
+    "trend": "up",
+    "segment_most_affected": "Enterprise",
+    "segment_lift": 1.8,
+    "sentiment": -0.4,
+    "churn_ratio": 2.0,
+    "churn_ratio_low": 1.3,
+    "churn_ratio_high": 3.1,
+    "churn_reading": "more",
+    "expand_ratio": None,
+    "expand_ratio_low": None,
+    "expand_ratio_high": None,
+    "expand_reading": "too few",
+    "quotes": ["SSO login fails <again>."],
+}
+
+
 def _client(report_dir: Path, keys_path: Path | None = None) -> TestClient:
     from serving.routes_voice import router
 
@@ -137,28 +158,43 @@ def test_routes_serve_the_files_behind_a_reader_key(tmp_path: Path) -> None:
 
 
 def test_theme_section_reads_the_json() -> None:
-    theme = {
-        "name": "sso login / login sessions",
-        "mentions": 12,
-        "accounts": 9,
-        "arr_affected": 250_000.0,
-        "trend": "up",
-        "segment_most_affected": "Enterprise",
-        "segment_lift": 1.8,
-        "sentiment": -0.4,
-        "churn_ratio": 2.0,
-        "churn_ratio_low": 1.3,
-        "churn_ratio_high": 3.1,
-        "churn_reading": "more",
-        "expand_ratio": None,
-        "expand_ratio_low": None,
-        "expand_ratio_high": None,
-        "expand_reading": "too few",
-        "quotes": ["SSO login fails <again>."],
-    }
+    theme = THEME
     report = {"window_days": 90, "texts": 40, "correlation_rows": 100, "themes": [theme]}
     section = themes_section(report)
     assert "$250K across 9 accounts" in section.reading
     assert "Churn-correlated: sso login / login sessions" in section.reading
     assert "2.0x (1.3-3.1)" in section.table and "Enterprise (1.8x its share)" in section.table
     assert "&lt;again&gt;" in section.table and "<again>" not in section.table
+
+
+def test_forecast_report_carries_both_sections_and_writes_their_files(tmp_path: Path) -> None:
+    """write_report puts the voice sections into report.html and their JSON beside it,
+    where GET /v1/themes and /v1/roadmap read them."""
+    import dataclasses
+
+    from test_forecasting import forecast_for, synthetic_company
+
+    from serving.forecast_cli import write_report
+    from serving.forecasting import build_nrr_tables
+    from serving.voice_report import voice_sections
+
+    subs, accounts = synthetic_company(0)
+    nrr = build_nrr_tables(subs, accounts, data_end=pd.Timestamp("2025-07-01"))
+    from serving.report_html import ReportInputs
+
+    roadmap = build_roadmap(_labelled(), churn=None, expansion=None, audit=AuditSettings(draws=50))
+    theme = {**THEME, "name": "invoice / billing"}
+    voice = {
+        "themes.json": {"window_days": 90, "texts": 3, "correlation_rows": 0, "themes": [theme]},
+        "roadmap.json": json.loads(json.dumps(roadmap.to_dict())),
+    }
+    inputs = ReportInputs(nrr=nrr, forecast=forecast_for(draws=500))
+    inputs = dataclasses.replace(inputs, voice=voice, voice_sections=tuple(voice_sections(voice)))
+    out = tmp_path / "report"
+    write_report(inputs, out)
+    html_text = (out / "report.html").read_text()
+    assert '<section id="themes">' in html_text and '<section id="roadmap">' in html_text
+    assert "invoice / billing" in html_text
+    served = _client(out).get("/v1/roadmap").json()
+    assert served["audit_rows"] == roadmap.audit_rows
+    assert _client(out).get("/v1/themes").json()["themes"][0]["name"] == "invoice / billing"

@@ -4,6 +4,7 @@ against an independent pandas reading of the tables, and the correlation's rates
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -235,3 +236,20 @@ def test_problem_topics_come_out_churn_correlated(saas: Path, saas_report: Theme
     growth = themes[themes["theme"].map(kind_of) == "growth"]
     assert problem["churn_ratio"].mean() > 1.0 > growth["churn_ratio"].mean()
     assert growth["expand_ratio"].mean() > problem["expand_ratio"].mean()
+
+
+def test_nrr_themes_writes_json_csv_and_a_page(saas: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from nrr.cli import build_app
+
+    result = CliRunner().invoke(
+        build_app(), ["themes", "--data", str(saas), "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 0, result.output
+    content = json.loads((tmp_path / "themes.json").read_text())
+    table = pd.read_csv(tmp_path / "themes.csv")
+    assert len(content["themes"]) == len(table) == len(DEFAULT_TOPICS)
+    assert table["mentions"].tolist() == [t["mentions"] for t in content["themes"]]
+    page = (tmp_path / "themes.html").read_text()
+    assert '<section id="themes">' in page and content["themes"][0]["name"] in page
