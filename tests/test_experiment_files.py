@@ -125,7 +125,8 @@ def test_an_unrelated_unknown_key_lists_the_valid_keys(tmp_path: Path) -> None:
     )
     with pytest.raises(ExperimentConfigError, match=r"promotion\.zzz: unknown key") as info:
         load_experiment(bad)
-    assert "valid keys: brier_tolerance, min_auc_delta" in str(info.value)
+    valid = "valid keys: brier_tolerance, interval, interval_resamples, min_auc_delta"
+    assert valid in str(info.value)
 
 
 @pytest.mark.parametrize(
