@@ -18,6 +18,7 @@ from features.definition import FeatureDefinition
 from features.load_cli import read_parquet_or_exit
 from models.clock import utc_now
 from models.outcomes.config import TargetsConfig
+from models.outcomes.interventions import InterventionReport
 from models.outcomes.tables import OutcomeTables
 from models.outcomes.targets import target_probabilities
 from models.revenue.forecast_book import (
@@ -118,6 +119,8 @@ def write_tables(report: ReportInputs, folder: Path) -> list[Path]:
         tables["winback"] = report.outcomes.winback
     if report.targets is not None:
         tables["nrr_targets"] = report.targets
+    if report.interventions is not None:
+        tables["intervention_outcomes"] = report.interventions.results
     paths = []
     for name, frame in tables.items():
         path = folder / f"{name}.csv"
@@ -138,7 +141,12 @@ def write_report(report: ReportInputs, out_dir: Path) -> Path:
         forecast["model_source"] = report.model_source
         (tmp / FORECAST_FILE).write_text(json.dumps(forecast, indent=1), encoding="utf-8")
         (tmp / NRR_FILE).write_text(json.dumps(report.nrr.to_dict(), indent=1), encoding="utf-8")
-        extra = outcome_files(report.outcomes, report.targets, as_of=report.forecast.as_of)
+        extra = outcome_files(
+            report.outcomes,
+            report.targets,
+            as_of=report.forecast.as_of,
+            interventions=report.interventions,
+        )
         extra.update({k: dict(v) for k, v in report.voice.items()})  # serving.voice_files
         for name, content in extra.items():
             (tmp / name).write_text(json.dumps(content, indent=1), encoding="utf-8")
@@ -181,6 +189,7 @@ def prepare_report(
     rules: RulesConfig | None = None,
     outcomes: OutcomeTables | None = None,
     targets: TargetsConfig | None = None,
+    interventions: InterventionReport | None = None,
 ) -> tuple[ReportInputs, int]:
     """All report tables from the raw tables and per-account scores at as_of.
 
@@ -231,6 +240,7 @@ def prepare_report(
         benchmarks=revenue.benchmarks(),
         outcomes=outcomes,
         targets=target_table,
+        interventions=interventions,
     )
     return report, filled
 
@@ -329,6 +339,7 @@ def forecast(
         load_targets,
     )
     from models.outcomes.tables import build_outcome_tables
+    from serving.interventions_cli import intervention_report, recorded_plays
 
     try:
         target_config = load_targets(targets)
@@ -351,6 +362,12 @@ def forecast(
     outcome_tables = build_outcome_tables(
         source, config=outcome_config, grace_days=definition.snapshot.grace_days, seed=seed
     )
+    plays = recorded_plays(source, workdir)
+    intervention = None
+    if not plays.empty:  # the export or the API recorded plays: report whether they worked
+        console.print(f"interventions: {len(plays):,} plays, scoring their months ...")
+        spec = outcome_config.interventions
+        intervention, _ = intervention_report(source, plays, spec=spec, workdir=workdir)
     report, filled = prepare_report(
         subscriptions=source.sql("SELECT * FROM subscriptions"),
         accounts=source.sql("SELECT * FROM accounts"),
@@ -365,6 +382,7 @@ def forecast(
         grace_days=definition.snapshot.grace_days,
         outcomes=outcome_tables,
         targets=target_config,
+        interventions=intervention,
     )
     if filled:
         console.print(f"[yellow]{filled} account(s) with ARR had no snapshot score: mean used")

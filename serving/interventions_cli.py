@@ -7,6 +7,7 @@ Scores the book at every month start the report needs with the workspace's champ
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import typer
@@ -16,11 +17,18 @@ from rich.table import Table
 from models.clock import utc_now
 from models.workspace import WORKDIR_HELP
 
+if TYPE_CHECKING:
+    from features.source import DataSource
+    from models.outcomes.config import InterventionSpec
+    from models.outcomes.interventions import InterventionReport
+
 console = Console(stderr=True)
 out = Console()
 
 
-def _scores(source, dates: list[pd.Timestamp], workdir: Path | None):  # type: ignore[no-untyped-def]
+def _scores(
+    source: DataSource, dates: list[pd.Timestamp], workdir: Path | None
+) -> tuple[pd.DataFrame, str, int]:
     from features.snapshots import build_snapshots
     from features.spine import build_spine
     from serving.forecast_cli import _score, _served_models
@@ -44,7 +52,7 @@ def _scores(source, dates: list[pd.Timestamp], workdir: Path | None):  # type: i
     return frame, model_source, definition.snapshot.grace_days
 
 
-def _plays(source, workdir: Path | None) -> pd.DataFrame:  # type: ignore[no-untyped-def]
+def recorded_plays(source: DataSource, workdir: Path | None) -> pd.DataFrame:
     """The export's interventions table plus the plays recorded through the API."""
     from models.outcomes.store import read_plays
     from models.workspace import Workspace
@@ -56,6 +64,29 @@ def _plays(source, workdir: Path | None) -> pd.DataFrame:  # type: ignore[no-unt
     plays["account_id"] = plays["account_id"].astype("string")
     plays["started_at"] = pd.to_datetime(plays["started_at"]).astype("datetime64[ns]")
     return plays.drop_duplicates(["account_id", "play", "started_at"]).reset_index(drop=True)
+
+
+def intervention_report(
+    source: DataSource, plays: pd.DataFrame, *, spec: InterventionSpec, workdir: Path | None
+) -> tuple[InterventionReport, str]:
+    """Score the month starts the plays need and compare them with matched accounts."""
+    from models.outcomes.interventions import evaluate_interventions, score_dates
+    from models.revenue.nrr import arr_timeline
+
+    dates = score_dates(plays, outcome_days=spec.outcome_days, data_end=source.data_end)
+    if not dates:
+        raise typer.BadParameter("every play starts after the end of the data", param_hint="--data")
+    scores, model_source, grace_days = _scores(source, dates, workdir)
+    subs = source.sql("SELECT * FROM subscriptions")
+    subs = subs.assign(
+        start_at=pd.to_datetime(subs["start_at"]).astype("datetime64[ns]"),
+        end_at=pd.to_datetime(subs["end_at"]).astype("datetime64[ns]"),
+    )
+    timeline = arr_timeline(subs, data_end=source.data_end, grace_days=grace_days)
+    report = evaluate_interventions(
+        plays, scores=scores, timeline=timeline, spec=spec, data_end=source.data_end
+    )
+    return report, model_source
 
 
 def interventions(
@@ -71,14 +102,12 @@ def interventions(
     of the same risk and churn probability without one (the `interventions` table)."""
     from features.load_cli import load_or_exit
     from models.outcomes.cli import _check_csv, _config, _write_csv
-    from models.outcomes.interventions import evaluate_interventions, score_dates
-    from models.revenue.nrr import arr_timeline
 
     _check_csv(out_file)
     _check_csv(units_file, option="--units")
     spec = _config(outcomes).interventions
     source = load_or_exit(data, now=utc_now())
-    plays = _plays(source, workdir)
+    plays = recorded_plays(source, workdir)
     if plays.empty:
         raise typer.BadParameter(
             f"no plays to evaluate: {data} has no interventions rows and the workspace has "
@@ -86,19 +115,7 @@ def interventions(
             "POST /v1/interventions)",
             param_hint="--data",
         )
-    dates = score_dates(plays, outcome_days=spec.outcome_days, data_end=source.data_end)
-    if not dates:
-        raise typer.BadParameter("every play starts after the end of the data", param_hint="--data")
-    scores, model_source, grace_days = _scores(source, dates, workdir)
-    subs = source.sql("SELECT * FROM subscriptions")
-    subs = subs.assign(
-        start_at=pd.to_datetime(subs["start_at"]).astype("datetime64[ns]"),
-        end_at=pd.to_datetime(subs["end_at"]).astype("datetime64[ns]"),
-    )
-    timeline = arr_timeline(subs, data_end=source.data_end, grace_days=grace_days)
-    report = evaluate_interventions(
-        plays, scores=scores, timeline=timeline, spec=spec, data_end=source.data_end
-    )
+    report, model_source = intervention_report(source, plays, spec=spec, workdir=workdir)
     _print(report, model_source)
     _write_csv(report.results, out_file)
     _write_csv(report.units, units_file)
@@ -108,7 +125,7 @@ def _pp(value: float) -> str:
     return "n/a" if pd.isna(value) else f"{100 * value:+.1f}"
 
 
-def _print(report, model_source: str) -> None:  # type: ignore[no-untyped-def]
+def _print(report: InterventionReport, model_source: str) -> None:
     from models.outcomes.interventions import interventions_reading
 
     view = Table(title="at-risk accounts saved 90 days after a play vs matched accounts (pp)")

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from models.outcomes.interventions import InterventionReport
 from models.outcomes.tables import OutcomeTables
 from models.revenue.forecast import POOLED
 from models.revenue.nrr import NrrBands, SegmentBenchmark, nrr_band, segment_context
@@ -59,6 +60,7 @@ class ReportInputs:
     # (models.outcomes.targets.target_probabilities); absent sections are left out
     outcomes: OutcomeTables | None = None
     targets: pd.DataFrame | None = None
+    interventions: InterventionReport | None = None  # models.outcomes.interventions
     # themes.json / roadmap.json content (serving.voice_files) and their sections
     # (serving.voice_report); absent: no section
     voice: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -124,6 +126,12 @@ HEADERS: Mapping[str, str] = {
     "p_year": "Chance (4 quarters)",
     "nrr_p50_year": "P50 NRR (4 quarters)",
     "churned_accounts": "Churned accounts",
+    "risk_level": "Risk level (health band)",
+    "treated": "At-risk accounts with the play",
+    "saved_rate": "Saved",
+    "control_saved_rate": "Saved (matched, no play)",
+    "saved_effect_ci": "Saved: effect (95%)",
+    "retained_effect_ci": "Retained: effect (95%)",
     "churned_total_arr": "Churned ARR",
     "churn_at": "Churned on",
     "arr_at_churn": "ARR at churn",
@@ -588,8 +596,57 @@ def build_sections(inputs: ReportInputs) -> list[Section]:
         *([targets_section(inputs.targets)] if inputs.targets is not None else []),
         *([timing_section(inputs.outcomes)] if inputs.outcomes is not None else []),
         *([winback_section(inputs.outcomes)] if inputs.outcomes is not None else []),
+        *([interventions_section(inputs.interventions)] if inputs.interventions else []),
         *inputs.voice_sections,
     ]
+
+
+def _effect(value: float) -> str:
+    return f"{100 * value:+.1f} pp"
+
+
+def _with_interval(frame: pd.DataFrame, name: str) -> list[str]:
+    cols = (f"{name}_effect", f"{name}_low", f"{name}_high")
+    return [
+        f"{_effect(e)} ({_effect(lo)} to {_effect(hi)})"
+        for e, lo, hi in zip(*(frame[c] for c in cols), strict=True)
+    ]
+
+
+def interventions_section(report: InterventionReport) -> Section:
+    """Saved at-risk accounts per risk level and play against matched accounts without one."""
+    from models.outcomes.interventions import interventions_reading
+
+    frame = report.results
+    shown = pd.DataFrame(
+        {
+            "risk_level": frame["risk_level"],
+            "play": frame["play"],
+            "treated": frame["treated"],
+            "saved_rate": frame["saved_rate"],
+            "control_saved_rate": frame["control_saved_rate"],
+            "saved_effect_ci": _with_interval(frame, "saved"),
+            "retained_effect_ci": _with_interval(frame, "retained"),
+        }
+    )
+    fmt: dict[str, Callable[[float], str]] = {
+        "treated": lambda v: f"{v:,.0f}",
+        "saved_rate": pct,
+        "control_saved_rate": pct,
+    }
+    note = (
+        "Saved: still a customer and Healthy or Thriving 90 days after the play. Comparison: "
+        "accounts of the same health band and nearest churn probability at the same month "
+        "start, without a play within 90 days; 95% bootstrap intervals. Left out: "
+        f"{report.pending} plays with the outcome after the data, {report.not_at_risk} on "
+        f"accounts not at risk, {report.unmatched} without a comparison account. Accounts "
+        "chosen on what the models cannot see bias the comparison."
+    )
+    right = ["saved_effect_ci", "retained_effect_ci"]
+    table = table_html(shown, fmt, right=right) + f"<p class='note'>{html.escape(note)}</p>"
+    return Section(
+        "interventions", "Are the plays working?", interventions_reading(report), table=table
+    )
 
 
 def _chance(value: float) -> str:

@@ -22,11 +22,19 @@ from serving.schemas import ApiError
 if TYPE_CHECKING:  # the writer's types; `nrr serve` need not import pandas models at start
     import pandas as pd
 
+    from models.outcomes.interventions import InterventionReport
     from models.outcomes.tables import OutcomeTables
 
 TIMING_FILE = "churn_timing.json"
 WINBACK_FILE = "winback.json"
 TARGETS_FILE = "targets.json"
+INTERVENTIONS_FILE = "intervention_outcomes.json"
+INTERVENTIONS_NOTE = (
+    "Per risk level (health band at the play's month start) and play: share of at-risk "
+    "accounts saved (still a customer and Healthy or Thriving 90 days later) and retained, "
+    "against the nearest same-band accounts by churn probability without a play; effects "
+    "with 95% bootstrap intervals."
+)
 TARGETS_NOTE = (
     "P(NRR >= target) from the forecast's Monte Carlo (same inputs as the fan), to within "
     "0.1 percentage point. Next quarter: the quarter's NRR against the quarter target; "
@@ -37,7 +45,11 @@ router = APIRouter()
 
 
 def outcome_files(
-    outcomes: OutcomeTables | None, targets: pd.DataFrame | None, *, as_of: pd.Timestamp
+    outcomes: OutcomeTables | None,
+    targets: pd.DataFrame | None,
+    *,
+    as_of: pd.Timestamp,
+    interventions: InterventionReport | None = None,
 ) -> dict[str, dict[str, Any]]:
     """File name -> JSON content of every outcome file of a report."""
     from serving.forecasting import records
@@ -56,6 +68,17 @@ def outcome_files(
             "as_of": outcomes.data_end.isoformat(),
             "backtest": None if test is None else test.to_dict(),
             "accounts": records(outcomes.winback),
+        }
+    if interventions is not None:
+        files[INTERVENTIONS_FILE] = {
+            "note": INTERVENTIONS_NOTE,
+            "left_out": {
+                "outcome_after_data": interventions.pending,
+                "not_at_risk": interventions.not_at_risk,
+                "no_arr_at_start": interventions.unscored,
+                "no_comparison": interventions.unmatched,
+            },
+            "results": records(interventions.results),
         }
     if targets is not None:
         files[TARGETS_FILE] = {
@@ -86,6 +109,17 @@ def churn_timing(request: Request) -> Any:
 def winback(request: Request) -> Any:
     """Accounts churned in the last 12 months ranked by return probability, with the play."""
     return _json(request, WINBACK_FILE)
+
+
+@router.get(
+    "/v1/interventions/outcomes",
+    tags=["outcomes"],
+    dependencies=[Depends(require_reader)],
+    responses=_errors(401, 404, 503),
+)
+def intervention_outcomes(request: Request) -> Any:
+    """Saved and retained rates of at-risk accounts with a play vs matched ones, per play."""
+    return _json(request, INTERVENTIONS_FILE)
 
 
 @router.get(

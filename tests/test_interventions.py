@@ -189,3 +189,28 @@ def test_simulated_plays_have_a_known_effect(tmp_path: Path) -> None:
     write_company(tmp_path / "none", SimulationConfig(accounts=20, months=3, seed=2))
     assert not (tmp_path / "none" / "interventions.parquet").exists()
     assert np.isfinite(truth["big"]["health_boost"])
+
+
+def test_report_section_and_outcomes_route(tmp_path: Path) -> None:
+    from serving.report_html import interventions_section
+    from serving.routes_outcomes import INTERVENTIONS_FILE, outcome_files
+
+    timeline = _timeline({"T2": "2024-02-15", "C2": "2024-02-20"})
+    report = evaluate_interventions(
+        _plays(), scores=_scores(), timeline=timeline, spec=SPEC, data_end=END
+    )
+    section = interventions_section(report)
+    assert "50% of 2 at-risk accounts" in section.reading  # T1 saved, T2 not (C5 unmatched)
+    assert "+50.0 pp" in section.table
+    files = outcome_files(None, None, as_of=END, interventions=report)
+    (tmp_path / INTERVENTIONS_FILE).write_text(json.dumps(files[INTERVENTIONS_FILE]))
+    client = _client(tmp_path)
+    client.app.state.settings.report_dir = tmp_path  # type: ignore[attr-defined]
+    body = client.get("/v1/interventions/outcomes").json()
+    assert body["left_out"] == {
+        "outcome_after_data": 1,
+        "not_at_risk": 1,
+        "no_arr_at_start": 1,
+        "no_comparison": 2,
+    }
+    assert len(body["results"]) == len(report.results)
