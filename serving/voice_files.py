@@ -4,18 +4,22 @@ and `nrr forecast` alike."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
 from rich.console import Console
 
+from features.source import DataSource
 from serving.registry_client import ModelBundle
 from serving.voice_report import ROADMAP_FILE, THEMES_FILE
 
 console = Console(stderr=True)
 
 
-def theme_files(source: Any, *, step: Any = None) -> tuple[dict[str, Any], pd.DataFrame]:
+def theme_files(
+    source: DataSource, *, step: Callable[[str], None] | None = None
+) -> tuple[dict[str, Any], pd.DataFrame]:
     """themes.json content and the CSV table of a data source's themes."""
     from models.voice.build import theme_report
 
@@ -42,7 +46,7 @@ def roadmap_files(
 
 
 def voice_files(
-    source: Any, *, snapshots: pd.DataFrame | None, bundle: ModelBundle
+    source: DataSource, *, snapshots: pd.DataFrame | None, bundle: ModelBundle
 ) -> dict[str, dict[str, Any]]:
     """What `nrr forecast` adds to its report: themes.json, and roadmap.json when it has
     snapshots with labels; a source without texts skips the themes and says so."""
