@@ -21,6 +21,7 @@ from models.outcomes.config import TargetsConfig
 from models.outcomes.interventions import InterventionReport
 from models.outcomes.tables import OutcomeTables
 from models.outcomes.targets import target_probabilities
+from models.revenue.arr_tilt import ArrTilt, fit_arr_tilt, latest_labelled
 from models.revenue.forecast_book import (
     book_at,
     history_at,
@@ -190,6 +191,7 @@ def prepare_report(
     outcomes: OutcomeTables | None = None,
     targets: TargetsConfig | None = None,
     interventions: InterventionReport | None = None,
+    tilt: ArrTilt | None = None,
 ) -> tuple[ReportInputs, int]:
     """All report tables from the raw tables and per-account scores at as_of.
 
@@ -198,6 +200,8 @@ def prepare_report(
     book, filled = attach_scores(
         book_at(subscriptions, accounts, as_of=as_of, grace_days=grace_days), scored
     )
+    if tilt is not None:  # the forecast sums probability x ARR: see models.revenue.arr_tilt
+        book["churn_probability"] = tilt.apply(book["churn_probability"], book["arr"])
     book = attach_labels(book, accounts)  # name and CSM owner beside each account id
     past = history_at(subscriptions, accounts, as_of=as_of, grace_days=grace_days)
     forecast = build_forecast(
@@ -283,6 +287,36 @@ def _all_snapshots(snapshots: Path | None) -> pd.DataFrame | None:
     return None if snapshots is None else read_parquet_or_exit(snapshots, "--snapshots")
 
 
+def _labelled_rows(
+    source: Any, snapshots: Path | None, as_of: pd.Timestamp, definition: FeatureDefinition
+) -> pd.DataFrame:
+    """Snapshot rows of the latest dates whose churn label had closed by as_of."""
+    horizon = pd.Timedelta(days=definition.snapshot.horizon_days)
+    if snapshots is not None:
+        frame = read_parquet_or_exit(snapshots, "--snapshots")
+    else:
+        from features.snapshots import build_snapshots
+        from features.spine import build_spine
+
+        # a year back covers the latest labelled dates of any snapshot frequency
+        start = as_of - horizon - pd.DateOffset(months=12)
+        spine = build_spine(source, start=start, end=as_of - horizon, freq=definition.snapshot.freq)
+        frame = build_snapshots(source=source, spine=spine, config=definition.snapshot)
+    closed = pd.to_datetime(frame["as_of"]) + horizon <= as_of
+    labelled = frame["labelled"].astype("boolean").fillna(False).astype(bool)
+    rows = frame[closed & labelled]
+    return rows[latest_labelled(rows["as_of"].to_numpy())].reset_index(drop=True)
+
+
+def _churn_tilt(rows: pd.DataFrame, *, settings: ServingSettings, bundle: ModelBundle) -> ArrTilt:
+    """The served churn probabilities checked by ARR on labelled rows (identity without)."""
+    if rows.empty:
+        return ArrTilt()
+    scored, _ = _score(rows, settings=settings, bundle=bundle)
+    p = pd.to_numeric(scored["churn_probability"], errors="coerce").to_numpy(dtype=float)
+    return fit_arr_tilt(p, rows["churned"].astype(float), rows["arr"])
+
+
 def _served_models(workdir: Path | None) -> tuple[ServingSettings, ModelBundle]:
     """The champions of the workspace; no store at all is an error, not a rules report."""
     from serving.registry_client import load_bundle
@@ -358,6 +392,12 @@ def forecast(
     as_of = _forecast_date(quarter, source.data_end)
     rows = _snapshot_rows(source, snapshots, as_of, definition)
     scored, model_source = _score(rows, settings=settings, bundle=bundle)
+    tilt = _churn_tilt(
+        _labelled_rows(source, snapshots, as_of, definition), settings=settings, bundle=bundle
+    )
+    said = tilt.describe()
+    console.print(said)
+    model_source = f"{model_source} {said[0].upper()}{said[1:]}."
     console.print("churn timing, win-back backtest and NRR targets ...")
     outcome_tables = build_outcome_tables(
         source, config=outcome_config, grace_days=definition.snapshot.grace_days, seed=seed
@@ -383,6 +423,7 @@ def forecast(
         outcomes=outcome_tables,
         targets=target_config,
         interventions=intervention,
+        tilt=tilt,
     )
     if filled:
         console.print(f"[yellow]{filled} account(s) with ARR had no snapshot score: mean used")

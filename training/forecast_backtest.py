@@ -41,6 +41,7 @@ from scipy.special import ndtri as norm_ppf
 from experiments import DEFAULT_EXPERIMENT
 from features.config import SnapshotConfig
 from models.clock import utc_now
+from models.revenue.arr_tilt import fit_arr_tilt, latest_labelled
 from models.revenue.forecast import POOLED, naive_forecast, pinball_loss, simulate_fan
 from models.revenue.forecast_book import (
     account_expectations,
@@ -488,6 +489,11 @@ def forecast_quarter(
         predictors=predictors,
         grace_days=grace_days,
     )
+    recent = train[latest_labelled(train["as_of"].to_numpy())]
+    tilt = fit_arr_tilt(
+        predictors["churn"](recent), recent[LABEL_OF["churn"]].astype(float), recent["arr"]
+    )
+    book["churn_probability"] = tilt.apply(book["churn_probability"], book["arr"])
     past = history_at(subscriptions, accounts, as_of=quarter_start, grace_days=grace_days)
     expectations = account_expectations(book, amount_model=past.amounts, rates=past.rates)
     inputs = simulation_inputs(expectations)
