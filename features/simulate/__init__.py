@@ -25,7 +25,10 @@ invites, gate hits and second workspaces under seat pressure; metered quantities
 the limit; integrations; tickets and their tone; NPS answers; invoices whose collection
 fails more often when health is low. `oracle.parquet` holds, per account and month start,
 the true 90-day churn / expansion / contraction probabilities, by Monte Carlo
-continuation of the same daily process from the latent state at that moment.
+continuation of the same daily process from the latent state at that moment. Ticket texts
+and NPS comments are each drawn from one topic of `SimulationConfig.topics` (problem topics
+with negative tones, growth topics under seat pressure); `text_topics.parquet` records the
+true topic of every text, for tests of the theme finder (the product never reads it).
 
 Deterministic for a seed: each batch of accounts draws from its own streams
 (`SeedSequence(seed, spawn_key=(batch, stream))`), and tables stream to Parquet batch by
