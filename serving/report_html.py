@@ -674,10 +674,13 @@ def targets_section(targets: pd.DataFrame) -> Section:
         reading = "No target matches a segment of the book."
     else:
         worst = scored.loc[scored["p_year"].idxmin()]
+        on_track = int((scored["status"] == "on track").sum())
         reading = (
-            f"Least likely: {worst['segment']} ({worst['owner']}) reaches its "
-            f"{100 * worst['annual_target']:.0f}% annual NRR target with a "
-            f"{_chance(float(worst['p_year']))} chance over the next four quarters."
+            f"{on_track} of {len(scored)} NRR targets on track; the least likely is "
+            f"{worst['segment']} ({worst['owner']}): {100 * worst['annual_target']:.0f}% "
+            f"annual NRR, a {_chance(float(worst['p_year']))} chance over four quarters "
+            f"({_chance(float(worst['p_quarter']))} for next quarter's "
+            f"{100 * worst['quarter_target']:.1f}%)."
         )
     table = table_html(shown, fmt) + (
         "<p class='note'>Chances are P(NRR &ge; target) in the forecast's Monte Carlo "

@@ -201,6 +201,7 @@ def test_report_section_and_outcomes_route(tmp_path: Path) -> None:
     )
     section = interventions_section(report)
     assert "50% of 2 at-risk accounts" in section.reading  # T1 saved, T2 not (C5 unmatched)
+    assert "+50 points" in section.reading
     assert "+50.0 pp" in section.table
     files = outcome_files(None, None, as_of=END, interventions=report)
     (tmp_path / INTERVENTIONS_FILE).write_text(json.dumps(files[INTERVENTIONS_FILE]))

@@ -103,8 +103,28 @@ def test_packaged_targets_load_and_bad_files_name_the_key(tmp_path: Path) -> Non
     bad.write_text("targets:\n  - {segment: SMB, nrr: 1.1}\n")
     with pytest.raises(OutcomesConfigError, match=r"targets\.0\.owner: required"):
         load_targets(bad)
-    bad.write_text("targets:\n  - {segment: SMB, nrr: 1.1, owner: a}\n  - {segment: smb, nrr: 1, owner: b}\n")
+    bad.write_text(
+        "targets:\n  - {segment: SMB, nrr: 1.1, owner: a}\n  - {segment: smb, nrr: 1, owner: b}\n"
+    )
     with pytest.raises(OutcomesConfigError, match="one target only"):
         load_targets(bad)
     with pytest.raises(OutcomesConfigError, match="no such file"):
         load_targets(tmp_path / "missing.yaml")
+
+
+def test_report_section_reads_the_least_likely_target() -> None:
+    from serving.report_html import targets_section
+
+    book = _book(["SMB", "Enterprise"], [0.3, 0.0], [1000.0, 5000.0])
+    targets = _targets(
+        [
+            {"segment": "SMB", "nrr": 0.9, "owner": "Sam", "quarter_nrr": 0.5},
+            {"segment": "Enterprise", "nrr": 1.0, "owner": "Eve"},
+        ]
+    )
+    table = target_probabilities(
+        book, targets=targets, renewal=None, shock=None, draws=5000, seed=0
+    )
+    section = targets_section(table)
+    assert section.reading.startswith("1 of 2 NRR targets on track; the least likely is SMB (Sam)")
+    assert "&gt;99%" in section.table  # Enterprise: never below its target (escaped ">")

@@ -212,15 +212,20 @@ def _summary(part: pd.DataFrame, level: str, play: str, rng: np.random.Generator
 
 
 def _summaries(units: pd.DataFrame, *, seed: int) -> pd.DataFrame:
+    """Per play over all levels first, then per risk level from the least to the most at risk
+    (by the mean churn probability of its plays: no band name is assumed)."""
     rng = np.random.default_rng(seed)
     rows = [
-        _summary(part, str(level), str(play), rng)
-        for (level, play), part in units.groupby(["health_band", "play"], sort=True)
-    ]
-    rows += [
         _summary(part, ALL_LEVELS, str(play), rng)
         for play, part in units.groupby("play", sort=True)
     ]
+    risk = units.groupby("health_band")["churn_probability"].mean().sort_values()
+    for level in risk.index:
+        part_level = units[units["health_band"] == level]
+        rows += [
+            _summary(part, str(level), str(play), rng)
+            for play, part in part_level.groupby("play", sort=True)
+        ]
     return pd.DataFrame(rows).reindex(columns=list(RESULT_COLUMNS))
 
 
@@ -231,9 +236,11 @@ def interventions_reading(report: InterventionReport) -> str:
         return "No intervention with an observed outcome and a matched comparison yet."
     best = pooled.loc[pooled["saved_effect"].idxmax()]
     rate = float(report.units["saved"].mean())
+    points = 100 * best["saved_effect"]
     return (
         f"{rate:.0%} of {len(report.units):,} at-risk accounts with a play were saved "
-        f"(target 40%+); '{best['play']}' saves {best['saved_effect']:+.0%} more than "
-        f"matched accounts without a play (95% interval {best['saved_low']:+.0%} to "
-        f"{best['saved_high']:+.0%})."
+        f"(target 40%+); '{best['play']}' saved {best['saved_rate']:.0%} against "
+        f"{best['control_saved_rate']:.0%} of matched accounts without a play: "
+        f"{points:+.0f} points (95% interval {100 * best['saved_low']:+.0f} to "
+        f"{100 * best['saved_high']:+.0f})."
     )
