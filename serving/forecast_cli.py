@@ -373,7 +373,7 @@ def forecast(
         load_targets,
     )
     from models.outcomes.tables import build_outcome_tables
-    from serving.interventions_cli import intervention_report, recorded_plays
+    from serving.intervention_outcomes import intervention_report, recorded_plays
 
     try:
         target_config = load_targets(targets)
@@ -407,7 +407,13 @@ def forecast(
     if not plays.empty:  # the export or the API recorded plays: report whether they worked
         console.print(f"interventions: {len(plays):,} plays, scoring their months ...")
         spec = outcome_config.interventions
-        intervention, _ = intervention_report(source, plays, spec=spec, workdir=workdir)
+        intervention, _ = intervention_report(
+            source,
+            plays,
+            spec=spec,
+            score=lambda rows: _score(rows, settings=settings, bundle=bundle),
+            definition=definition,
+        )
     report, filled = prepare_report(
         subscriptions=source.sql("SELECT * FROM subscriptions"),
         accounts=source.sql("SELECT * FROM accounts"),
