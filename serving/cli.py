@@ -10,7 +10,7 @@ import pandas as pd
 import typer
 from rich.console import Console
 
-from features.cli import check_out_path, write_failed
+from features.cli import ENGINE_HELP, check_engine_option, check_out_path, write_failed
 from models.clock import utc_now
 from models.workspace import WORKDIR_HELP
 from serving.settings import MAX_WORKERS, ServingSettings, get_settings
@@ -124,16 +124,17 @@ def score(
     engine: str = typer.Option(
         "duckdb",
         "--engine",
-        help="duckdb, or spark: the champions' registered pyfunc as a Spark UDF (docs/SPARK.md)",
+        help=f"{ENGINE_HELP}; spark also scores with the champions' registered pyfunc as a "
+        "Spark UDF (docs/SPARK.md)",
     ),
 ) -> None:
     """Score every account active at --as-of from the raw tables (models or rules fallback)."""
     if out.suffix.lower() not in {".csv", ".parquet"}:
         raise typer.BadParameter(f"--out must end in .csv or .parquet, got {out.name!r}")
-    if engine not in ENGINES:
-        raise typer.BadParameter(f"--engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    check_engine_option(engine)
     check_out_path(out)
     when = None if as_of is None else _parse_as_of(as_of)
+    from features.engine import EngineError
     from features.validate import InvalidDataError
 
     settings = _with_workdir(get_settings(), workdir)
@@ -147,7 +148,7 @@ def score(
     except InvalidDataError as exc:
         console.print(exc.report.render())
         raise typer.Exit(1) from exc
-    except ValueError as exc:
+    except (ValueError, EngineError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -165,16 +166,14 @@ def score(
         )
 
 
-ENGINES = ("duckdb", "spark")
-
-
 def batch_score(
     data: Path, *, as_of: pd.Timestamp | None, settings: ServingSettings, engine: str = "duckdb"
 ) -> tuple[pd.DataFrame, Any]:
     """The flat score table of every account active at as_of (default: the data's last day).
 
-    engine "spark": the probabilities and rule scores come from the champions' registered
-    pyfunc applied as a Spark UDF (serving.score_spark); the table is the same.
+    engine "spark": the raw tables are read and the snapshot rows built by Spark
+    (features.engine), and the probabilities and rule scores come from the champions'
+    registered pyfunc applied as a Spark UDF (serving.score_spark); the table is the same.
     """
     from features.load import load_source
     from models.rules.config import load_rules_config
@@ -183,7 +182,7 @@ def batch_score(
     from serving.state import StateError, align_bundle, check_bundle
 
     now = utc_now()
-    source = load_source(data, now=now)
+    source = load_source(data, now=now, engine=engine)
     if as_of is None:
         # The extract day at 00:00: features look strictly before it, so nothing is cut off.
         as_of = pd.Timestamp(source.data_end).normalize()

@@ -10,10 +10,11 @@ by the same `serving.scoring` code as `nrr score`, which also checks that both a
 
 from __future__ import annotations
 
-import os
-import sys
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+import logging
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -87,18 +88,34 @@ def udf_scores(
     from pyspark.sql.functions import struct
 
     config = {RULES_PATH_KEY: rules_path} if rules_path else None
-    udf = mlflow.pyfunc.spark_udf(spark, uri, env_manager="local", model_config=config)
-    names = mlflow.models.get_model_info(uri).signature.inputs.input_names()
-    # Only the columns the model reads, and only those present: an absent feature column is
-    # what makes the rules answer, as in `nrr score`.
-    present = [c for c in names if c in rows.columns]
-    frame: SparkFrame = spark.createDataFrame(
-        rows.loc[:, present].assign(**{ROW_KEY: np.arange(len(rows))})
-    )
-    scored = frame.select(ROW_KEY, udf(struct(*present)).alias("s")).select(ROW_KEY, "s.*")
-    out: pd.DataFrame = scored.toPandas()
+    with _quiet():
+        udf = mlflow.pyfunc.spark_udf(spark, uri, env_manager="local", model_config=config)
+        names = mlflow.models.get_model_info(uri).signature.inputs.input_names()
+        # Only the columns the model reads, and only those present: an absent feature
+        # column is what makes the rules answer, as in `nrr score`.
+        present = [c for c in names if c in rows.columns]
+        frame: SparkFrame = spark.createDataFrame(
+            rows.loc[:, present].assign(**{ROW_KEY: np.arange(len(rows))})
+        )
+        scored = frame.select(ROW_KEY, udf(struct(*present)).alias("s")).select(ROW_KEY, "s.*")
+        out: pd.DataFrame = scored.toPandas()
     out = out.sort_values(ROW_KEY).reset_index(drop=True)
     return out.drop(columns=[ROW_KEY])
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """Without MLflow's advice to recreate the training environment (the UDF runs in this
+    one on purpose: the executors import this project) and pyspark's pandas-3 warning."""
+    log = logging.getLogger("mlflow.pyfunc")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
+            yield
+    finally:
+        log.setLevel(level)
 
 
 def merge_udf_scores(
@@ -161,27 +178,9 @@ def score_on_spark(
     return table
 
 
-def spark_session(app_name: str = "nrr-score") -> SparkSession:
-    """A local Spark session whose Python workers run this interpreter (the project's venv)."""
-    # Executors must import this project (the pyfunc's code) and its pinned packages.
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-    try:
-        from pyspark.sql import SparkSession
-    except ImportError as exc:
-        raise ScoresModelError(
-            "--engine spark needs pyspark: pip install 'nrr-engine[spark]'"
-        ) from exc
-    builder: Any = SparkSession.builder
-    try:
-        return (
-            builder.master("local[2]")
-            .appName(app_name)
-            .config("spark.ui.enabled", "false")
-            .config("spark.sql.session.timeZone", "UTC")
-            .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-            .getOrCreate()
-        )
-    except Exception as exc:  # no Java, a bad JAVA_HOME: pyspark says why in its message
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ScoresModelError(f"Spark could not start ({first}); it needs Java 17") from exc
+def spark_session() -> SparkSession:
+    """The project's shared Spark session (features.engine): the active one on a cluster,
+    else local[2] with this interpreter as the workers' Python; EngineError if none starts."""
+    from features.engine import spark_session as shared
+
+    return shared(app_name="nrr-score")
