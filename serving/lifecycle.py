@@ -12,6 +12,8 @@ joined at exit; a daemon thread is not).
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import gc
 import logging
 import threading
 from collections.abc import Callable
@@ -125,8 +127,22 @@ async def reload_state(app: FastAPI) -> str | None:
             app.state.metrics.reloads.labels(outcome="failed").inc()
             return f"new models unusable: {fresh.bundle.fallback_reason}"
         install(app, fresh)
+        del old, fresh
     app.state.metrics.reloads.labels(outcome="reloaded").inc()
+    # The old state (models, every precomputed answer) is garbage now: hand its pages back,
+    # or a reload a minute grows a worker's memory for hours (benchmarks/bench_soak.py).
+    await in_daemon_thread(release_memory, "nrr-release")
     return None
+
+
+def release_memory() -> None:
+    """Collect cycles, then return glibc's free heap pages to the system (no-op elsewhere)."""
+    gc.collect()
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc (macOS, musl): nothing to trim
+        return
+    libc.malloc_trim(0)
 
 
 class KeyFileWatcher:
