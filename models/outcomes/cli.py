@@ -84,7 +84,7 @@ def timing(
     ranges = dict(zip(frame["band"], frame["tenure_days"], strict=False))
     view = Table(title=f"churn timing, share of churned ARR (of logos) ({_period(tables)})")
     view.add_column("group")
-    view.add_column("churned", justify="right")
+    view.add_column("churned logos / ARR", justify="right")
     for band in bands:
         view.add_column(f"{band} (days {ranges[band]})", justify="right")
     for (split, group), part in frame.groupby(["split", "group"], sort=False):
