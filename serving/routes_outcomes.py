@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import JsonDict
 
 from serving.dashboard import _errors, _json
 from serving.routes import require_admin, require_reader
@@ -42,6 +43,79 @@ TARGETS_NOTE = (
 )
 
 router = APIRouter()
+
+_TIMING_EXAMPLE = {
+    "data_end": "2026-10-01T00:00:00",
+    "first_churn": "2023-10-02T14:03:19",
+    "icp_fit_present": True,
+    "cohorts": [
+        {
+            "split": "segment",
+            "group": "SMB",
+            "band": "adoption stall",
+            "tenure_days": "31-90",
+            "churned_logos": 39,
+            "churned_arr": 99241.95,
+            "logo_share": 0.082,
+            "arr_share": 0.079,
+        }
+    ],
+}
+_WINBACK_EXAMPLE = {
+    "as_of": "2026-10-01T00:00:00",
+    "backtest": {"rows": 1418, "returns": 129, "auc": 0.51, "auc_low": 0.47, "auc_high": 0.56},
+    "accounts": [
+        {
+            "rank": 1,
+            "account_id": "ACC000533",
+            "churn_at": "2026-03-24T09:13:48",
+            "churned_arr": 5042.81,
+            "return_probability": 0.185,
+            "reason": "champion left",
+            "approach": "reach new stakeholders",
+            "window_start": "2026-04-23T09:13:48",
+            "window_end": "2026-05-23T09:13:48",
+            "timing": "window passed",
+        }
+    ],
+}
+_TARGETS_EXAMPLE = {
+    "as_of": "2026-10-01T00:00:00",
+    "targets": [
+        {
+            "segment": "Enterprise",
+            "owner": "Head of Enterprise CS",
+            "quarter_target": 1.036,
+            "p_quarter": 0.77,
+            "annual_target": 1.15,
+            "p_year": 0.92,
+            "status": "on track",
+        }
+    ],
+}
+_OUTCOMES_EXAMPLE = {
+    "left_out": {"outcome_after_data": 36, "not_at_risk": 1072, "no_comparison": 9},
+    "results": [
+        {
+            "risk_level": "All at-risk",
+            "play": "executive escalation",
+            "treated": 139,
+            "saved_rate": 0.79,
+            "control_saved_rate": 0.35,
+            "saved_effect": 0.445,
+            "saved_low": 0.369,
+            "saved_high": 0.524,
+        }
+    ],
+}
+_PLAY_EXAMPLE: JsonDict = {
+    "account_id": "ACC000409",
+    "play": "executive escalation",
+    "owner": "Ana Ruiz",
+    "started_at": "2026-09-14T09:00:00+00:00",
+    "notes": "renewal at risk, exec call booked",
+    "recorded_at": "2026-09-14T09:05:12+00:00",
+}
 
 
 def outcome_files(
@@ -93,7 +167,10 @@ def outcome_files(
     "/v1/churn-timing",
     tags=["outcomes"],
     dependencies=[Depends(require_reader)],
-    responses=_errors(401, 404, 503),
+    responses={
+        200: {"content": {"application/json": {"example": _TIMING_EXAMPLE}}},
+        **_errors(401, 404, 503),
+    },
 )
 def churn_timing(request: Request) -> Any:
     """Share of churned ARR and logos by tenure band at churn: pooled, by segment, by ICP fit."""
@@ -104,7 +181,10 @@ def churn_timing(request: Request) -> Any:
     "/v1/winback",
     tags=["outcomes"],
     dependencies=[Depends(require_reader)],
-    responses=_errors(401, 404, 503),
+    responses={
+        200: {"content": {"application/json": {"example": _WINBACK_EXAMPLE}}},
+        **_errors(401, 404, 503),
+    },
 )
 def winback(request: Request) -> Any:
     """Accounts churned in the last 12 months ranked by return probability, with the play."""
@@ -115,7 +195,10 @@ def winback(request: Request) -> Any:
     "/v1/interventions/outcomes",
     tags=["outcomes"],
     dependencies=[Depends(require_reader)],
-    responses=_errors(401, 404, 503),
+    responses={
+        200: {"content": {"application/json": {"example": _OUTCOMES_EXAMPLE}}},
+        **_errors(401, 404, 503),
+    },
 )
 def intervention_outcomes(request: Request) -> Any:
     """Saved and retained rates of at-risk accounts with a play vs matched ones, per play."""
@@ -126,7 +209,10 @@ def intervention_outcomes(request: Request) -> Any:
     "/v1/targets",
     tags=["outcomes"],
     dependencies=[Depends(require_reader)],
-    responses=_errors(401, 404, 503),
+    responses={
+        200: {"content": {"application/json": {"example": _TARGETS_EXAMPLE}}},
+        **_errors(401, 404, 503),
+    },
 )
 def targets(request: Request) -> Any:
     """NRR target and owner per segment, and the chance of reaching it (quarter, year)."""
@@ -151,27 +237,48 @@ class InterventionIn(BaseModel):
         },
     )
 
-    account_id: str = Field(min_length=1, max_length=200)
-    play: str = Field(min_length=1, max_length=200)
+    # at least one non-blank character (in the schema, so clients see the rule)
+    account_id: str = Field(min_length=1, max_length=200, pattern=r"\S")
+    play: str = Field(min_length=1, max_length=200, pattern=r"\S")
     owner: str | None = Field(None, max_length=200)
     started_at: datetime = Field(description="ISO 8601; naive values are read as UTC")
     notes: str | None = Field(None, max_length=4000)
 
-    @field_validator("account_id", "play")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be blank")
-        return value.strip()
 
-    @field_validator("started_at")
-    @classmethod
-    def _not_future(cls, value: datetime) -> datetime:
+class InterventionOut(BaseModel):
+    """A recorded play: what was posted, started_at in UTC, and when it was recorded."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_PLAY_EXAMPLE]})
+
+    account_id: str
+    play: str
+    owner: str | None
+    started_at: str
+    notes: str | None
+    recorded_at: str
+
+
+class InterventionList(BaseModel):
+    """Every play recorded through POST /v1/interventions, oldest first."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"interventions": [_PLAY_EXAMPLE]}]})
+
+    interventions: list[dict[str, Any]]
+
+
+def _started_utc(value: datetime) -> datetime:
+    """started_at in UTC, or 409: a play in the future (or out of range) has not started."""
+    try:
         utc = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-        # a few minutes of clock skew between the CSM tool and the server are fine
-        if utc > datetime.now(UTC) + timedelta(minutes=10):
-            raise ValueError("started_at lies in the future: record a play once it has started")
-        return utc
+    except (OverflowError, ValueError):  # e.g. year 1 with a positive offset
+        raise HTTPException(status_code=409, detail="started_at is out of range") from None
+    # a few minutes of clock skew between the CSM tool and the server are fine
+    if utc > datetime.now(UTC) + timedelta(minutes=10):
+        raise HTTPException(
+            status_code=409,
+            detail="started_at lies in the future: record a play once it has started",
+        )
+    return utc
 
 
 def _store(request: Request) -> Path:
@@ -180,12 +287,13 @@ def _store(request: Request) -> Path:
 
 @router.post(
     "/v1/interventions",
-    status_code=201,
+    response_model=InterventionOut,
     tags=["outcomes"],
     dependencies=[Depends(require_admin)],
     responses={
         401: {"model": ApiError, "description": "missing or wrong X-API-Key"},
         403: {"model": ApiError, "description": "a reader key cannot record plays"},
+        409: {"model": ApiError, "description": "started_at lies in the future or out of range"},
         503: {"model": ApiError, "description": "the workspace cannot be written"},
     },
 )
@@ -194,7 +302,8 @@ def record_intervention(body: InterventionIn, request: Request) -> dict[str, Any
     from models.outcomes.store import append_play
 
     record = body.model_dump()
-    record["started_at"] = body.started_at.isoformat()
+    record["account_id"], record["play"] = body.account_id.strip(), body.play.strip()
+    record["started_at"] = _started_utc(body.started_at).isoformat()
     record["recorded_at"] = datetime.now(UTC).isoformat()
     try:
         append_play(_store(request), record)
@@ -207,6 +316,7 @@ def record_intervention(body: InterventionIn, request: Request) -> dict[str, Any
 
 @router.get(
     "/v1/interventions",
+    response_model=InterventionList,
     tags=["outcomes"],
     dependencies=[Depends(require_reader)],
     responses={401: {"model": ApiError, "description": "missing or wrong X-API-Key"}},

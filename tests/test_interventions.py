@@ -143,7 +143,7 @@ def test_post_records_and_get_lists(tmp_path: Path) -> None:
     client = _client(tmp_path)
     body = {"account_id": " ACC1 ", "play": "exec call", "owner": "Ana", "started_at": "2024-01-02"}
     created = client.post("/v1/interventions", json=body)
-    assert created.status_code == 201
+    assert created.status_code == 200
     assert created.json()["account_id"] == "ACC1"
     assert created.json()["started_at"].startswith("2024-01-02T00:00:00")
     listed = client.get("/v1/interventions").json()["interventions"]
@@ -152,12 +152,26 @@ def test_post_records_and_get_lists(tmp_path: Path) -> None:
     assert json.loads(stored[0])["owner"] == "Ana"
 
 
+def test_plays_that_have_not_started_are_refused_with_409(tmp_path: Path) -> None:
+    client = _client(tmp_path)
+    for when in ("2999-01-01", "0001-01-01T00:00:00+05:00"):  # future; before year 1 in UTC
+        body = {"account_id": "A", "play": "x", "started_at": when}
+        refused = client.post("/v1/interventions", json=body)
+        assert refused.status_code == 409, when
+    assert (
+        "future"
+        in client.post(
+            "/v1/interventions", json={"account_id": "A", "play": "x", "started_at": "2999-01-01"}
+        ).json()["detail"]
+    )
+    assert not (tmp_path / "mlops" / "interventions.jsonl").exists()
+
+
 @pytest.mark.parametrize(
     "body",
     [
         {"account_id": "A", "started_at": "2024-01-02"},  # no play
         {"account_id": " ", "play": "x", "started_at": "2024-01-02"},
-        {"account_id": "A", "play": "x", "started_at": "2999-01-01"},  # in the future
         {"account_id": "A", "play": "x", "started_at": "yesterday"},
         {"account_id": "A", "play": "x", "started_at": "2024-01-02", "extra": 1},
         {"account_id": "A", "play": "x" * 201, "started_at": "2024-01-02"},
