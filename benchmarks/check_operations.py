@@ -88,7 +88,7 @@ def run_case(
         }
     )
     cmd = [str(NRR), "serve", "--port", str(port), "--workers", str(args.workers)]
-    cmd += ["--log-level", "warning"]
+    cmd += ["--log-level", args.log_level]
     launched = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.DEVNULL)
     out: dict[str, Any] = {"case": name}
@@ -110,6 +110,10 @@ def run_case(
                 if pending:
                     time.sleep(0.2)
             out["all_accounts_s"] = time.monotonic() - launched if not pending else float("nan")
+        # Each worker loads for itself and answers 503 "loading" until then: the reloads
+        # below start once every worker serves (a client reaching a loading worker retries).
+        out["all_workers_s"] = every_worker_serving(url, args.workers, launched)
+        with httpx.Client(base_url=url, timeout=30, headers=headers) as client:
             ready = client.get("/readyz").json()
             out["status"] = ready["status"]
             out["versions"] = ready["model_versions"]
@@ -138,18 +142,23 @@ def reloads_under_traffic(
 ) -> dict[str, Any]:
     stop = threading.Event()
     counts = {"ok": 0, "failed": 0}
+    kinds: dict[str, int] = {}
     lock = threading.Lock()
+    before = worker_pids(url)
 
     def traffic(offset: int) -> None:
         with httpx.Client(base_url=url, timeout=30, headers={"X-API-Key": reader}) as client:
             i = offset
             while not stop.is_set():
                 try:
-                    ok = client.get(f"/v1/accounts/{ids[i % len(ids)]}/score").status_code == 200
-                except httpx.HTTPError:
-                    ok = False
+                    status = client.get(f"/v1/accounts/{ids[i % len(ids)]}/score").status_code
+                    kind = str(status)
+                except httpx.HTTPError as exc:
+                    kind = type(exc).__name__
                 with lock:
-                    counts["ok" if ok else "failed"] += 1
+                    counts["ok" if kind == "200" else "failed"] += 1
+                    if kind != "200":
+                        kinds[kind] = kinds.get(kind, 0) + 1
                 i += 7
 
     threads = [threading.Thread(target=traffic, args=(k,), daemon=True) for k in range(4)]
@@ -165,10 +174,36 @@ def reloads_under_traffic(
         stop.set()
         for t in threads:
             t.join(timeout=30)
+    after = worker_pids(url)
     return {
+        "failures": kinds,
+        "workers_before_after": (sorted(before), sorted(after)),
         "reloads": ",".join(statuses),
         "requests": counts["ok"] + counts["failed"],
         "failed": counts["failed"],
+    }
+
+
+def every_worker_serving(url: str, workers: int, launched: float) -> float:
+    """Seconds from launch until `workers` distinct workers answered /readyz with 200."""
+    seen: set[int] = set()
+    while len(seen) < workers and time.monotonic() - launched < 300:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            ready = client.get("/readyz")
+            if ready.status_code == 200:
+                seen.add(ready.json()["worker_pid"])
+            else:
+                time.sleep(0.1)
+    return time.monotonic() - launched
+
+
+def worker_pids(url: str) -> set[str]:
+    """The pids of the workers alive now, from /metrics (a gauge per worker)."""
+    text = httpx.get(f"{url}/metrics", timeout=30).text
+    return {
+        line.split('pid="')[1].split('"')[0]
+        for line in text.splitlines()
+        if line.startswith("nrr_serving_generation{")
     }
 
 
@@ -190,43 +225,54 @@ def main() -> None:
     parser.add_argument("--snapshots", type=Path, required=True)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--reloads", type=int, default=3)
+    parser.add_argument("--cases", default="healthy,black-hole,empty,damaged")
+    parser.add_argument("--log-level", default="warning", help="of nrr serve (stderr)")
     args = parser.parse_args()
     args.workdir, args.snapshots = args.workdir.resolve(), args.snapshots.resolve()
     frame = pd.read_parquet(args.snapshots, columns=["account_id", "as_of"])
     latest = frame[pd.to_datetime(frame["as_of"]) == pd.to_datetime(frame["as_of"]).max()]
     ids = sorted(latest["account_id"].astype(str).unique())
     print(f"{len(ids)} accounts in the latest snapshot; {args.workers} workers", flush=True)
-    rows = [run_case("healthy", {}, ids, args)]
-    print(rows[-1], flush=True)
-    hole = black_hole()
-    try:
-        uri = f"http://127.0.0.1:{hole.getsockname()[1]}"
-        rows.append(run_case("black-holed registry", {"MLFLOW_TRACKING_URI": uri}, ids, args))
+    cases = args.cases.split(",")
+    rows = []
+    if "healthy" in cases:
+        rows.append(run_case("healthy", {}, ids, args))
         print(rows[-1], flush=True)
-    finally:
-        hole.close()
-    empty = Path(tempfile.mkdtemp(prefix="nrr-empty-store-"))
-    from mlflow import MlflowClient
+    if "black-hole" in cases:
+        hole = black_hole()
+        try:
+            uri = f"http://127.0.0.1:{hole.getsockname()[1]}"
+            rows.append(run_case("black-holed registry", {"MLFLOW_TRACKING_URI": uri}, ids, args))
+            print(rows[-1], flush=True)
+        finally:
+            hole.close()
+    if "empty" in cases:
+        empty = Path(tempfile.mkdtemp(prefix="nrr-empty-store-"))
+        from mlflow import MlflowClient
 
-    MlflowClient(tracking_uri=f"sqlite:///{empty}/mlflow.db").search_experiments()
-    rows.append(run_case("empty store", {"NRR_WORKDIR": str(empty)}, ids, args))
-    print(rows[-1], flush=True)
-    shutil.rmtree(empty, ignore_errors=True)
-    damaged = damage(args.workdir)
-    print(f"truncated {len(damaged)} model file(s)", flush=True)
-    rows.append(run_case("damaged model file", {}, ids, args))
-    print(rows[-1], flush=True)
+        MlflowClient(tracking_uri=f"sqlite:///{empty}/mlflow.db").search_experiments()
+        rows.append(run_case("empty store", {"NRR_WORKDIR": str(empty)}, ids, args))
+        print(rows[-1], flush=True)
+        shutil.rmtree(empty, ignore_errors=True)
+    if "damaged" in cases:
+        damaged = damage(args.workdir)
+        print(f"truncated {len(damaged)} model file(s)", flush=True)
+        rows.append(run_case("damaged model file", {}, ids, args))
+        print(rows[-1], flush=True)
     print(
-        f"\n{'case':<22} {'/healthz s':>10} {'all accts s':>11} {'status':<9} {'source':<6} "
+        f"\n{'case':<22} {'/healthz s':>10} {'all accts s':>11} {'all workers s':>13} "
+        f"{'status':<9} {'source':<6} "
         f"{'reloads':<26} {'requests':>8} {'failed':>6} {'new key s':>9} {'SIGTERM s':>9}"
     )
     for r in rows:
         print(
             f"{r['case']:<22} {r['healthz_s']:10.2f} {r['all_accounts_s']:11.2f} "
+            f"{r['all_workers_s']:13.2f} "
             f"{r['status']:<9} {r['source']:<6} {r['reloads']:<26} {r['requests']:8d} "
             f"{r['failed']:6d} {r['new_key_s']:9.2f} {r['sigterm_s']:9.2f}"
         )
         print(f"{'':<22} versions {r['versions']}; reason: {r['reason'] or '-'}")
+        print(f"{'':<22} failures {r['failures']}; workers {r['workers_before_after']}")
 
 
 if __name__ == "__main__":

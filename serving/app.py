@@ -17,12 +17,11 @@ from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from serving.lifecycle import KeyFileWatcher, start_initial_load
+from serving.lifecycle import KeyFileWatcher, limit_malloc_arenas, start_initial_load
 from serving.metrics import MetricsMiddleware, ServingMetrics
 from serving.registry_client import ModelBundle, load_bundle
 from serving.replicas import RUN_DIR_ENV, replica_sync_for, run_settings
 from serving.routes import router
-from serving.routes_outcomes import router as outcomes_router
 from serving.routes_voice import router as voice_router
 from serving.security import KeyStore, read_keys
 from serving.settings import ServingSettings
@@ -64,6 +63,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     The keys file is watched for changes every `keys_poll_seconds`.
     """
     settings: ServingSettings = app.state.settings
+    limit_malloc_arenas()  # before any load thread: reloads must not grow memory
     path = settings.keys_path()
     app.state.keys = KeyStore(read_keys(path))
     app.state.key_watcher = KeyFileWatcher(path, app.state.keys)
@@ -198,7 +198,6 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unexpected)
     app.include_router(router)
-    app.include_router(outcomes_router)
     app.include_router(voice_router)
     _include_dashboard(app)
     _document_limits(app, settings)

@@ -135,6 +135,23 @@ async def reload_state(app: FastAPI) -> str | None:
     return None
 
 
+# glibc gives threads their own malloc arenas (up to 8 per core) and every load runs in a
+# new thread (in_daemon_thread), so each reload's garbage sat in an arena the next one did
+# not reuse: a worker grew 10% in ten reloads. Two arenas kept it flat (in-process, 1,000
+# accounts, reloads 1-9: 421 -> 463 MB with the default, 389 -> 406 MB with 2).
+MALLOC_ARENAS = 2
+_M_ARENA_MAX = -8  # mallopt parameter number, from glibc's malloc.h
+
+
+def limit_malloc_arenas() -> None:
+    """Cap glibc's malloc arenas of this process at MALLOC_ARENAS (no-op without glibc)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    libc.mallopt(_M_ARENA_MAX, MALLOC_ARENAS)
+
+
 def release_memory() -> None:
     """Collect cycles, then return glibc's free heap pages to the system (no-op elsewhere)."""
     gc.collect()
