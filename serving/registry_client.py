@@ -279,6 +279,7 @@ def load_model_folder(folder: Path) -> ScoringModel:
     metas = sorted(folder.rglob(MODEL_META))
     if not metas:
         raise ModelLoadError(f"model files corrupt: no {MODEL_META} under {folder}")
+    check_booster_file(metas[0].parent / BOOSTER_FILE)
     try:
         model = ScoringModel.load(metas[0].parent)
     except Exception as exc:  # any parse error of a damaged file means the same: fall back
@@ -289,6 +290,28 @@ def load_model_folder(folder: Path) -> ScoringModel:
             f"feature list mismatch: model uses features unknown to this release: {unknown[:10]}"
         )
     return model
+
+
+BOOSTER_FILE = "model.txt"
+# LightGBM writes this line after the last tree. Its parser aborts the whole process
+# (std::terminate from a parallel region, no Python exception) on a file cut inside the
+# trees: a truncated model.txt killed every worker that loaded it, in a restart loop.
+TREES_END = b"end of trees"
+
+
+def check_booster_file(path: Path) -> None:
+    """Refuse a LightGBM model file cut short before LightGBM parses it (absent: a linear
+    model, which has none)."""
+    if not path.exists():
+        return
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ModelLoadError(f"model files corrupt: {path}: {exc}") from exc
+    if TREES_END not in data:
+        raise ModelLoadError(
+            f"model files corrupt: {path} is truncated (no '{TREES_END.decode()}' line)"
+        )
 
 
 def read_rule_artifacts(

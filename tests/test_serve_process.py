@@ -84,3 +84,29 @@ def test_nrr_serve_answers_over_http(tmp_path: Path) -> None:
             proc.kill()
             proc.wait(timeout=5)
     assert proc.returncode is not None
+
+
+def test_a_truncated_model_file_is_refused_without_killing_the_process(tmp_path: Path) -> None:
+    """LightGBM aborts the process (std::terminate) on a model.txt cut inside its trees; the
+    loader must refuse such a file with the fallback reason instead (issue 13 acceptance:
+    a damaged artifact took every worker down in a restart loop)."""
+    from api_factories import tiny_model
+
+    folder = tmp_path / "model"
+    tiny_model("churned").save(folder)
+    booster = folder / "model.txt"
+    data = booster.read_bytes()
+    booster.write_bytes(data[: len(data) // 2])
+    probe = (
+        "import sys; from pathlib import Path\n"
+        "from serving.registry_client import ModelLoadError, load_model_folder\n"
+        "try:\n"
+        f"    load_model_folder(Path({str(folder)!r}))\n"
+        "except ModelLoadError as exc:\n"
+        "    print(exc); sys.exit(3)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 3, done.stderr[-2000:]  # not -6 (abort) nor 0
+    assert "model files corrupt" in done.stdout and "truncated" in done.stdout
