@@ -9,13 +9,20 @@ from typing import Any
 import pytest
 import yaml
 
+from models.outcomes.config import load_outcomes_config, load_targets
 from models.rules.config import RulesConfig, RulesConfigError, load_rules_config
 from training.config import ExperimentConfig, ExperimentConfigError, load_experiment
 
 REPO = Path(__file__).resolve().parents[1]
 EXPERIMENTS = sorted((REPO / "experiments").glob("*.yaml"))
 RULES = REPO / "experiments" / "rules.yaml"
-TRAINING_FILES = [p for p in EXPERIMENTS if p != RULES]
+# Files of the folder that are not training experiments, each with the loader that reads it.
+OTHER_LOADERS: dict[str, Callable[[Path], object]] = {
+    "rules.yaml": load_rules_config,
+    "outcomes.yaml": load_outcomes_config,
+    "targets.yaml": load_targets,
+}
+TRAINING_FILES = [p for p in EXPERIMENTS if p.name not in OTHER_LOADERS]
 Edit = Callable[[dict[str, Any]], None]
 
 
@@ -33,6 +40,13 @@ def _edited(tmp_path: Path, source: Path, edit: Edit) -> Path:
 
 def test_the_experiments_folder_holds_training_and_rules_files() -> None:
     assert RULES in EXPERIMENTS and len(TRAINING_FILES) >= 2
+
+
+@pytest.mark.parametrize("name", sorted(OTHER_LOADERS))
+def test_every_other_config_file_loads_with_its_own_loader(name: str) -> None:
+    path = REPO / "experiments" / name
+    assert path in EXPERIMENTS
+    assert OTHER_LOADERS[name](path) is not None
 
 
 @pytest.mark.parametrize("path", TRAINING_FILES, ids=_ids(TRAINING_FILES))
