@@ -22,6 +22,7 @@ from serving.metrics import MetricsMiddleware, ServingMetrics
 from serving.registry_client import ModelBundle, load_bundle
 from serving.replicas import RUN_DIR_ENV, replica_sync_for, run_settings
 from serving.routes import router
+from serving.routes_outcomes import router as outcomes_router
 from serving.routes_voice import router as voice_router
 from serving.security import KeyStore, read_keys
 from serving.settings import ServingSettings
@@ -198,6 +199,7 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unexpected)
     app.include_router(router)
+    app.include_router(outcomes_router)
     app.include_router(voice_router)
     _include_dashboard(app)
     _document_limits(app, settings)
