@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +67,9 @@ def serve(
     # fresh here and removed at exit (serving.replicas). Before any worker imports
     # prometheus_client: it picks its multiprocess mode from the environment at import.
     run_dir = prepare_run_dir(settings, n)
+    # uvicorn raises SIGTERM again once it has shut down; Python's default handler would
+    # then end the process before the run folder below is removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     # loop/http "auto" pick uvloop and httptools (dependencies): a C event loop and HTTP
     # parser cost less per request than asyncio + h11, and with precomputed scores that
     # framework cost is most of a request (benchmarks/bench_api.py measures the ceiling).
