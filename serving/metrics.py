@@ -80,8 +80,7 @@ class ServingMetrics:
         self._model_series: list[tuple[str, str, str]] = []
         self.generation = Gauge(
             "nrr_serving_generation",
-            "reload generation the worker serves (nrr serve --workers: all converge on the "
-            "newest)",
+            "reload generation the worker serves (nrr serve --workers: all converge on the newest)",
             registry=self.registry,
             multiprocess_mode="liveall",
         )
