@@ -155,7 +155,9 @@ CASES: tuple[Case, ...] = (
         "evaluate --snapshots missing.parquet --experiment {fast}",
         r"missing\.parquet",
     ),
-    Case("evaluate-out-is-a-file", "evaluate --data {short} --out {blocker}", r"--out.*not a folder"),
+    Case(
+        "evaluate-out-is-a-file", "evaluate --data {short} --out {blocker}", r"--out.*not a folder"
+    ),
     # renewals
     Case("renewals-missing-folder", "renewals --data {missing}", r"no such file", report=True),
     Case("renewals-empty-tables", "renewals --data {empty}", r"table has no rows", report=True),
@@ -303,11 +305,19 @@ CASES: tuple[Case, ...] = (
     Case("drift-two-inputs", "drift --data {short} --snapshots s.parquet", r"exactly one"),
     # themes and roadmap (serving/voice_cli.py)
     Case("themes-missing-folder", "themes --data {missing} --out th", r"no such file", report=True),
-    Case("themes-empty-tables", "themes --data {empty} --out th", r"table has no rows", report=True),
+    Case(
+        "themes-empty-tables", "themes --data {empty} --out th", r"table has no rows", report=True
+    ),
     Case("themes-out-under-a-file", "themes --data {short} --out {blocker}/th", r"not a folder"),
-    Case("roadmap-missing-snapshots", "roadmap --snapshots nope.parquet --out rm", r"nope\.parquet"),
+    Case(
+        "roadmap-missing-snapshots", "roadmap --snapshots nope.parquet --out rm", r"nope\.parquet"
+    ),
     Case("roadmap-snapshots-not-parquet", "roadmap --snapshots {blocker} --out rm", r"Parquet"),
-    Case("roadmap-out-under-a-file", "roadmap --snapshots x.parquet --out {blocker}/rm", r"not a folder"),
+    Case(
+        "roadmap-out-under-a-file",
+        "roadmap --snapshots x.parquet --out {blocker}/rm",
+        r"not a folder",
+    ),
     # forecast
     Case("forecast-no-store", "forecast --data {short} --out rep", r"no trained models"),
     Case(

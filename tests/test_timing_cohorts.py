@@ -31,9 +31,7 @@ def _subs(rows: list[tuple[str, str, str | None, float]]) -> pd.DataFrame:
 
 
 def _accounts(ids: list[str], segment: list[str], icp: list[str] | None = None) -> pd.DataFrame:
-    frame = pd.DataFrame(
-        {"account_id": ids, "created_at": T("2024-01-01"), "segment": segment}
-    )
+    frame = pd.DataFrame({"account_id": ids, "created_at": T("2024-01-01"), "segment": segment})
     if icp is not None:
         frame["icp_fit"] = icp
     return frame
@@ -110,7 +108,9 @@ def test_shares_by_segment_and_icp_fit() -> None:
             ("D", "2024-01-01", "2024-09-01", 1000.0),  # 244 d, Mid, Low
         ]
     )
-    accounts = _accounts(["A", "B", "C", "D"], ["SMB", "SMB", "Mid", "Mid"], ["High", "Low", "Low", "Low"])
+    accounts = _accounts(
+        ["A", "B", "C", "D"], ["SMB", "SMB", "Mid", "Mid"], ["High", "Low", "Low", "Low"]
+    )
     churns = churn_events(subs, accounts, data_end=END, grace_days=30)
     table = timing_cohorts(churns, accounts, bands=BANDS).set_index(["split", "group", "band"])
     table = table.sort_index()
@@ -155,6 +155,8 @@ def test_bands_must_increase(tmp_path) -> None:  # type: ignore[no-untyped-def]
     bad.write_text(raw.replace("max_days: 90", "max_days: 20"))
     with pytest.raises(OutcomesConfigError, match="max_days must increase"):
         load_outcomes_config(bad)
-    bad.write_text(raw.replace("  onboarding_bands: [activation failure", "  onboarding_bands: [nope"))
+    bad.write_text(
+        raw.replace("  onboarding_bands: [activation failure", "  onboarding_bands: [nope")
+    )
     with pytest.raises(OutcomesConfigError, match="not timing bands"):
         load_outcomes_config(bad)
