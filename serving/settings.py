@@ -99,7 +99,9 @@ class ServingSettings(BaseSettings):
         description="True: /dashboard needs no key (only behind your own login, or locally)",
     )
     registry_timeout_seconds: float = Field(
-        default=15.0,
+        # 8 s: a black-holed registry then leaves the rules answering every account within
+        # 15 s of start (budget + precompute); a healthy store loads the models in 1-2 s
+        default=8.0,
         gt=0,
         le=600,
         description="budget of one model load's registry calls (start-up or reload); past it "
