@@ -84,18 +84,26 @@ class Workspace(BaseSettings):
         return f"MLflow store {self.resolved_tracking_uri()}"
 
 
+_MLFLOW_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
 def point_mlflow_at(workspace: Workspace) -> None:
     """Make the workspace's store MLflow's current one, without creating anything."""
     import mlflow
 
-    user_value = os.environ.get("MLFLOW_TRACKING_URI")
-    mlflow.set_tracking_uri(workspace.resolved_tracking_uri())
-    # MLflow writes the URI into MLFLOW_TRACKING_URI for subprocesses; put the user's value
+    user_values = {name: os.environ.get(name) for name in _MLFLOW_URI_VARIABLES}
+    uri = workspace.resolved_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    # The store is also the registry: a registry URI set earlier in the process (a notebook,
+    # another workspace) must not receive this workspace's models.
+    mlflow.set_registry_uri(uri)
+    # MLflow writes the URIs into the environment for subprocesses; put the user's values
     # back so a later Workspace.resolve in this process does not take our store for theirs.
-    if user_value is None:
-        os.environ.pop("MLFLOW_TRACKING_URI", None)
-    else:
-        os.environ["MLFLOW_TRACKING_URI"] = user_value
+    for name, value in user_values.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def setup_tracking(workspace: Workspace) -> str:

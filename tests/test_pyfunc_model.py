@@ -52,17 +52,21 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Workspace,
     snapshots = with_interaction(make_snapshots(n_accounts=300, months=24, seed=11))
     train(snapshots=snapshots, config=load_experiment(FAST_EXPERIMENT), settings=workspace)
     uri = workspace.resolved_tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    previous = os.environ.get("MLFLOW_ALLOW_PICKLE_DESERIALIZATION")
-    # What serving sets: a model that needs unpickling must fail to load here.
-    os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "false"
     latest = snapshots[snapshots["as_of"] == snapshots["as_of"].max()].reset_index(drop=True)
-    yield workspace, latest
-    if previous is None:
-        os.environ.pop("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", None)
-    else:
-        os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = previous
+    # MLflow writes both URIs into os.environ: restored after the module, or every later
+    # test of this worker (and the notebook kernels it starts) would read this store.
+    names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_ALLOW_PICKLE_DESERIALIZATION")
+    with pytest.MonkeyPatch.context() as patch:
+        for name in names:
+            if name in os.environ:
+                patch.setenv(name, os.environ[name])
+            else:
+                patch.delenv(name, raising=False)
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+        # What serving sets: a model that needs unpickling must fail to load here.
+        patch.setenv("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "false")
+        yield workspace, latest
 
 
 def nrr_score(workspace: Workspace, rows: pd.DataFrame, rules: Any = None) -> pd.DataFrame:

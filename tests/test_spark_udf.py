@@ -70,10 +70,19 @@ def scored(workspace: DemoWorkspace) -> tuple[pd.DataFrame, pd.DataFrame, Servin
 
 @pytest.mark.parametrize("role", ["churn", "expansion"])
 def test_spark_udf_on_the_champion_equals_nrr_score(
-    scored: tuple[pd.DataFrame, pd.DataFrame, ServingSettings], spark: Any, role: str
+    scored: tuple[pd.DataFrame, pd.DataFrame, ServingSettings],
+    spark: Any,
+    role: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from pyspark.sql.functions import struct
 
+    # MLflow writes both URIs into os.environ: put the worker's values back afterwards
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+        if name in os.environ:
+            monkeypatch.setenv(name, os.environ[name])
+        else:
+            monkeypatch.delenv(name, raising=False)
     table, rows, settings = scored
     uri = settings.workspace().resolved_tracking_uri()
     mlflow.set_tracking_uri(uri)

@@ -97,3 +97,21 @@ def test_snapshot_file_carries_its_feature_definition(tmp_path: Path) -> None:
     restored = FeatureDefinition.from_dict(definition.to_dict())
     assert restored.snapshot.grace_days == 14
     assert restored.event_map is not None and restored.event_map.core_features == ("opened_board",)
+
+
+def test_the_workspace_store_is_also_the_registry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    import mlflow
+
+    # a registry URI set earlier in the process (a notebook, another workspace) must not
+    # receive this workspace's models, and the user's variable stays as it was
+    elsewhere = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", elsewhere)
+    mlflow.set_registry_uri(elsewhere)
+    ws = Workspace.resolve(tmp_path / "one")
+    setup_tracking(ws)
+    assert mlflow.get_registry_uri() == ws.resolved_tracking_uri()
+    assert os.environ["MLFLOW_REGISTRY_URI"] == elsewhere
