@@ -241,7 +241,11 @@ def test_workers_share_metrics_reloads_promotions_and_keys(server: Server) -> No
     assert admin.json()["serving"]["generation"] == 1
     bodies, took = _readiness(
         SYNC_SECONDS + LOAD_ALLOWANCE,
-        lambda b: all(x["snapshots_as_of"].startswith(str(later.date())) for x in b.values()),
+        # both: a worker may read the new file before it records the generation it follows
+        lambda b: all(
+            x["snapshots_as_of"].startswith(str(later.date())) and x["generation"] == 1
+            for x in b.values()
+        ),
         server,
     )
     assert {b["generation"] for b in bodies.values()} == {1}
@@ -252,7 +256,11 @@ def test_workers_share_metrics_reloads_promotions_and_keys(server: Server) -> No
     assert promoted == "2"
     bodies, took = _readiness(
         POLL_SECONDS + SYNC_SECONDS + LOAD_ALLOWANCE,
-        lambda b: all(x["model_versions"]["churn"] == "2" for x in b.values()),
+        # a worker's own alias poll may load the new version before it records the
+        # generation the first finder announced: wait for both
+        lambda b: all(
+            x["model_versions"]["churn"] == "2" and x["generation"] == 2 for x in b.values()
+        ),
         server,
     )
     assert {b["generation"] for b in bodies.values()} == {2}
