@@ -64,8 +64,9 @@ class ArrTilt:
             return "churn probabilities used as scored"
         factor = float(np.exp(self.slope))
         return (
-            f"churn probabilities re-weighted by ARR on {self.rows:,} labelled rows "
-            f"({self.events} churns): odds x{factor:.2f} per standard deviation of log ARR"
+            f"churn probabilities checked against account size on {self.rows:,} labelled "
+            f"rows ({self.events} churns): a larger account's churn odds x{factor:.2f} per "
+            "standard deviation of log ARR"
         )
 
 
