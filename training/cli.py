@@ -66,6 +66,27 @@ def _definition_of_file(path: Path, config: SnapshotConfig) -> Any:
     return found
 
 
+def _run_inputs(
+    data: Path | None, snapshots: Path | None, experiment: Path, oracle_file: Path | None
+) -> tuple[Any, pd.DataFrame | None, pd.DataFrame, Any]:
+    """What `nrr train` and `nrr evaluate` both start from: the experiment, the oracle, the
+    snapshots (read from --snapshots, else built from --data) and their feature definition."""
+    from training.config import ExperimentConfigError, load_experiment
+
+    try:
+        config = load_experiment(experiment)
+    except ExperimentConfigError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    oracle = read_parquet_or_exit(oracle_file, "--oracle") if oracle_file is not None else None
+    if snapshots is not None:
+        # --data beside --snapshots still feeds the data fingerprint; no rebuild.
+        frame = read_parquet_or_exit(snapshots, "--snapshots")
+        return config, oracle, frame, _definition_of_file(snapshots, config.snapshot)
+    assert data is not None
+    frame, definition = _snapshots_from_data(data, config=config.snapshot)
+    return config, oracle, frame, definition
+
+
 @contextmanager
 def _progress() -> Iterator[Callable[[str], None]]:
     """A spinner in a terminal; in a log, one timestamped line per step instead."""
@@ -127,25 +148,13 @@ def train_command(
 ) -> None:
     """Backtest, train, log and register the churn and expansion models; gate promotion."""
     from models.workspace import Workspace
-    from training.config import ExperimentConfigError, load_experiment
     from training.folds import NotEnoughHistoryError
     from training.history import plan_history
     from training.pipeline import as_of_view, train
 
     if data is None and snapshots is None:
         raise typer.BadParameter("give --data, --snapshots, or both")
-    try:
-        config = load_experiment(experiment)
-    except ExperimentConfigError as exc:
-        raise typer.BadParameter(str(exc)) from None
-    oracle = read_parquet_or_exit(oracle_file, "--oracle") if oracle_file is not None else None
-    if snapshots is not None:
-        # --data beside --snapshots still feeds the data fingerprint; no rebuild.
-        frame = read_parquet_or_exit(snapshots, "--snapshots")
-        definition = _definition_of_file(snapshots, config.snapshot)
-    else:
-        assert data is not None
-        frame, definition = _snapshots_from_data(data, config=config.snapshot)
+    config, oracle, frame, definition = _run_inputs(data, snapshots, experiment, oracle_file)
     if as_of is not None:
         frame = as_of_view(
             frame, as_of=_parse_day(as_of), horizon_days=config.snapshot.horizon_days
@@ -314,7 +323,6 @@ def evaluate_command(
     account-bootstrap intervals: model vs logistic vs rules (vs oracle); logged to MLflow."""
     from models.rules.config import load_rules_config
     from models.workspace import Workspace
-    from training.config import ExperimentConfigError, load_experiment
     from training.evaluate import labelled_rows
     from training.evaluate_cuts import (
         evaluation_folds,
@@ -330,17 +338,7 @@ def evaluate_command(
         raise typer.BadParameter("give --data, --snapshots, or both")
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
         raise typer.BadParameter(f"--out {out_dir} exists and is not a folder")
-    try:
-        config = load_experiment(experiment)
-    except ExperimentConfigError as exc:
-        raise typer.BadParameter(str(exc)) from None
-    oracle = read_parquet_or_exit(oracle_file, "--oracle") if oracle_file is not None else None
-    if snapshots is not None:
-        frame = read_parquet_or_exit(snapshots, "--snapshots")
-        _definition_of_file(snapshots, config.snapshot)
-    else:
-        assert data is not None
-        frame, _ = _snapshots_from_data(data, config=config.snapshot)
+    config, oracle, frame, _ = _run_inputs(data, snapshots, experiment, oracle_file)
     settings = Workspace.resolve(workdir)
     try:
         # Checked before any store or run exists: a too-short history leaves nothing behind.
