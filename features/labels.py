@@ -108,3 +108,13 @@ def _finish(raw: pd.DataFrame, labelled: pd.Series | object) -> pd.DataFrame:
         }
     )
     return out[[*KEY_COLUMNS, *LABEL_COLUMNS]]
+
+
+def labels_known_at(
+    snapshots: pd.DataFrame, *, at: pd.Timestamp, horizon_days: int
+) -> pd.DataFrame:
+    """Labelled snapshot rows whose label window had closed by `at` (as_of + horizon <= at):
+    what a model or a check used at `at` may learn from, sorted by as_of and account."""
+    closed = pd.to_datetime(snapshots["as_of"]) + pd.Timedelta(days=horizon_days) <= at
+    labelled = snapshots["labelled"].astype("boolean").fillna(False).astype(bool)
+    return snapshots.loc[closed & labelled].sort_values(["as_of", "account_id"], kind="stable")

@@ -15,6 +15,7 @@ from rich.console import Console
 
 from features.config import SnapshotConfig
 from features.definition import FeatureDefinition
+from features.labels import labels_known_at
 from features.load_cli import read_parquet_or_exit
 from models.clock import utc_now
 from models.outcomes.config import TargetsConfig
@@ -302,9 +303,7 @@ def _labelled_rows(
         start = as_of - horizon - pd.DateOffset(months=12)
         spine = build_spine(source, start=start, end=as_of - horizon, freq=definition.snapshot.freq)
         frame = build_snapshots(source=source, spine=spine, config=definition.snapshot)
-    closed = pd.to_datetime(frame["as_of"]) + horizon <= as_of
-    labelled = frame["labelled"].astype("boolean").fillna(False).astype(bool)
-    rows = frame[closed & labelled]
+    rows = labels_known_at(frame, at=as_of, horizon_days=definition.snapshot.horizon_days)
     return rows[latest_labelled(rows["as_of"].to_numpy())].reset_index(drop=True)
 
 

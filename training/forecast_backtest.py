@@ -40,6 +40,7 @@ from scipy.special import ndtri as norm_ppf
 
 from experiments import DEFAULT_EXPERIMENT
 from features.config import SnapshotConfig
+from features.labels import labels_known_at
 from models.clock import utc_now
 from models.revenue.arr_tilt import fit_arr_tilt, latest_labelled
 from models.revenue.forecast import POOLED, naive_forecast, pinball_loss, simulate_fan
@@ -198,9 +199,7 @@ def training_rows(
 ) -> pd.DataFrame:
     """Labelled snapshots whose label window closed by the quarter start."""
     # the cutoff: a row may train a model used at Q only if its outcome was known at Q
-    closed = snapshots["as_of"] + pd.Timedelta(days=horizon_days) <= quarter_start
-    labelled = snapshots["labelled"].astype("boolean").fillna(False).astype(bool)
-    return snapshots.loc[closed & labelled].sort_values(["as_of", "account_id"], kind="stable")
+    return labels_known_at(snapshots, at=quarter_start, horizon_days=horizon_days)
 
 
 def backtest_quarters(
