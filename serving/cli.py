@@ -233,9 +233,6 @@ def batch_score(
     return score_rows(rows), bundle
 
 
-EARLIER_DAYS = 90
-
-
 def _rows_with_history(
     source: Any, as_of: pd.Timestamp, config: Any
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -252,7 +249,7 @@ def _rows_with_history(
 
     spine = active_spine(source, as_of)
     step = pd.DateOffset(weeks=1) if config.freq == "week" else pd.DateOffset(months=1)
-    dates = {"previous": as_of - step, "earlier": as_of - pd.Timedelta(days=EARLIER_DAYS)}
+    dates = {"previous": as_of - step, "earlier": as_of - pd.Timedelta(days=COMPARISON_DAYS)}
     ids = set(spine["account_id"])
     spines = [spine]
     for day in dates.values():
@@ -267,6 +264,7 @@ def _rows_with_history(
     return rows, previous, earlier
 
 
+    from models.scoring.comparison import COMPARISON_DAYS
 def active_spine(source: Any, as_of: pd.Timestamp) -> pd.DataFrame:
     """account_id, as_of of every account active at as_of (`features.active`)."""
     from features.active import active_accounts_in

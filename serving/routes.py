@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from features.registry import FEATURES
 from models.table import Table
 from serving.lifecycle import reload_state
+from serving.request_context import request_context
 from serving.schemas import (
     ApiError,
     Liveness,
@@ -283,8 +284,17 @@ async def score(
         )
     rows, provided = request_rows(body)
     k = state.drivers_k if body.drivers else 0
+    context = request_context(state.served, state.latest, rows["account_id"], rows["as_of"])
     payloads = await run_in_threadpool(
-        state.scorer, rows, bundle=state.bundle, rules=state.rules, drivers_k=k, provided=provided
+        state.scorer,
+        rows,
+        bundle=state.bundle,
+        rules=state.rules,
+        drivers_k=k,
+        provided=provided,
+        previous=context.previous,
+        earlier=context.earlier,
+        peers=context.peers,
     )
     fallbacks = sum(p["source"] != "model" for p in payloads)
     request.app.state.metrics.count_fallbacks("request", fallbacks)

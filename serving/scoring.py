@@ -157,6 +157,7 @@ def role_scores(
     drivers_k: int,
     matrices: dict[Any, np.ndarray] | None = None,
     earlier: pd.DataFrame | None = None,
+    peers: Rows | None = None,
 ) -> RoleScores:
     """Model probability where the model can answer, calibrated rule score elsewhere."""
     n = len(rows)
@@ -187,9 +188,10 @@ def role_scores(
         try:
             x = _matrix(model, sub, use, {} if matrices is None else matrices)
             values = model.predict_proba(x)  # type: ignore[union-attr]
-            # Peers for the percentiles: every row scored, not only those the model answers.
+            # Peers for the percentiles: the served book when given, else every row scored
+            # (not only those the model answers).
             sub_drivers, sub_context = _driver_dicts(
-                model, sub, drivers_k, x, earlier=earlier, peers=rows
+                model, sub, drivers_k, x, earlier=earlier, peers=rows if peers is None else peers
             )
         except ValueError as exc:  # e.g. a non-numeric value: the rules still answer
             use[:] = False
@@ -268,13 +270,15 @@ def score_payloads(
     provided: Rows | None = None,
     previous: pd.DataFrame | None = None,
     earlier: pd.DataFrame | None = None,
+    peers: pd.DataFrame | None = None,
 ) -> list[dict[str, Any]]:
     """One API score payload (the `Score` schema as plain data) per snapshot row.
 
     `rows` is a snapshot DataFrame or a `models.table.Table` of the same columns (what a
     request becomes); both give the same payloads. `previous`: the same accounts' snapshot
     rows at the previous snapshot date (for `health_change`, which the At-risk play needs);
-    `earlier`: their rows about 90 days before (the drivers' "90 days ago" comparison).
+    `earlier`: their rows about 90 days before (the drivers' "90 days ago" comparison);
+    `peers`: the population for the drivers' segment percentiles (default: `rows`).
     """
     from models.rules.plays import assess_rules, health_history, plays_for
     from models.rules.renewals import renewal_status
@@ -291,6 +295,7 @@ def score_payloads(
         "drivers_k": drivers_k,
         "matrices": {},
         "earlier": earlier,
+        "peers": peers,
     }
     expansion_job = partial(
         role_scores, rows, role="expansion", rule_score=pqa["pqa_score"], **common

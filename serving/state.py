@@ -15,8 +15,10 @@ import numpy as np
 import pandas as pd
 
 from features.registry import BY_NAME
+from models.scoring.comparison import COMPARISON_DAYS, COMPARISON_TOLERANCE_DAYS
 from models.table import Table
 from serving.registry_client import ModelBundle
+from serving.request_context import served_rows
 from serving.schemas import Score
 from serving.settings import ServingSettings
 
@@ -36,6 +38,7 @@ class Scorer(Protocol):
         provided: pd.DataFrame | Table | None = None,
         previous: pd.DataFrame | None = None,
         earlier: pd.DataFrame | None = None,
+        peers: pd.DataFrame | None = None,
     ) -> list[dict[str, Any]]: ...
 
 
@@ -59,6 +62,10 @@ class ServingState:
     # PSI summary per role of the served snapshots vs training data (serving.drift_status).
     drift: dict[str, Any] | None = None
     drift_reason: str | None = None
+    # The served rows of every date held (serving.request_context): POSTed rows of served
+    # accounts get their health_change, "90 days ago" and book percentiles from them.
+    served: pd.DataFrame = field(default_factory=pd.DataFrame)
+    latest: pd.DataFrame = field(default_factory=pd.DataFrame)
     # Why this state serves less than it should although it loaded (no snapshots): /readyz
     # then says "degraded" instead of "ready".
     degraded_reason: str | None = None
@@ -110,9 +117,6 @@ class SnapshotHistory:
     earlier: pd.DataFrame | None = None
 
 
-EARLIER_DAYS = 90
-
-
 def snapshot_history(frame: pd.DataFrame) -> SnapshotHistory:
     """Split a snapshots frame into the latest rows and their previous and ~90-day-old rows."""
     latest = latest_snapshots(frame)
@@ -129,9 +133,9 @@ def snapshot_history(frame: pd.DataFrame) -> SnapshotHistory:
         picked = frame.loc[(as_of == day) & frame["account_id"].astype(str).isin(ids)]
         return picked.drop_duplicates("account_id", keep="last").reset_index(drop=True)
 
-    gaps = [abs((last - d).days - EARLIER_DAYS) for d in dates]
+    gaps = [abs((last - d).days - COMPARISON_DAYS) for d in dates]
     best = int(np.argmin(gaps))
-    earlier = rows_at(dates[best]) if gaps[best] <= 30 else None
+    earlier = rows_at(dates[best]) if gaps[best] <= COMPARISON_TOLERANCE_DAYS else None
     return SnapshotHistory(latest, rows_at(dates[-1]), earlier)
 
 
@@ -240,6 +244,8 @@ def build_state(
     drift, drift_reason = drift_status(bundle, snapshots)
     return replace(
         precompute(base, snapshots, previous=history.previous, earlier=history.earlier),
+        served=served_rows([history.latest, history.previous, history.earlier]),
+        latest=snapshots,
         drift=drift,
         drift_reason=drift_reason,
         degraded_reason=snapshots_gap(settings, snapshots),

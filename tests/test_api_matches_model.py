@@ -450,3 +450,43 @@ def test_high_risk_is_churn_probability_strictly_above_the_threshold(
             flagged[str(account)] = body["renewal"]["high_risk"]
     assert flagged[str(at_threshold)] is False
     assert sum(flagged.values()) > sum(s["health_band"] in bands for s in scores)
+
+
+# --- 3. a POSTed served account reads as its precomputed score (issue 14, parts 1-2) -----
+
+
+def test_posted_served_accounts_get_their_history_and_the_books_peers(served: Served) -> None:
+    """POST today's full feature rows of served accounts: health_change (the At-risk play's
+    input), the play and every driver text, with its "90 days ago" and book percentile,
+    equal the precomputed scores', which come from the snapshots file by another path."""
+    from serving.routes import _CATEGORY, _NUMERIC
+
+    rows = served.latest.head(60)
+    sendable = [c for c in (*_NUMERIC, *_CATEGORY) if c in rows.columns]
+    accounts: list[dict[str, Any]] = []
+    for _, row in rows.iterrows():
+        account = request_account(row, [])
+        account["features"] = {c: _json_value(c, row[c]) for c in sendable if not pd.isna(row[c])}
+        accounts.append(account)
+    body = {"accounts": accounts, "drivers": True}
+    response = served.client.post("/v1/score", json=body, headers=served.headers)
+    assert response.status_code == 200, response.text
+    posted = response.json()["scores"]
+    stored = get_scores(served, rows)
+    changed = [p["health_change"] for p in posted]
+    assert sum(c is not None for c in changed) > len(rows) / 2
+    assert changed == [s["health_change"] for s in stored]
+    assert [p["play"] for p in posted] == [s["play"] for s in stored]
+    texts = [[d["text"] for d in p["drivers"]] for p in posted]
+    assert texts == [[d["text"] for d in s["drivers"]] for s in stored]
+    assert sum(any("days ago" in t for t in ts) for ts in texts) > len(rows) / 2
+
+    # An account the book does not hold gets no history, and still its play and drivers.
+    stranger = dict(accounts[0], account_id="not-in-the-book")
+    response = served.client.post(
+        "/v1/score", json={"accounts": [stranger], "drivers": True}, headers=served.headers
+    )
+    assert response.status_code == 200, response.text
+    alone = response.json()["scores"][0]
+    assert alone["health_change"] is None
+    assert alone["drivers"] and not any("days ago" in d["text"] for d in alone["drivers"])
