@@ -18,6 +18,8 @@ and the churn rate fell 2.7% -> 1.8%, while the same book's actual rates held ne
 account's quarter-1 deviation from it, w(k) being how much of an account's expansion
 probability still shows k quarters later, measured on the history as the covariance of
 expansion in a quarter and k quarters later over the variance of the scored probabilities.
+Those recent rates are a trailing average; `RateTrend` moves later quarters along the
+rates' damped, shrunk trend (docs/DOMAIN.md, "The rates' trend", has the backtest figures).
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.special import log_ndtr
+from scipy.optimize import brentq
+from scipy.special import expit, log_ndtr, logit
 
 from models.revenue.amounts import AmountModel, arr_change_events, fit_amount_model
 from models.revenue.forecast import POOLED, RateShock, exclusive_probabilities
@@ -373,6 +376,93 @@ def expansion_repeats(
     return pd.DataFrame(rows, columns=columns)
 
 
+TREND_WINDOWS = 8  # quarterly windows before the forecast date the trend is fitted on
+MIN_TREND_WINDOWS = 4  # fewer: no trend (a line through 2-3 noisy rates is mostly noise)
+TREND_DAMPING = 0.8  # share of the slope still added each quarter further out
+
+
+@dataclass(frozen=True)
+class RateTrend:
+    """How the book's quarterly churn and expansion rates (ARR-weighted) have been moving.
+
+    Slopes per quarter of a least-squares line through the last `TREND_WINDOWS` quarterly
+    rates, shrunk by their signal-to-noise (`_shrunk_slope`); later quarters of the fan move
+    by a damped share of it (quarter 1 is the scored quarter: the models already see the
+    current level). No trend below `MIN_TREND_WINDOWS` windows.
+    """
+
+    churn_slope: float = 0.0
+    expansion_slope: float = 0.0
+    windows: int = 0
+    damping: float = TREND_DAMPING
+
+    def delta(self, rate: str, quarter: int) -> float:
+        """Change of `rate` ('churn_rate' / 'expansion_rate') by fan quarter `quarter` (1..)."""
+        slope = {"churn_rate": self.churn_slope, "expansion_rate": self.expansion_slope}[rate]
+        return slope * sum(self.damping**j for j in range(1, quarter))
+
+
+def rate_trend(
+    subscriptions: pd.DataFrame,
+    accounts: pd.DataFrame,
+    *,
+    as_of: pd.Timestamp,
+    windows: int = TREND_WINDOWS,
+    grace_days: int = 30,
+) -> RateTrend:
+    """`RateTrend` of the quarterly windows before as_of (the rates of `event_rates`, pooled)."""
+    flows = _quarterly_flows(subscriptions, as_of=as_of, quarters=windows, grace_days=grace_days)
+    if flows is None or flows.empty:
+        return RateTrend()
+    flows = _with_segments(flows, accounts)
+    rates = [
+        [np.average(part[k], weights=part["arr_start"]) for k in ("churned", "expanded")]
+        for _, part in flows.groupby("period_start")
+        if part["arr_start"].sum() > 0
+    ]
+    if len(rates) < MIN_TREND_WINDOWS:
+        return RateTrend(windows=len(rates))
+    values = np.asarray(rates, dtype=float)
+    slopes = [_shrunk_slope(values[:, j]) for j in range(2)]
+    return RateTrend(slopes[0], slopes[1], windows=len(rates))
+
+
+def _shrunk_slope(y: np.ndarray) -> float:
+    """Least-squares slope x t^2 / (1 + t^2), t its t-statistic.
+
+    A line through a few noisy quarterly rates has a slope even when the rates do not move;
+    shrinking by the slope's signal-to-noise keeps a clear trend (t = 3: 90% of it) and
+    mostly drops one the windows cannot tell from noise (t = 1: half).
+    """
+    t = np.arange(y.size, dtype=float)
+    slope, intercept = np.polyfit(t, y, 1)
+    residual = y - (slope * t + intercept)
+    spread = float(np.sum((t - t.mean()) ** 2))
+    variance = float(np.sum(residual**2)) / (y.size - 2) / spread
+    if variance <= 0.0:
+        return float(slope)
+    signal = float(slope) ** 2 / variance
+    return float(slope) * signal / (1.0 + signal)
+
+
+def shift_weighted_mean(p: np.ndarray, weights: np.ndarray, delta: float) -> np.ndarray:
+    """p moved by one common log-odds shift so that its weighted mean moves by `delta`.
+
+    The target mean is kept inside (0.0001, 0.999); every account keeps its rank.
+    """
+    p = np.clip(np.asarray(p, dtype=float), 1e-6, 1 - 1e-6)
+    w = np.asarray(weights, dtype=float)
+    if delta == 0.0 or w.sum() <= 0:
+        return p
+    mean = float(np.average(p, weights=w))
+    target = float(np.clip(mean + delta, 1e-4, 0.999))
+
+    def gap(shift: float) -> float:
+        return float(np.average(expit(logit(p) + shift), weights=w)) - target
+
+    return np.asarray(expit(logit(p) + brentq(gap, -20.0, 20.0)), dtype=float)
+
+
 @dataclass(frozen=True)
 class Renewal:
     """Probabilities of the quarters after the first: back toward the segment's rate.
@@ -384,10 +474,14 @@ class Renewal:
     expansion probabilities, in [0, 1]: what a book of these probabilities needs to repeat
     expansions as often as the history did. Lags beyond the history use the longest one
     measured; no history at all keeps the scored probabilities (w = 1, rates unknown).
+    With a `trend`, quarter k's probabilities then move by one log-odds shift so that their
+    ARR-weighted mean moves by `RateTrend.delta` (the rates above are a trailing average:
+    on a book whose rates keep rising or falling they lag, and the lag compounds).
     """
 
     rates: pd.DataFrame  # event_rates
     repeats: pd.DataFrame  # expansion_repeats
+    trend: RateTrend = RateTrend()
 
     def weights(self, p_expand: np.ndarray, quarters: int) -> list[float]:
         """w(k) for k = 1 .. quarters - 1."""
@@ -428,9 +522,12 @@ class Renewal:
                 accounts["expansion_probability"].to_numpy(dtype=float), quarters
             )
             columns = [p]
-            for w in weights:
-                later = np.where(np.isfinite(base), base + w * (p - base), p)
-                columns.append(np.clip(later, 0.0, 1.0))
+            for k, w in enumerate(weights, start=2):
+                later = np.clip(np.where(np.isfinite(base), base + w * (p - base), p), 0.0, 1.0)
+                delta = self.trend.delta(rate, k)
+                if delta and "arr" in accounts.columns:
+                    later = shift_weighted_mean(later, accounts["arr"].to_numpy(float), delta)
+                columns.append(later)
             out[name] = np.column_stack(columns)
         return out
 
@@ -462,5 +559,6 @@ def history_at(
         renewal=Renewal(
             event_rates(subscriptions, accounts, as_of=as_of, grace_days=grace_days),
             expansion_repeats(subscriptions, accounts, as_of=as_of, grace_days=grace_days),
+            rate_trend(subscriptions, accounts, as_of=as_of, grace_days=grace_days),
         ),
     )
