@@ -440,7 +440,35 @@ def forecast(
         f"{fc.quarter}: NRR P50 {fc.value('nrr'):.1%} "
         f"(P10 {fc.value('nrr', 'p10'):.1%}, P90 {fc.value('nrr', 'p90'):.1%})"
     )
+    _log_run(path, report, settings=settings, origin=source.origin)
     out.print(str(path))
+
+
+def _log_run(path: Path, report: ReportInputs, *, settings: ServingSettings, origin: str) -> None:
+    """Render the report's images and log the forecast run; say what could not be done.
+
+    The report is written by now: a browser or store failing here is a warning, not a lost
+    report.
+    """
+    from serving.forecast_run import EXPERIMENT, forecast_figures, log_forecast_run, render_images
+
+    console.print("rendering report.pdf and report_top.png ...")
+    _, why_not = render_images(path, path.parent)
+    if why_not:
+        console.print(f"[yellow]{why_not}")
+    fc = report.forecast
+    tags = {"quarter": fc.quarter, "as_of": fc.as_of.date().isoformat(), "data": origin}
+    try:
+        run_id = log_forecast_run(
+            path.parent,
+            workspace=settings.workspace(),
+            figures=forecast_figures(fc, report.backtest),
+            tags=tags,
+        )
+    except Exception as exc:  # noqa: BLE001 - any store failure: the report itself is written
+        console.print(f"[yellow]forecast run not logged to MLflow: {exc}")
+    else:
+        console.print(f"logged as run {run_id} of MLflow experiment {EXPERIMENT!r}")
 
 
 def register(app: typer.Typer) -> None:

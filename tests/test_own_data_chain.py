@@ -94,6 +94,40 @@ def active_accounts(data: Path, as_of: pd.Timestamp) -> set[str]:
     return set(subs.loc[active, "account_id"].astype(str))
 
 
+def check_forecast_run(store: Path, report: Path, *, with_backtest: bool) -> None:
+    """The forecast is a run of `nrr-forecast` in the project's store: its NRR figures are
+    forecast.json's, the report and (with Chromium) its PDF and first screen are attached."""
+    import json
+    import shutil
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{store / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("nrr-forecast")
+    assert experiment is not None
+    (run,) = client.search_runs([experiment.experiment_id])
+    written = json.loads((report / "forecast.json").read_text())
+    fan = {
+        (row["quarter"], q): row[q]
+        for row in written["fan"]
+        if row["group"] == "All" and row["metric"] == "nrr"
+        for q in ("p10", "p50", "p90")
+    }
+    assert len(fan) == 12
+    for (quarter, q), value in fan.items():
+        assert run.data.metrics[f"fan_nrr_{quarter}q_{q}"] == pytest.approx(
+            value, abs=1e-9
+        )  # JSON keeps 10 decimals
+    assert run.data.tags["quarter"] == written["quarter"]
+    assert any(k.startswith("backtest_coverage_") for k in run.data.metrics) is with_backtest
+    attached = {a.path for a in client.list_artifacts(run.info.run_id, "report")}
+    assert "report/report.html" in attached and "report/forecast.json" in attached
+    if shutil.which("chromium"):
+        assert {"report/report.pdf", "report/report_top.png"} <= attached
+        assert (report / "report.pdf").read_bytes().startswith(b"%PDF")
+        assert (report / "report_top.png").read_bytes().startswith(b"\x89PNG")
+
+
 @pytest.mark.parametrize("months", sorted(ACCOUNTS))
 def test_own_data_chain_from_a_project_folder(
     months: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -141,6 +175,7 @@ def test_own_data_chain_from_a_project_folder(
     ok(nrr("forecast", "--data", data, "--snapshots", snaps, "--out", "report", *extra,
            timings=timings))  # fmt: skip
     assert (tmp_path / "report" / "report.html").is_file()
+    check_forecast_run(tmp_path / "mlops", tmp_path / "report", with_backtest=bool(extra))
 
     ok(nrr("drift", "--snapshots", snaps, "--out", "drift.json", timings=timings))
     assert (tmp_path / "drift.json").is_file()
