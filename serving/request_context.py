@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from models.scoring.comparison import COMPARISON_DAYS, comparison_gap_ok
@@ -28,18 +29,37 @@ class RequestContext:
     peers: pd.DataFrame | None = None
 
 
-def served_rows(frames: Sequence[pd.DataFrame | None]) -> pd.DataFrame:
-    """The served snapshot rows of every date held (latest, previous, ~90 days), one per date."""
+@dataclass(frozen=True)
+class ServedBook:
+    """The served snapshot rows of every date held, indexed by account once per load."""
+
+    rows: pd.DataFrame
+    at: np.ndarray  # as_of per row, datetime64[ns]
+    positions: dict[str, np.ndarray]  # account_id -> its rows' positions
+
+    @property
+    def empty(self) -> bool:
+        return self.rows.empty
+
+
+def served_rows(frames: Sequence[pd.DataFrame | None]) -> ServedBook:
+    """The rows of the latest, previous and ~90-day dates held, one per account and date."""
     parts = [f for f in frames if f is not None and not f.empty]
     if not parts:
-        return pd.DataFrame()
+        return ServedBook(pd.DataFrame(), np.array([], dtype="datetime64[ns]"), {})
     rows = pd.concat(parts, ignore_index=True)
     rows = rows.assign(as_of=pd.to_datetime(rows["as_of"]))
-    return rows.drop_duplicates(["account_id", "as_of"], keep="first").reset_index(drop=True)
+    rows = rows.drop_duplicates(["account_id", "as_of"], keep="first").reset_index(drop=True)
+    rows = rows.copy()  # one block per dtype: a request takes 1-2 rows out of it
+    keys = rows["account_id"].astype(str).to_numpy()
+    order = np.argsort(keys, kind="stable")
+    bounds = np.flatnonzero(keys[order][1:] != keys[order][:-1]) + 1
+    positions = {str(keys[g[0]]): g for g in np.split(order, bounds)}
+    return ServedBook(rows, rows["as_of"].to_numpy(dtype="datetime64[ns]"), positions)
 
 
 def request_context(
-    served: pd.DataFrame,
+    served: ServedBook,
     latest: pd.DataFrame | None,
     accounts: Iterable[Any],
     as_ofs: Iterable[Any],
@@ -53,29 +73,26 @@ def request_context(
     peers = latest if latest is not None and not latest.empty else None
     if served.empty:
         return RequestContext(peers=peers)
-    keys = served["account_id"].astype(str)
-    accounts, as_ofs = list(accounts), list(as_ofs)
-    wanted = {str(a) for a in accounts}
-    mine = keys.isin(wanted)
-    groups = dict(list(served[mine].groupby(keys[mine])))
-    previous: list[Any] = []
-    earlier: list[Any] = []
+    previous: list[int] = []
+    earlier: list[int] = []
     seen: set[str] = set()
+    day = np.timedelta64(1, "D")
     for account, when in zip(accounts, as_ofs, strict=True):
         key = str(account)
-        if key in seen or key not in groups or when is None or pd.isna(when):
+        found = served.positions.get(key)
+        if found is None or key in seen or when is None or pd.isna(when):
             continue
         seen.add(key)
-        rows = groups[key]
-        gaps = (pd.Timestamp(when) - rows["as_of"]).dt.days
-        before = rows[gaps > 0]
-        if not before.empty:
-            previous.append(before["as_of"].idxmax())
-        usable = gaps[gaps.map(comparison_gap_ok)]
-        if not usable.empty:
-            earlier.append((usable - COMPARISON_DAYS).abs().idxmin())
+        gaps = (np.datetime64(pd.Timestamp(when), "ns") - served.at[found]) // day
+        before = found[gaps > 0]
+        if before.size:
+            previous.append(int(before[np.argmax(served.at[before])]))
+        usable = np.array([comparison_gap_ok(int(g)) for g in gaps])
+        if usable.any():
+            distance = np.abs(gaps[usable] - COMPARISON_DAYS)
+            earlier.append(int(found[usable][np.argmin(distance)]))
     return RequestContext(
-        previous=served.loc[previous].reset_index(drop=True) if previous else None,
-        earlier=served.loc[earlier].reset_index(drop=True) if earlier else None,
+        previous=served.rows.iloc[previous].reset_index(drop=True) if previous else None,
+        earlier=served.rows.iloc[earlier].reset_index(drop=True) if earlier else None,
         peers=peers,
     )

@@ -18,7 +18,7 @@ from features.registry import BY_NAME
 from models.scoring.comparison import COMPARISON_DAYS, COMPARISON_TOLERANCE_DAYS
 from models.table import Table
 from serving.registry_client import ModelBundle
-from serving.request_context import served_rows
+from serving.request_context import ServedBook, served_rows
 from serving.schemas import Score
 from serving.settings import ServingSettings
 
@@ -64,7 +64,7 @@ class ServingState:
     drift_reason: str | None = None
     # The served rows of every date held (serving.request_context): POSTed rows of served
     # accounts get their health_change, "90 days ago" and book percentiles from them.
-    served: pd.DataFrame = field(default_factory=pd.DataFrame)
+    served: ServedBook = field(default_factory=lambda: served_rows([]))
     latest: pd.DataFrame = field(default_factory=pd.DataFrame)
     # Why this state serves less than it should although it loaded (no snapshots): /readyz
     # then says "degraded" instead of "ready".
