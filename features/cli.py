@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from experiments import DEFAULT_EXPERIMENT
 from features.definition import FeatureDefinition, write_snapshots
+from features.engine.catalog import CatalogTables
 
 console = Console(stderr=True)
 out = Console()
@@ -107,6 +108,36 @@ ENGINE_HELP = (
 )
 
 
+CATALOG_HELP = (
+    "spark only, instead of --data: the schema holding the tables (accounts, events, ...) "
+    "in the Spark session's catalog, as <catalog>.<schema> or <schema>"
+)
+EVENT_MAP_HELP = "with --catalog: the event map YAML (a --data folder has its event_map.yaml)"
+
+
+def source_option(
+    data: Path | None, catalog: str | None, event_map: Path | None, engine: str
+) -> Path | CatalogTables:
+    """Where the tables are: the --data folder or the --catalog schema (exactly one)."""
+    from features.engine.catalog import CatalogNameError, parse_catalog
+
+    if data is not None and catalog is not None:
+        raise typer.BadParameter("give --data or --catalog, not both")
+    if data is None and catalog is None:
+        raise typer.BadParameter("give --data (a folder of tables) or --catalog (a schema)")
+    if catalog is None:
+        if event_map is not None:
+            raise typer.BadParameter("--event-map goes with --catalog (a folder has its own)")
+        assert data is not None
+        return data
+    if engine != "spark":
+        raise typer.BadParameter("--catalog reads tables with --engine spark")
+    try:
+        return parse_catalog(catalog, event_map=event_map)
+    except CatalogNameError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--catalog") from None
+
+
 def check_engine_option(engine: str) -> str:
     """The --engine value, or a one-line usage error naming the known engines."""
     from features.engine import EngineError, check_engine
@@ -128,20 +159,25 @@ def engine_failed(exc: Exception) -> typer.Exit:
 
 def validate(
     ctx: typer.Context,
-    data: Path = typer.Option(..., "--data", help="folder of tables or a DuckDB file"),
+    data: Path | None = typer.Option(None, "--data", help="folder of tables or a DuckDB file"),
     extracted_at: str | None = typer.Option(
         None, help="when the data was exported (default: manifest.yaml, else now)"
     ),
     engine: str = typer.Option("duckdb", "--engine", help=ENGINE_HELP),
+    catalog: str | None = typer.Option(None, "--catalog", help=CATALOG_HELP),
+    event_map: Path | None = typer.Option(
+        None, "--event-map", exists=True, dir_okay=False, help=EVENT_MAP_HELP
+    ),
 ) -> None:
     """Check the tables against the data contract; exit 1 on errors."""
     from features.engine import EngineError
     from features.load import inspect_source
 
     check_engine_option(engine)
+    where = source_option(data, catalog, event_map, engine)
     try:
         report, _ = inspect_source(
-            data,
+            where,
             extracted_at=_parse_ts(extracted_at, "--extracted-at"),
             now=_now(ctx),
             engine=engine,
@@ -154,7 +190,7 @@ def validate(
 
 def snapshots(
     ctx: typer.Context,
-    data: Path = typer.Option(..., "--data", help="folder of tables or a DuckDB file"),
+    data: Path | None = typer.Option(None, "--data", help="folder of tables or a DuckDB file"),
     out_file: Path = typer.Option(..., "--out", help="Parquet file to write"),
     experiment: Path = typer.Option(
         DEFAULT_EXPERIMENT, "--experiment", help="experiment YAML whose `snapshot` settings apply"
@@ -171,6 +207,16 @@ def snapshots(
         None, help="when the data was exported (default: manifest.yaml, else now)"
     ),
     engine: str = typer.Option("duckdb", "--engine", help=ENGINE_HELP),
+    catalog: str | None = typer.Option(None, "--catalog", help=CATALOG_HELP),
+    event_map: Path | None = typer.Option(
+        None, "--event-map", exists=True, dir_okay=False, help=EVENT_MAP_HELP
+    ),
+    out_table: str | None = typer.Option(
+        None,
+        "--out-table",
+        help="spark only: also save the snapshots as this table ([catalog.]schema.table, "
+        "replaced if it exists), its feature definition as a table property",
+    ),
 ) -> None:
     """Build point-in-time account snapshots with labels and write them as Parquet."""
     from features.config import SnapshotSettingsError, snapshot_settings
@@ -190,9 +236,12 @@ def snapshots(
     config = config.model_copy(update={k: v for k, v in overrides.items() if v is not None})
     check_out_path(out_file)
     check_engine_option(engine)
+    where = source_option(data, catalog, event_map, engine)
+    if out_table is not None:
+        check_out_table(out_table, engine)
     try:
         source = load_or_exit(
-            data,
+            where,
             extracted_at=_parse_ts(extracted_at, "--extracted-at"),
             now=_now(ctx),
             engine=engine,
@@ -213,12 +262,34 @@ def snapshots(
             )
     except EngineError as exc:
         raise engine_failed(exc) from None
+    definition = FeatureDefinition.of_source(source, config)
     try:
-        write_parquet_atomic(frame, out_file, FeatureDefinition.of_source(source, config))
+        write_parquet_atomic(frame, out_file, definition)
     except OSError as exc:
         raise write_failed(out_file, exc) from None
+    if out_table is not None:
+        from features.engine.spark_write import save_snapshot_table
+
+        try:
+            save_snapshot_table(source.engine.spark, frame, out_table, definition)  # type: ignore[attr-defined]
+        except source.engine.errors as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            console.print(f"[red]error:[/red] cannot save --out-table {out_table}: {first}")
+            raise typer.Exit(1) from None
     out.print(summarise_snapshots(frame))
-    out.print(f"wrote {out_file.resolve()}")
+    out.print(f"wrote {out_file.resolve()}" + (f" and table {out_table}" if out_table else ""))
+
+
+def check_out_table(name: str, engine: str) -> None:
+    """A usage error unless --out-table names a table and the engine is Spark."""
+    if engine != "spark":
+        raise typer.BadParameter("--out-table saves a table with --engine spark")
+    from features.engine.catalog import CatalogNameError, check_table_name
+
+    try:
+        check_table_name(name)
+    except CatalogNameError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--out-table") from None
 
 
 def write_parquet_atomic(

@@ -19,12 +19,14 @@ import yaml
 from features.contract import TABLES
 from features.engine import Engine, check_engine, spark_session
 from features.engine.base import Kind
+from features.engine.catalog import CatalogTables
 from features.event_map import (
     DEMO_EVENT_MAP,
     EVENT_MAP_FILE,
     EventMap,
     EventMapError,
     load_event_map,
+    parse_event_map,
 )
 from features.readers import SQL_TYPES, RawSource, SourceError, open_frames, open_path, q
 from features.sentiment import score_texts
@@ -35,22 +37,35 @@ MANIFEST_FILE = "manifest.yaml"
 
 
 def inspect_source(
-    path: Path, *, extracted_at: pd.Timestamp | None, now: pd.Timestamp, engine: str = "duckdb"
+    path: Path | CatalogTables,
+    *,
+    extracted_at: pd.Timestamp | None,
+    now: pd.Timestamp,
+    engine: str = "duckdb",
 ) -> tuple[ValidationReport, DataSource | None]:
     """Validate a folder or DuckDB file; the report, and the source when it has no errors.
 
-    engine "spark" reads a folder of Parquet/Delta tables into the shared Spark session and
-    runs the validation and every later query as Spark SQL (EngineError when Spark cannot
-    be used here).
+    engine "spark" reads a folder of Parquet/Delta tables (or the tables a CatalogTables
+    names) into the shared Spark session and runs the validation and every later query as
+    Spark SQL (EngineError when Spark cannot be used here).
     """
     try:
-        raw = open_path(Path(path)) if check_engine(engine) == "duckdb" else _open_spark(path)
+        if check_engine(engine) == "spark":
+            raw = _open_spark(path)
+        elif isinstance(path, CatalogTables):
+            raise SourceError(f"{path}: tables in a catalog are read by the spark engine only")
+        else:
+            raw = open_path(Path(path))
     except SourceError as exc:
         return ValidationReport((Issue("error", None, None, str(exc)),), origin=str(path)), None
     issues: list[Issue] = []
-    assert raw.folder is not None
-    event_map, from_file = _folder_event_map(raw.folder, issues)
-    declared = extracted_at if extracted_at is not None else _manifest_end(raw.folder, issues)
+    if isinstance(path, CatalogTables):  # a catalog holds tables: no event_map.yaml, manifest
+        event_map, from_file = _file_event_map(path.event_map, issues)
+        declared = extracted_at
+    else:
+        assert raw.folder is not None
+        event_map, from_file = _folder_event_map(raw.folder, issues)
+        declared = extracted_at if extracted_at is not None else _manifest_end(raw.folder, issues)
     return _check_and_build(
         raw,
         event_map=event_map,
@@ -62,7 +77,7 @@ def inspect_source(
 
 
 def load_source(
-    path: Path,
+    path: Path | CatalogTables,
     *,
     extracted_at: pd.Timestamp | None = None,
     now: pd.Timestamp,
@@ -112,15 +127,33 @@ def inspect_frames(
     )
 
 
-def _open_spark(path: Path) -> RawSource:
+def _open_spark(path: Path | CatalogTables) -> RawSource:
     from features.engine.session import require_pyspark
 
     require_pyspark()
     from features.engine.spark_engine import SparkEngine
-    from features.engine.spark_read import check_folder, open_spark_folder
+    from features.engine.spark_read import check_folder, open_spark_catalog, open_spark_folder
 
+    if isinstance(path, CatalogTables):
+        return open_spark_catalog(SparkEngine(spark_session()), path)
     check_folder(Path(path))  # before starting a JVM for nothing
     return open_spark_folder(SparkEngine(spark_session()), Path(path))
+
+
+def _file_event_map(path: Path | None, issues: list[Issue]) -> tuple[EventMap, bool]:
+    """The event map of tables read from a catalog: a YAML file, else the demo map."""
+    if path is None:
+        message = (
+            "no --event-map given for the catalog's tables; using the demo company's event "
+            "map for the names that occur in these events: write your own map"
+        )
+        issues.append(Issue("warning", EVENT_MAP_FILE, None, message))
+        return DEMO_EVENT_MAP, False
+    try:
+        return parse_event_map(path.read_text(), origin=str(path)), True
+    except (EventMapError, OSError) as exc:
+        issues.append(Issue("error", EVENT_MAP_FILE, None, f"malformed event map: {exc}"))
+        return DEMO_EVENT_MAP, True
 
 
 def _folder_event_map(folder: Path, issues: list[Issue]) -> tuple[EventMap, bool]:

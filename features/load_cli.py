@@ -12,6 +12,7 @@ import pandas as pd
 import typer
 from rich.console import Console
 
+from features.engine.catalog import CatalogTables
 from features.load import load_source
 from features.source import DataSource
 from features.validate import InvalidDataError
@@ -21,7 +22,7 @@ _err = Console(stderr=True)
 
 
 def load_or_exit(
-    data: Path,
+    data: Path | CatalogTables,
     *,
     now: pd.Timestamp,
     extracted_at: pd.Timestamp | None = None,

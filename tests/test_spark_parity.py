@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from engine_factories import path_without_java
 from typer.testing import CliRunner
 
@@ -147,3 +149,101 @@ def test_validation_reports_the_same_issues(spark: object, dirty: Path) -> None:
     found = {(severity, table) for severity, table, _, _ in duck}
     assert {("error", "subscriptions"), ("error", "events"), ("warning", "invoices")} <= found
     assert ("warning", "events", "account_id", 4) in duck
+
+
+@pytest.fixture(scope="module")
+def catalog(spark: Any, company: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The company's tables saved as managed tables of a schema (saveAsTable), as a lakehouse
+    holds them; the schema's storage is a temporary folder, not the working directory."""
+    location = tmp_path_factory.mktemp("warehouse") / "nrr_parity.db"
+    spark.sql(f"CREATE DATABASE IF NOT EXISTS nrr_parity LOCATION '{location.as_uri()}'")
+    for table in company.glob("*.parquet"):
+        frame = spark.read.parquet(str(table))
+        frame.write.mode("overwrite").saveAsTable(f"nrr_parity.{table.stem}")
+    return "nrr_parity"
+
+
+def _extracted_at(company: Path) -> str:
+    # a catalog has no manifest.yaml: the folder build's extraction time is given explicitly
+    return str(yaml.safe_load((company / "manifest.yaml").read_text())["extracted_at"])
+
+
+def test_catalog_tables_build_the_snapshots_of_the_folder(
+    spark: Any, catalog: str, company: Path, built: dict[str, Path], tmp_path: Path
+) -> None:
+    from features.engine.spark_write import read_table_definition
+
+    out = tmp_path / "catalog.parquet"
+    args = [
+        "snapshots",
+        "--engine",
+        "spark",
+        "--catalog",
+        f"spark_catalog.{catalog}",
+        "--event-map",
+        str(company / "event_map.yaml"),
+        "--extracted-at",
+        _extracted_at(company),
+        "--out",
+        str(out),
+        "--out-table",
+        f"{catalog}.snapshots",
+    ]
+    result = CliRunner().invoke(build_app(), args)
+    assert result.exit_code == 0, result.output
+    # a table has no row order: both sides in (account_id, as_of) order
+    keys = ["account_id", "as_of"]
+    duck = pd.read_parquet(built["duckdb"]).sort_values(keys, ignore_index=True)
+    table = spark.table(f"{catalog}.snapshots").toPandas().sort_values(keys, ignore_index=True)
+    for got in (pd.read_parquet(out).sort_values(keys, ignore_index=True), table):
+        assert list(duck.columns) == list(got.columns) and len(duck) == len(got) > 500
+        # (a Spark table comes back with NaN-missing strings: the values are what counts)
+        pd.testing.assert_frame_equal(duck[keys], got[keys], check_dtype=False)
+        gaps = column_gaps(duck, got)
+        off = {col: gap for col, gap in gaps.items() if gap[0] > TOLERANCE or gap[1]}
+        assert not off, f"columns that differ (max abs diff, rows null on one side only): {off}"
+    assert read_definition(out) == read_definition(built["duckdb"])
+    assert read_table_definition(spark, f"{catalog}.snapshots") == read_definition(out)
+
+
+def test_a_missing_catalog_table_is_named(spark: Any, catalog: str, tmp_path: Path) -> None:
+    # the schema alone (the session's current catalog), without one required table
+    location = (tmp_path / "nrr_partial.db").as_uri()
+    spark.sql(f"CREATE DATABASE IF NOT EXISTS nrr_partial LOCATION '{location}'")
+    for name in ("accounts", "events"):
+        spark.sql(f"CREATE OR REPLACE VIEW nrr_partial.{name} AS SELECT * FROM {catalog}.{name}")
+    result = CliRunner().invoke(
+        build_app(),
+        ["validate", "--engine", "spark", "--catalog", "nrr_partial"],
+        env={"COLUMNS": "1000"},
+    )
+    assert result.exit_code == 1
+    assert "required table nrr_partial.subscriptions is missing" in result.output
+    result = CliRunner().invoke(
+        build_app(),
+        ["validate", "--engine", "spark", "--catalog", "no_such_schema"],
+        env={"COLUMNS": "1000"},
+    )
+    assert result.exit_code == 1
+    assert "--catalog no_such_schema: no such schema" in result.output
+
+
+def test_a_delta_table_without_a_delta_reader_says_what_to_install(
+    spark: Any, company: Path, tmp_path: Path
+) -> None:
+    # pyspark from PyPI has no Delta source (its jars come with delta-spark or Databricks):
+    # a folder table with a _delta_log must say so, not fail on Spark's generic lookup error
+    from features.engine.spark_engine import SparkEngine
+    from features.engine.spark_read import open_spark_folder
+
+    folder = tmp_path / "data"
+    shutil.copytree(company, folder)
+    delta = folder / "accounts"
+    delta.mkdir()
+    (folder / "accounts.parquet").rename(delta / "part-00000.parquet")
+    (delta / "_delta_log").mkdir()
+    raw = open_spark_folder(SparkEngine(spark), folder)  # type: ignore[arg-type]
+    (problem,) = [p for p in raw.problems if p.table == "accounts"]
+    assert problem.severity == "error" and "accounts" not in raw.columns
+    assert "Delta table and this Spark session has no Delta reader" in problem.message
+    assert "Databricks" in problem.message and "\n" not in problem.message

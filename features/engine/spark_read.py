@@ -1,11 +1,12 @@
-"""Opening a data folder in Spark: raw views `raw_<table>` for validation, as DuckDB's reader.
+"""Opening data in Spark: raw views `raw_<table>` for validation, as DuckDB's reader.
 
-Each contract table is read from `<folder>/<table>.parquet` (a file or a folder of part
-files, as Spark and most lakehouse exports write them) or `<folder>/<table>/` (Parquet
-part files, or a Delta table when it holds `_delta_log` and delta-spark is installed).
-CSV is left to the DuckDB engine: Spark's CSV reader guesses types where the contract's
-validation wants to see the raw text. Spark's column types are named as DuckDB names
-them, so validation's parsing rules (features/readers.parse_expr) apply unchanged.
+From a folder, each contract table is read from `<folder>/<table>.parquet` (a file or a
+folder of part files, as Spark and most lakehouse exports write them) or `<folder>/<table>/`
+(Parquet part files, or a Delta table when it holds `_delta_log` and the session can read
+Delta). CSV is left to the DuckDB engine: Spark's CSV reader guesses types where the
+contract's validation wants to see the raw text. From a catalog (`--catalog`), each table
+is `<schema>.<table>` of the session's catalog. Spark's column types are named as DuckDB
+names them, so validation's parsing rules (features/readers.parse_expr) apply unchanged.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from features.contract import TABLES
+from features.engine.catalog import CatalogTables
 from features.engine.spark_engine import SparkEngine
 from features.readers import RawSource, ReadProblem, SourceError
 
@@ -58,15 +60,65 @@ def open_spark_folder(engine: SparkEngine, folder: Path) -> RawSource:
                 )
                 problems.append(ReadProblem("error", name, message))
             continue
-        try:
-            frame = _read(engine, reader, location)
-            frame.createOrReplaceTempView(f"raw_{name}")
-        except engine.errors as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            problems.append(ReadProblem("error", name, f"cannot read the table: {first}"))
-            continue
-        columns[name] = {f.name: duckdb_type_name(f.dataType.simpleString()) for f in frame.schema}
+        _expose(
+            engine,
+            name,
+            lambda reader=reader, location=location: _read(engine, reader, location),
+            columns,
+            problems,
+        )
     return RawSource(engine, columns, str(folder), folder, tuple(problems))
+
+
+def open_spark_catalog(engine: SparkEngine, tables: CatalogTables) -> RawSource:
+    """Raw views over the contract's tables named `<schema>.<table>` in the session's catalog.
+
+    SourceError when the schema does not exist; a required table that is absent is an
+    error naming it (an absent optional table is left to validation, as in a folder).
+    """
+    catalog = engine.spark.catalog
+    if not catalog.databaseExists(tables.namespace):
+        raise SourceError(f"--catalog {tables.namespace}: no such schema in the Spark catalog")
+    columns: dict[str, dict[str, str]] = {}
+    problems: list[ReadProblem] = []
+    for name, spec in TABLES.items():
+        full = tables.table(name)
+        if not catalog.tableExists(full):
+            if spec.required:
+                problems.append(ReadProblem("error", name, f"required table {full} is missing"))
+            continue
+        _expose(engine, name, lambda full=full: engine.spark.table(full), columns, problems)
+    return RawSource(engine, columns, str(tables), None, tuple(problems))
+
+
+def _expose(
+    engine: SparkEngine,
+    name: str,
+    read: Any,
+    columns: dict[str, dict[str, str]],
+    problems: list[ReadProblem],
+) -> None:
+    """Register `read()` as the raw view of table `name`, noting its columns or the problem."""
+    try:
+        frame = read()
+        frame.createOrReplaceTempView(f"raw_{name}")
+    except DeltaUnavailable as exc:
+        problems.append(ReadProblem("error", name, str(exc)))
+        return
+    except engine.errors as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        problems.append(ReadProblem("error", name, f"cannot read the table: {first}"))
+        return
+    columns[name] = {f.name: duckdb_type_name(f.dataType.simpleString()) for f in frame.schema}
+
+
+def no_delta_message(location: Path) -> str:
+    """The one line for a Delta table this session cannot read (pyspark alone has no Delta)."""
+    return (
+        f"{location} is a Delta table and this Spark session has no Delta reader: run on "
+        "Databricks (Delta is built in), or start Spark with delta-spark's jars "
+        "(pip install delta-spark; configure_spark_with_delta_pip), or export it as Parquet"
+    )
 
 
 def check_folder(folder: Path) -> None:
@@ -87,5 +139,17 @@ def _locate(folder: Path, name: str) -> tuple[Path | None, str]:
 
 def _read(engine: SparkEngine, reader: str, location: Path) -> Any:
     if reader == "delta":
-        return engine.spark.read.format("delta").load(str(location))
+        try:
+            return engine.spark.read.format("delta").load(str(location))
+        except engine.errors as exc:
+            # pyspark from PyPI has no Delta source ([DATA_SOURCE_NOT_FOUND] ... delta):
+            # say what to install instead of Spark's "find packages at spark.apache.org"
+            text = str(exc)
+            if "DATA_SOURCE_NOT_FOUND" in text or "Failed to find the data source" in text:
+                raise DeltaUnavailable(no_delta_message(location)) from None
+            raise
     return engine.spark.read.parquet(str(location))
+
+
+class DeltaUnavailable(Exception):
+    """The session cannot read Delta (see no_delta_message)."""
