@@ -264,6 +264,7 @@ def _rows_with_history(
     at an earlier date read only rows before that date.
     """
     from features.snapshots import build_features
+    from models.scoring.comparison import COMPARISON_DAYS
 
     spine = active_spine(source, as_of)
     step = pd.DateOffset(weeks=1) if config.freq == "week" else pd.DateOffset(months=1)
@@ -282,7 +283,6 @@ def _rows_with_history(
     return rows, previous, earlier
 
 
-    from models.scoring.comparison import COMPARISON_DAYS
 def active_spine(source: Any, as_of: pd.Timestamp) -> pd.DataFrame:
     """account_id, as_of of every account active at as_of (`features.active`)."""
     from features.active import active_accounts_in
