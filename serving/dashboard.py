@@ -1,4 +1,7 @@
-"""GET /dashboard, /v1/forecast and /v1/nrr: the files `nrr forecast` wrote, served as-is.
+"""GET /dashboard, /dashboard/interactive, /v1/forecast, /v1/nrr: what `nrr forecast` wrote.
+
+The files are served as written, except that the two pages' link to each other is pointed
+at the other page's route.
 
 Every route needs a reader key by default: the report names the accounts most at risk and
 their ARR. Browsers cannot send the X-API-Key header, so a deployment that puts /dashboard
@@ -18,6 +21,7 @@ from serving.routes import _api_key, check_reader, require_reader
 from serving.schemas import ApiError
 
 REPORT_FILE = "report.html"
+INTERACTIVE_FILE = "interactive.html"  # serving.report_interactive: plotly charts, offline
 FORECAST_FILE = "forecast.json"
 NRR_FILE = "nrr.json"
 COMMAND = "nrr forecast --data DIR --out REPORT_DIR"
@@ -112,9 +116,38 @@ def dashboard(
     request: Request, key: Annotated[str | None, Depends(_api_key)] = None
 ) -> HTMLResponse:
     """The leadership forecast report (self-contained HTML); reader key unless public."""
+    # /dashboard -> dashboard/interactive (relative: still right behind a path prefix)
+    return _page(request, key, REPORT_FILE, link=(INTERACTIVE_FILE, "dashboard/interactive"))
+
+
+@router.get(
+    "/dashboard/interactive",
+    response_class=HTMLResponse,
+    tags=["forecast"],
+    responses={
+        200: {"content": {"text/html": {"example": "<!doctype html><html>...</html>"}}},
+        **_errors(401, 404, 503),
+    },
+)
+def dashboard_interactive(
+    request: Request, key: Annotated[str | None, Depends(_api_key)] = None
+) -> HTMLResponse:
+    """The report's charts to hover, with a segment filter (offline HTML); as /dashboard."""
+    # /dashboard/interactive -> ../dashboard
+    return _page(request, key, INTERACTIVE_FILE, link=(REPORT_FILE, "../dashboard"))
+
+
+def _page(request: Request, key: str | None, name: str, *, link: tuple[str, str]) -> HTMLResponse:
+    """A page of the report folder; reader key unless the dashboard is public.
+
+    The two pages link to each other by file name, which is right when opened from the
+    folder; served here, the link is pointed at the other page's route instead.
+    """
     if not getattr(request.app.state.settings, "dashboard_public", False):
         check_reader(request, key)
-    return HTMLResponse(_file(request, REPORT_FILE).read_text(encoding="utf-8"))
+    text = _file(request, name).read_text(encoding="utf-8")
+    old, new = link
+    return HTMLResponse(text.replace(f"href='{old}'", f"href='{new}'", 1))
 
 
 @router.get(

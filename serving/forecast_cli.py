@@ -30,10 +30,11 @@ from models.revenue.forecast_book import (
 )
 from models.rules.config import RulesConfig, load_rules_config
 from models.workspace import WORKDIR_HELP
-from serving.dashboard import FORECAST_FILE, NRR_FILE, REPORT_FILE
+from serving.dashboard import FORECAST_FILE, INTERACTIVE_FILE, NRR_FILE, REPORT_FILE
 from serving.forecasting import build_forecast, build_nrr_tables
 from serving.registry_client import ModelBundle
 from serving.report_html import BACKTEST_COLUMNS, ReportInputs, render_report
+from serving.report_interactive import render_interactive
 from serving.routes_outcomes import outcome_files
 from serving.settings import ServingSettings
 from serving.voice_files import voice_files
@@ -132,13 +133,17 @@ def write_tables(report: ReportInputs, folder: Path) -> list[Path]:
 
 
 def write_report(report: ReportInputs, out_dir: Path) -> Path:
-    """Write report.html, forecast.json, nrr.json and the CSVs atomically; the report's path."""
+    """Write report.html, interactive.html, forecast.json, nrr.json and the CSVs atomically.
+
+    Returns the path of report.html.
+    """
     out_dir = out_dir.resolve()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_dir.parent / f".{out_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
         (tmp / REPORT_FILE).write_text(render_report(report), encoding="utf-8")
+        (tmp / INTERACTIVE_FILE).write_text(render_interactive(report), encoding="utf-8")
         forecast: dict[str, Any] = report.forecast.to_dict()
         forecast["model_source"] = report.model_source
         (tmp / FORECAST_FILE).write_text(json.dumps(forecast, indent=1), encoding="utf-8")

@@ -15,6 +15,7 @@ from models.outcomes.tables import OutcomeTables
 from models.revenue.forecast import POOLED
 from models.revenue.nrr import NrrBands, SegmentBenchmark, nrr_band, segment_context
 from serving import report_charts as charts
+from serving.dashboard import INTERACTIVE_FILE
 from serving.forecasting import CONTRACTION_NOTE, NEW_LOGO_NOTE, ForecastTables, NrrTables
 from serving.report_charts import money, money_column
 
@@ -825,5 +826,6 @@ def render_report(inputs: ReportInputs, sections: Sequence[Section] | None = Non
         f"<title>{html.escape(inputs.title)}</title><style>{_CSS}</style></head><body>"
         f"<h1>{html.escape(inputs.title)}</h1><p class='meta'>{html.escape(meta)} "
         f"{html.escape(extra)}</p><p class='scope'>{html.escape(NEW_LOGO_NOTE)}</p>"
+        f"<p class='meta'>Interactive charts: <a href='{INTERACTIVE_FILE}'>{INTERACTIVE_FILE}</a></p>"
         f"{body}</body></html>"
     )

@@ -23,7 +23,9 @@ def api_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     with TestClient(app):  # runs the lifespan: models and scores are loaded once
         loaded = schemathesis.openapi.from_asgi("/openapi.json", app)
         # Dashboard routes belong to serving/dashboard.py; reload rebuilds state (slow).
-        loaded = loaded.exclude(path_regex=r"^/(dashboard|v1/forecast|v1/nrr|v1/admin/reload)$")
+        loaded = loaded.exclude(
+            path_regex=r"^/(dashboard|dashboard/interactive|v1/forecast|v1/nrr|v1/admin/reload)$"
+        )
         # themes and roadmap (serving/routes_voice.py) are report-folder files like /v1/forecast
         loaded = loaded.exclude(path_regex=r"^/v1/(themes|roadmap)$")
         # so are the outcome files (serving/routes_outcomes.py); the plays routes stay in

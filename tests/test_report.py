@@ -17,6 +17,7 @@ from models.revenue.amounts import arr_change_events, fit_amount_model
 from models.revenue.forecast_book import contraction_rates, subscriptions_known_at
 from models.rules.config import load_rules_config
 from serving import report_charts
+from serving.dashboard import INTERACTIVE_FILE
 from serving.forecast_cli import attach_scores, prepare_report, write_report
 from serving.forecasting import build_forecast, build_nrr_tables, cohort_extremes
 from serving.report_html import (
@@ -93,6 +94,8 @@ def written(inputs: ReportInputs, tmp_path_factory: pytest.TempPathFactory) -> P
 
 def test_report_has_no_external_resources(page: str) -> None:
     refs = re.findall(r"""(?:src|href)\s*=\s*["']([^"']*)""", page, flags=re.IGNORECASE)
+    assert refs.count(INTERACTIVE_FILE) == 1  # the page beside it (tests/test_report_interactive)
+    refs = [r for r in refs if r != INTERACTIVE_FILE]
     assert refs, "expected inline images"
     assert all(r.startswith("data:") for r in refs)
     assert sum(r.startswith("data:image/png;base64,") for r in refs) == len(EXPECTED_SECTIONS)
