@@ -72,17 +72,20 @@ def _layout(title_y: str, title_x: str, **extra: Any) -> dict[str, Any]:
     return {
         "template": "plotly_white",
         "height": 380,
-        "margin": {"l": 70, "r": 20, "t": 36, "b": 60},  # the top keeps the mode bar off the plot
+        # legend above the plot (rotated quarter labels below would run into it), the mode
+        # bar above the legend's right end
+        "margin": {"l": 70, "r": 20, "t": 60, "b": 50},
         "xaxis": {"title": {"text": title_x}, "type": "category"},
         "yaxis": {"title": {"text": title_y}, "tickformat": ".0%", "exponentformat": "none"},
-        "legend": {"orientation": "h", "y": -0.22, "x": 0},
+        "legend": {"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"},
         "hoverlabel": {"namelength": -1},
         **extra,
     }
 
 
-def _percent_line(y: float, text: str) -> dict[str, Any]:
-    return {
+def _percent_line(y: float, text: str = "") -> dict[str, Any]:
+    """A dashed reference line across the plot at `y`, labelled at its right end."""
+    line: dict[str, Any] = {
         "type": "line",
         "xref": "paper",
         "x0": 0,
@@ -90,8 +93,10 @@ def _percent_line(y: float, text: str) -> dict[str, Any]:
         "y0": y,
         "y1": y,
         "line": {"color": GREY, "dash": "dash", "width": 1},
-        "label": {"text": text, "textposition": "end", "font": {"size": 11, "color": GREY}},
     }
+    if text:
+        line["label"] = {"text": text, "textposition": "end", "font": {"size": 11, "color": GREY}}
+    return line
 
 
 def _floats(values: pd.Series) -> list[float]:
@@ -389,9 +394,15 @@ def coverage_chart(backtest: pd.DataFrame, groups: Sequence[str]) -> Chart:
             _layout(
                 "Actual inside P10\u2013P90",
                 "Forecast horizon",
-                showlegend=False,
                 bargap=0.5,
-                shapes=[_percent_line(COVERAGE_TARGET, f"target {pct(COVERAGE_TARGET)}")],
+                # the target in the legend: a label on the line would sit on a bar
+                shapes=[
+                    {
+                        **_percent_line(COVERAGE_TARGET),
+                        "showlegend": True,
+                        "name": f"Target: {pct(COVERAGE_TARGET)} of actuals inside P10\u2013P90",
+                    }
+                ],
             ),
         )
         fig.update_yaxes(range=[0, 1.12])
@@ -445,9 +456,10 @@ h1{margin:0 0 .2rem} .meta{color:#555;font-size:.9rem;margin:.2rem 0}
 .filter{position:sticky;top:0;background:#fff;padding:.6rem 0;z-index:10;border-bottom:1px solid #ddd}
 .filter select{font-size:1rem;padding:.2rem .4rem}
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(520px,1fr));gap:1rem}
-.card{border:1px solid #ddd;border-radius:6px;padding:.6rem .8rem;min-width:0}
-.card h2{font-size:1.05rem;margin:.1rem 0} .reading{color:#1f5fa8;font-weight:600;
-font-size:.95rem;margin:.2rem 0 .4rem;min-height:2.6em} .chart{width:100%;height:380px}
+.card{border:1px solid #ddd;border-radius:6px;padding:.6rem .8rem;min-width:0;display:flex;
+flex-direction:column} .card h2{font-size:1.05rem;margin:.1rem 0}
+.reading{color:#1f5fa8;font-weight:600;font-size:.95rem;margin:.2rem 0 .4rem;flex:1}
+.chart{width:100%;height:380px;flex:none}
 """
 
 _SCRIPT = """
