@@ -11,6 +11,9 @@ import pytest
 
 from serving.dashboard import FORECAST_FILE, INTERACTIVE_FILE
 
+# uvicorn serving this module's report_dir on a free port (the /dashboard browser test's)
+from tests.test_dashboard_browser import base_url  # noqa: F401
+
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 CHARTS = ("cumulative", "quarterly", "movements", "coverage")
@@ -52,11 +55,15 @@ _SHOWN = """() => ({
 })""".replace("CHARTS", json.dumps(CHARTS))
 
 
-def test_page_renders_offline_and_the_filter_switches_every_chart(report_dir: Path) -> None:
+def _need_chromium() -> None:
     if not CHROMIUM.is_file():
         pytest.skip(
             f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium)"
         )
+
+
+def test_page_renders_offline_and_the_filter_switches_every_chart(report_dir: Path) -> None:
+    _need_chromium()
     from playwright.sync_api import Route, sync_playwright
 
     forecast = json.loads((report_dir / FORECAST_FILE).read_text(encoding="utf-8"))
@@ -111,3 +118,37 @@ def test_page_renders_offline_and_the_filter_switches_every_chart(report_dir: Pa
     assert f"{100 * _fan_p50(forecast, segment, 'nrr')[-1]:.0f}%" in after["reading"]
     assert hover.startswith("Expansion: P50 $") and "P10\u2013P90 $" in hover, hover
     assert (ARTIFACTS / "interactive.png").stat().st_size > 10_000
+
+
+def test_served_pages_link_to_each_other(base_url: str) -> None:  # noqa: F811
+    _need_chromium()
+    from playwright.sync_api import Route, sync_playwright
+
+    refused: list[str] = []
+
+    def local(route: Route) -> None:
+        if route.request.url.startswith((base_url, "data:")):
+            route.continue_()
+        else:
+            refused.append(route.request.url)
+            route.abort()
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1300, "height": 1000})
+            page.route("**/*", local)
+            page.goto(f"{base_url}/dashboard", wait_until="load")
+            page.click("text=Interactive charts: >> a")
+            page.wait_for_selector("#cumulative .main-svg")
+            landed = page.url
+            rendered = page.evaluate(_SHOWN)["rendered"]
+            page.click("#report-link")
+            page.wait_for_selector("section#fan")
+            back = page.url
+        finally:
+            browser.close()
+    assert landed == f"{base_url}/dashboard/interactive" and rendered == [True] * len(CHARTS)
+    assert back == f"{base_url}/dashboard" and refused == []
