@@ -77,92 +77,172 @@ def _label(statement: dict[str, Any]) -> str:
     return f"{statement['op']} {text[:70]}"
 
 
-def child(engine: str, data: Path, out: Path) -> None:
+def _record_from_creation() -> None:
+    """Make every engine record its statements from creation, so the trace also holds the
+    load and validation statements (run inside load_source, before it returns the engine)."""
+    from features.engine.base import Engine
+
+    original = Engine.__init__
+
+    def init(self: Engine) -> None:
+        original(self)
+        self.trace = []
+
+    Engine.__init__ = init  # type: ignore[method-assign]
+
+
+def child(engine: str, data: Path, out: Path, driver_memory: str) -> None:
     """Load, validate and build on one engine; write timings and the statement trace."""
     from features.config import SnapshotConfig
     from features.load import load_source
     from features.snapshots import build_snapshots
     from features.spine import build_spine
 
+    _record_from_creation()
     result: dict[str, Any] = {"engine": engine}
     with PeakMemory() as memory:
         started = time.perf_counter()
         if engine == "spark":
             from features.engine import spark_session
 
-            spark_session()
+            # local mode runs the executors inside the driver JVM: its heap is Spark's memory
+            spark_session(conf={"spark.driver.memory": driver_memory})
             result["session_s"] = time.perf_counter() - started
         t0 = time.perf_counter()
         source = load_source(data, now=END, engine=engine)
         result["load_s"] = time.perf_counter() - t0
-        trace = source.engine.record()
+        trace = source.engine.trace
+        assert trace is not None
+        n_load = len(trace)
         t0 = time.perf_counter()
         spine = build_spine(source)
         frame = build_snapshots(source=source, spine=spine, config=SnapshotConfig())
         result["build_s"] = time.perf_counter() - t0
+        n_build = len(trace)
         result["events"] = int(source.engine.rows("SELECT COUNT(*) FROM events")[0][0])
     result |= {
         "rows": len(frame),
         "accounts": int(frame["account_id"].nunique()),
         "peak_mb": memory.peak / 2**20,
-        "statements": [
-            {"op": s.op, "target": s.target, "sql": s.sql, "seconds": s.seconds} for s in trace
-        ],
+        "load_statements": [_as_dict(s) for s in trace[:n_load]],
+        "statements": [_as_dict(s) for s in trace[n_load:n_build]],
     }
     out.write_text(json.dumps(result))
 
 
-def _run_child(engine: str, data: Path, folder: Path) -> dict[str, Any]:
+def _as_dict(statement: Any) -> dict[str, Any]:
+    return {
+        "op": statement.op,
+        "target": statement.target,
+        "sql": statement.sql,
+        "seconds": statement.seconds,
+    }
+
+
+def _run_child(engine: str, data: Path, folder: Path, driver_memory: str) -> dict[str, Any]:
     out = folder / f"bench_spark_{engine}.json"
     print(f"[{engine}] loading, validating and building ...", flush=True)
     cmd = [sys.executable, __file__, "--child", engine, "--data", str(data), "--json", str(out)]
+    cmd += ["--driver-memory", driver_memory]
     subprocess.run(cmd, check=True)
     result: dict[str, Any] = json.loads(out.read_text())
     return result
 
 
-def _statement_table(result: dict[str, Any]) -> pd.DataFrame:
-    frame = pd.DataFrame(result["statements"])
-    frame["what"] = [_label(s) for s in result["statements"]]
+def _statement_table(statements: list[dict[str, Any]]) -> pd.DataFrame:
+    frame = pd.DataFrame(statements)
+    frame["what"] = [_label(s) for s in statements]
     table = frame.groupby("what")["seconds"].agg(["count", "sum", "median"])
     return table.sort_values("sum", ascending=False)
 
 
-def _estimate(spark: dict[str, Any]) -> str:
+def _parts(spark: dict[str, Any]) -> dict[str, tuple[float, int, float]]:
+    """Seconds, statements and size of the three parts the estimate scales separately:
+    validation (scales with events), the build's event scans (events), the rest of the
+    build (snapshot rows)."""
+    build = pd.DataFrame(spark["statements"])
+    build = build[build["op"] != "drop"]
+    scans = build["sql"].str.contains(r"FROM events e", regex=True)
+    load = pd.DataFrame(spark["load_statements"])
+    return {
+        "validation": (float(load["seconds"].sum()), len(load), float(spark["events"])),
+        "event scans": (
+            float(build.loc[scans, "seconds"].sum()),
+            int(scans.sum()),
+            float(spark["events"]),
+        ),
+        "per-row work": (
+            float(build.loc[~scans, "seconds"].sum()),
+            int((~scans).sum()),
+            float(spark["rows"]),
+        ),
+    }
+
+
+def _estimate(spark: dict[str, Any], reference: dict[str, Any] | None = None) -> str:
     """A written estimate of a 100k-account / 1B-event build on a small cluster.
 
-    One size cannot tell a statement's fixed cost from its per-row cost, so both ends are
-    given: "high" charges everything above the cheapest statement to rows, "central" takes
-    the median statement as fixed cost (on small data most of a statement is fixed cost).
+    With a reference run of another size (`--reference`), each part's fixed cost and its
+    cost per event or per row are the line through the two sizes. With one size they
+    cannot be told apart, so both ends are given: "high" charges everything above the
+    cheapest statement to rows, "central" takes the median statement as fixed cost.
     """
-    stmts = pd.DataFrame(spark["statements"])
-    stmts["scans_events"] = stmts["sql"].str.contains(r"FROM events e", regex=True)
-    n = len(stmts[stmts["op"] != "drop"])
-    small = stmts.loc[~stmts["scans_events"] & (stmts["op"] != "drop"), "seconds"]
-    event_s = float(stmts.loc[stmts["scans_events"], "seconds"].sum())
-    n_scans = int(stmts["scans_events"].sum())
     rows_target = TARGET_ACCOUNTS * TARGET_MONTHS * 0.85  # ~85% of accounts paying per month
+    targets = {
+        "validation": TARGET_EVENTS,
+        "event scans": TARGET_EVENTS,
+        "per-row work": rows_target,
+    }
     speedup = CLUSTER_CORES / LOCAL_CORES * SCALING_EFFICIENCY
+    big = _parts(spark)
+    n = sum(count for _, count, _ in big.values())
     lines = [
-        f"Measured on Spark local[{LOCAL_CORES}]: {n} statements; the two event scans "
-        f"{event_s:.1f} s for {spark['events']:,} events; the other statements {small.sum():.1f} s "
-        f"for {spark['rows']:,} snapshot rows (cheapest {small.min():.2f} s, median "
-        f"{small.median():.2f} s each)."
+        f"Measured on Spark local[{LOCAL_CORES}], {spark['events']:,} events, "
+        f"{spark['rows']:,} snapshot rows: "
+        + "; ".join(f"{k} {sec:.1f} s in {cnt} statements" for k, (sec, cnt, _) in big.items())
+        + "."
     ]
-    for name, fixed in (("high", float(small.min())), ("central", float(small.median()))):
-        per_event = max(event_s - fixed * n_scans, 0.0) / spark["events"]
-        per_row = max(float(small.sum()) - fixed * len(small), 0.0) / spark["rows"]
-        est_events = per_event * TARGET_EVENTS / speedup
-        est_rows = per_row * rows_target / speedup
+    fits: list[tuple[str, dict[str, tuple[float, float]]]] = []
+    if reference is not None:
+        small = _parts(reference)
+        fit = {}
+        for key, (sec, _, size) in big.items():
+            sec0, _, size0 = small[key]
+            per_unit = max((sec - sec0) / (size - size0), 0.0)
+            fit[key] = (max(sec - per_unit * size, 0.0), per_unit)
+        lines.append(
+            f"Fitted through a {reference['accounts']:,}-account run ({reference['events']:,} "
+            "events): "
+            + "; ".join(
+                f"{k} {fixed:.0f} s fixed + {unit * (1e6 if k != 'per-row work' else 1e3):.2f} s "
+                f"per {'million events' if k != 'per-row work' else 'thousand rows'}"
+                for k, (fixed, unit) in fit.items()
+            )
+            + "."
+        )
+        fits.append(("two sizes", fit))
+    else:
+        build = pd.DataFrame(spark["statements"])
+        build = build[(build["op"] != "drop") & ~build["sql"].str.contains("FROM events e")]
+        for name, each in (
+            ("high", float(build["seconds"].min())),
+            ("central", float(build["seconds"].median())),
+        ):
+            fit = {}
+            for key, (sec, cnt, size) in big.items():
+                fixed = min(each * cnt, sec)
+                fit[key] = (fixed, (sec - fixed) / size)
+            fits.append((name, fit))
+    for name, fit in fits:
+        est = {k: unit * targets[k] / speedup for k, (_, unit) in fit.items()}
         est_fixed = n * CLUSTER_STATEMENT_SECONDS
         lines.append(
-            f"{name}: {per_event * 1e6:.1f} s per million events, {per_row * 1e3:.2f} ms per "
-            f"snapshot row -> {TARGET_ACCOUNTS:,} accounts, {TARGET_EVENTS:,} events, "
-            f"{TARGET_MONTHS} monthly snapshots (~{rows_target / 1e6:.1f}M rows) on "
-            f"{CLUSTER_CORES} cores ({speedup:.0f}x local[{LOCAL_CORES}]): event scans "
-            f"~{est_events / 60:.0f} min, per-row work ~{est_rows / 60:.0f} min, {n} statements "
-            f"x {CLUSTER_STATEMENT_SECONDS:.0f} s ~{est_fixed / 60:.1f} min; total "
-            f"~{(est_events + est_rows + est_fixed) / 60:.0f} min."
+            f"{name}: {TARGET_ACCOUNTS:,} accounts, {TARGET_EVENTS:,} events, {TARGET_MONTHS} "
+            f"monthly snapshots (~{rows_target / 1e6:.1f}M rows) on {CLUSTER_CORES} cores "
+            f"({speedup:.0f}x local[{LOCAL_CORES}]): "
+            + ", ".join(f"{k} ~{v / 60:.0f} min" for k, v in est.items())
+            + f", {n} statements x {CLUSTER_STATEMENT_SECONDS:.0f} s ~{est_fixed / 60:.1f} min; "
+            f"total ~{(sum(est.values()) + est_fixed) / 60:.0f} min."
         )
     lines.append(
         "Assumptions: cost linear in events and rows (the event scans shuffle by account, "
@@ -182,9 +262,30 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--child", choices=("duckdb", "spark"))
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--reference",
+        type=Path,
+        help="bench_spark_spark.json of a run at another size: fixed and per-row costs fitted",
+    )
+    parser.add_argument(
+        "--report",
+        action="store_true",
+        help="print the report of the JSON files already in --data's parent",
+    )
+    parser.add_argument(
+        "--driver-memory", default="6g", help="Spark driver heap (local mode: all of Spark's)"
+    )
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.data, args.json)
+        child(args.child, args.data, args.json, args.driver_memory)
+        return
+    if args.report:
+        results = {
+            e: json.loads((args.data.parent / f"bench_spark_{e}.json").read_text())
+            for e in ("duckdb", "spark")
+        }
+        reference = json.loads(args.reference.read_text()) if args.reference else None
+        _report(results, reference)
         return
     if not (args.data / "accounts.parquet").exists():
         from features.simulate import SimulationConfig, write_company
@@ -194,7 +295,15 @@ def main() -> None:
             accounts=args.accounts, months=args.months, seed=args.seed, end=END
         )
         write_company(args.data, config)
-    results = {e: _run_child(e, args.data, args.data.parent) for e in ("duckdb", "spark")}
+    results = {
+        e: _run_child(e, args.data, args.data.parent, args.driver_memory)
+        for e in ("duckdb", "spark")
+    }
+    reference = json.loads(args.reference.read_text()) if args.reference else None
+    _report(results, reference)
+
+
+def _report(results: dict[str, dict[str, Any]], reference: dict[str, Any] | None) -> None:
     print()
     print(
         f"{'engine':8} {'accounts':>9} {'events':>12} {'rows':>8} {'load+validate':>14} "
@@ -208,12 +317,17 @@ def main() -> None:
     if "session_s" in results["spark"]:
         print(f"(Spark session start {results['spark']['session_s']:.1f} s, not included)")
     for engine, r in results.items():
-        table = _statement_table(r)
-        print(f"\n{engine}: {len(r['statements'])} statements, top 12 by total time")
-        print(table.head(12).round(2).to_string())
+        for part in ("load_statements", "statements"):
+            what = "load + validation" if part == "load_statements" else "build"
+            table = _statement_table(r[part])
+            total = sum(s["seconds"] for s in r[part])
+            print(
+                f"\n{engine} {what}: {len(r[part])} statements, {total:.1f} s in statements; "
+                "top 12 by total time"
+            )
+            print(table.head(12).round(2).to_string())
     print()
-    print(_estimate(results["spark"]))
-    print(f"(measured on {args.accounts:,} accounts; the default is 50,000)")
+    print(_estimate(results["spark"], reference))
 
 
 if __name__ == "__main__":
