@@ -292,14 +292,18 @@ def _staged_partition(
         (ctx.user_window, ctx.user_window_sql()),
         (ctx.event_window, ctx.event_window_sql()),
     ]
+    # An engine that builds unsplit (Spark) has one partition holding all the shared daily
+    # rows: a view over them, not a second staged copy (a full pass over the two largest
+    # staged tables, and twice their memory).
+    views = set() if engine.splits_builds else {ctx.user_day, ctx.event_day}
     try:
         for name, select in staged:
-            engine.create(name, select)
+            engine.create(name, select, kind="view" if name in views else "temp")
         yield ctx
     finally:
         windows = (ctx.user_window, ctx.event_window, ctx.account_day)
         for table in (*windows, ctx.user_day, ctx.event_day, ctx.grid, ctx.spine):
-            engine.drop(table)
+            engine.drop(table, kind="view" if table in views else "table")
 
 
 def _timestamp_literal(ts: pd.Timestamp) -> str:

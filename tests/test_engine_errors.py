@@ -113,6 +113,24 @@ def test_an_unsupported_java_home_is_passed_over(
         (["validate", "--catalog", "main.cs"], "--catalog reads tables with --engine spark"),
         (["snapshots", "--out", "x.parquet", "--catalog", "a.b.c", "--engine", "spark"], "a.b.c"),
         (["score", "--out", "x.csv", "--data", ".", "--event-map", "m.yaml"], "--event-map"),
+        (
+            ["snapshots", "--out", "x.parquet", "--data", ".", "--out-table", "db.t"],
+            "--engine spark",
+        ),
+        (
+            [
+                "snapshots",
+                "--out",
+                "x.parquet",
+                "--data",
+                ".",
+                "--engine",
+                "spark",
+                "--out-table",
+                "a-b",
+            ],
+            "not a table name",
+        ),
     ],
 )
 def test_where_the_tables_are_is_one_clear_usage_error(
