@@ -16,6 +16,7 @@ from features.cli import (
     CATALOG_HELP,
     ENGINE_HELP,
     EVENT_MAP_HELP,
+    _parse_ts,
     check_engine_option,
     check_out_path,
     source_option,
@@ -145,6 +146,12 @@ def score(
     event_map: Path | None = typer.Option(
         None, "--event-map", exists=True, dir_okay=False, help=EVENT_MAP_HELP
     ),
+    extracted_at: str | None = typer.Option(
+        None,
+        "--extracted-at",
+        help="when the data was exported (default: manifest.yaml, else the last observed "
+        "time; a --catalog has no manifest)",
+    ),
 ) -> None:
     """Score every account active at --as-of from the raw tables (models or rules fallback)."""
     if out.suffix.lower() not in {".csv", ".parquet"}:
@@ -163,7 +170,13 @@ def score(
         console.print(f"[red]error:[/red] {missing}; or score with --rules-only.")
         raise typer.Exit(1)
     try:
-        table, bundle = batch_score(where, as_of=when, settings=settings, engine=engine)
+        table, bundle = batch_score(
+            where,
+            as_of=when,
+            settings=settings,
+            engine=engine,
+            extracted_at=_parse_ts(extracted_at, "--extracted-at"),
+        )
     except InvalidDataError as exc:
         console.print(exc.report.render())
         raise typer.Exit(1) from exc
@@ -191,6 +204,7 @@ def batch_score(
     as_of: pd.Timestamp | None,
     settings: ServingSettings,
     engine: str = "duckdb",
+    extracted_at: pd.Timestamp | None = None,
 ) -> tuple[pd.DataFrame, Any]:
     """The flat score table of every account active at as_of (default: the data's last day).
 
@@ -205,7 +219,7 @@ def batch_score(
     from serving.state import StateError, align_bundle, check_bundle
 
     now = utc_now()
-    source = load_source(data, now=now, engine=engine)
+    source = load_source(data, extracted_at=extracted_at, now=now, engine=engine)
     if as_of is None:
         # The extract day at 00:00: features look strictly before it, so nothing is cut off.
         as_of = pd.Timestamp(source.data_end).normalize()

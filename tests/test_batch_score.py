@@ -119,3 +119,17 @@ def test_score_snapshots_flattens_model_scores_and_numbered_drivers() -> None:
     assert "driver_3_feature" not in table.columns
     assert table["churn_probability"].between(0, 1).all()
     assert (table["churn_model_version"] == "3").all()
+
+
+def test_extracted_at_sets_the_default_scoring_date(company: Path) -> None:
+    # A --catalog has no manifest.yaml: --extracted-at says when the export was taken, and
+    # without --as-of the accounts are scored on that day.
+    from features.load import load_source
+
+    observed = load_source(company, now=pd.Timestamp("2030-01-01")).data_end
+    when = pd.Timestamp(observed).normalize() + pd.Timedelta(days=2, hours=13)
+    table, _ = batch_score(
+        company, as_of=None, settings=ServingSettings(use_registry=False), extracted_at=when
+    )
+    assert (table["as_of"] == when.normalize()).all()
+    assert sorted(table["account_id"]) == [f"c{i:02d}" for i in range(9) if i % 3]
