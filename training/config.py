@@ -97,6 +97,14 @@ class TuningConfig(_Frozen):
         description="calibration hold-out of the inner fits: same = as `calibration.holdout` "
         "(set to accounts by itself when the rows before the first cut are too few for dates)",
     )
+    min_positives: int = Field(
+        default=0,
+        ge=0,
+        description="each inner validation fold must hold this many positive labels, else the "
+        "search is skipped and the experiment's parameters (with booster.complexity's rule) "
+        "stand: a choice among many trials by the log loss of a few dozen positives fits "
+        "their noise",
+    )
     search_space: dict[str, SearchDimension] = Field(default_factory=dict)
 
 

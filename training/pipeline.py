@@ -226,7 +226,7 @@ def _tuned(
 ) -> dict[str, Any]:
     import mlflow
 
-    from training.tune import tune
+    from training.tune import TuningSkipped, tune
 
     if config.tuning.trials == 0 or not config.tuning.search_space:
         return {}
@@ -241,10 +241,16 @@ def _tuned(
                 mlflow.log_metric("inner_log_loss", value)
         say(f"{target}: trial {number} {state}" + ("" if value is None else f" {value:.4f}"))
 
-    best = tune(
-        early.reset_index(drop=True), target=target, config=config,
-        storage=settings.optuna_storage(), study_name=f"{run_id}-{target}", log_trial=log_trial,
-    )  # fmt: skip
+    try:
+        best = tune(
+            early.reset_index(drop=True), target=target, config=config,
+            storage=settings.optuna_storage(), study_name=f"{run_id}-{target}",
+            log_trial=log_trial,
+        )  # fmt: skip
+    except TuningSkipped as exc:
+        say(f"{target}: tuning skipped ({exc}); the experiment's parameters are used")
+        mlflow.set_tag(f"{target}.tuning_skipped", str(exc))
+        return {}
     mlflow.log_params({f"{target}.{k}": v for k, v in best.items()})
     return best
 

@@ -34,6 +34,28 @@ def inner_fold_loss(
     return list(_fold_losses(rows, target=target, config=config, overrides=overrides))
 
 
+class TuningSkipped(ValueError):
+    """The search would choose by too few validation positives (tuning.min_positives)."""
+
+
+def _inner_folds(rows: pd.DataFrame, config: ExperimentConfig) -> list[Any]:
+    return time_folds(
+        rows["as_of"],
+        rows["labelled"],
+        horizon_days=config.snapshot.horizon_days,
+        folds=config.tuning.inner_folds,
+        spacing=config.backtest.spacing,
+    )
+
+
+def validation_positives(
+    rows: pd.DataFrame, *, target: Target, config: ExperimentConfig
+) -> list[int]:
+    """Positive labels in each inner fold's scored rows: what a trial's log loss rests on."""
+    labels = target_labels(rows, target)
+    return [int(labels[fold.test].sum()) for fold in _inner_folds(rows, config)]
+
+
 def _fold_losses(
     rows: pd.DataFrame, *, target: Target, config: ExperimentConfig, overrides: dict[str, Any]
 ) -> Any:
@@ -44,14 +66,7 @@ def _fold_losses(
     if config.tuning.holdout not in ("same", config.calibration.holdout):
         calibration = config.calibration.model_copy(update={"holdout": config.tuning.holdout})
         config = config.model_copy(update={"calibration": calibration})
-    folds = time_folds(
-        rows["as_of"],
-        rows["labelled"],
-        horizon_days=config.snapshot.horizon_days,
-        folds=config.tuning.inner_folds,
-        spacing=config.backtest.spacing,
-    )
-    for fold in folds:
+    for fold in _inner_folds(rows, config):
         model = fit_scoring_model(
             rows.iloc[fold.train], target=target, config=config, overrides=overrides
         )
@@ -73,6 +88,13 @@ def tune(
     tuning = config.tuning
     if tuning.trials == 0 or not tuning.search_space:
         return {}
+    if tuning.min_positives:
+        held = validation_positives(rows, target=target, config=config)
+        if min(held) < tuning.min_positives:
+            raise TuningSkipped(
+                f"the inner validation folds hold {held} positive labels, fewer than "
+                f"tuning.min_positives {tuning.min_positives}"
+            )
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
         direction="minimize",
