@@ -119,3 +119,38 @@ def test_latest_base_rate_holds_for_the_served_refit_model(recipe: str) -> None:
     latest = held[held["as_of"] == held["as_of"].max()]
     observed = target_labels(latest, "churn").mean()
     assert model.predict_proba(latest).mean() == pytest.approx(observed, abs=1e-6)
+
+
+def test_latest_rows_reach_back_until_they_hold_enough_positives() -> None:
+    from training.fit import latest_rows
+
+    as_of = pd.Series(pd.to_datetime(["2025-01-01"] * 4 + ["2025-02-01"] * 4 + ["2025-03-01"] * 4))
+    labels = np.array([1, 1, 0, 0] + [1, 0, 0, 0] + [1, 0, 0, 0], dtype=float)
+    for wanted, first_date in ((0, "2025-03-01"), (1, "2025-03-01"), (2, "2025-02-01"),
+                               (3, "2025-01-01"), (99, "2025-01-01")):  # fmt: skip
+        mask = latest_rows(as_of, labels, min_positives=wanted)
+        # Independently: every row from the first date counted back, nothing before it.
+        assert (mask == (as_of >= pd.Timestamp(first_date)).to_numpy()).all(), wanted
+
+
+@pytest.mark.parametrize("refit", [False, True])
+def test_latest_level_rests_on_the_positives_asked_for(refit: bool) -> None:
+    from training.fit import fit_recipe
+
+    frame = labelled_rows(make_snapshots(n_accounts=300, months=20, seed=6))
+    config = load_experiment(FAST_EXPERIMENT)
+    # More positives than the hold-out holds: the level is the whole hold-out's rate.
+    config = config.model_copy(
+        update={
+            "calibration": config.calibration.model_copy(
+                update={"base_rate": "latest", "latest_min_positives": 10**6}
+            ),
+            "booster": config.booster.model_copy(update={"refit_all_rows": refit}),
+        }
+    )
+    model = fit_recipe(frame, recipe="logistic", target="churn", config=config)
+    _, cal = holdout_split(frame, config=config)
+    held = frame.iloc[cal]
+    assert held["as_of"].nunique() > 1
+    observed = target_labels(held, "churn").mean()
+    assert model.predict_proba(held).mean() == pytest.approx(observed, abs=1e-6)

@@ -49,6 +49,13 @@ class CalibrationConfig(_Frozen):
         "log-odds are shifted so the mean probability on the hold-out's latest snapshot date "
         "equals that date's observed rate (a churn rate that moved recently)",
     )
+    latest_min_positives: int = Field(
+        default=0,
+        ge=0,
+        description="with base_rate latest: earlier hold-out dates join the latest one, newest "
+        "first, until the rows hold this many positive labels (0: the latest date alone); "
+        "a rate read from a handful of positives moves every probability by their noise",
+    )
 
 
 class BoosterConfig(_Frozen):

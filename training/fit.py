@@ -307,6 +307,25 @@ def fit_recipe(
     raise ValueError(f"recipe must be one of {RECIPES}, got {recipe!r}")
 
 
+def latest_rows(as_of: pd.Series, labels: np.ndarray, *, min_positives: int) -> np.ndarray:
+    """Mask of the hold-out rows whose level calibration.base_rate latest matches: the latest
+    snapshot date, and earlier dates, newest first, until the rows hold `min_positives`
+    positive labels (or the whole hold-out does not).
+
+    One date's rate rests on a handful of positives on a small company (a quarter of 300
+    accounts at one date holds ~5 churns), and a level fitted to that moves every served
+    probability by the noise of those few labels.
+    """
+    stamps = pd.to_datetime(pd.Series(as_of)).reset_index(drop=True)
+    values = np.asarray(labels, dtype=float)
+    mask = np.zeros(len(stamps), dtype=bool)
+    for date in sorted(pd.unique(stamps), reverse=True):
+        mask |= (stamps == date).to_numpy()
+        if values[mask].sum() >= min_positives:
+            break
+    return mask
+
+
 def _anchor_latest(
     calibrator: Calibrator | None,
     raw_of: Callable[[pd.DataFrame], np.ndarray],
@@ -326,8 +345,9 @@ def _anchor_latest(
     """
     if calibrator is None or config.calibration.base_rate != "latest":
         return calibrator
-    stamps = pd.to_datetime(cal_rows["as_of"])
-    latest = (stamps == stamps.max()).to_numpy()
+    latest = latest_rows(
+        cal_rows["as_of"], cal_labels, min_positives=config.calibration.latest_min_positives
+    )
     rate = float(cal_labels[latest].mean())
     probs = calibrator.predict(raw_of(cal_rows[latest]))
     return calibrator.shifted(level_shift(probs, rate))
@@ -345,7 +365,7 @@ def _calibrate(
     if config.calibration.base_rate == "latest":
         # The served probabilities are summed into the revenue forecast: their level should
         # be the latest known rate, not the hold-out's average when the rate is moving.
-        latest = (pd.to_datetime(as_of) == pd.to_datetime(as_of).max()).to_numpy()
+        latest = latest_rows(as_of, labels, min_positives=config.calibration.latest_min_positives)
         shift = level_shift(calibrator.predict(raw[latest]), float(labels[latest].mean()))
         return calibrator.shifted(shift), f"{method}+latest"
     return calibrator, method
