@@ -172,3 +172,23 @@ def test_a_target_with_too_few_positives_is_skipped_and_said(company: pd.DataFra
     result = run_evaluation(labelled_rows(company), config=config, rules=load_rules_config(), cuts=2, resamples=5)  # fmt: skip
     assert not result.evaluations and "min_positives" in result.skipped["churn"]
     assert "churn: skipped" in evaluation_text(result)
+
+
+def test_complexity_notes_name_what_the_positives_give() -> None:
+    from training.evaluate_cuts import complexity_notes, evaluation_folds
+    from training.fit import complexity_for, holdout_split, target_labels
+
+    rows = labelled_rows(make_snapshots(n_accounts=200, months=24, seed=5))
+    config = load_experiment(FAST_EXPERIMENT)
+    config = config.model_copy(
+        update={"booster": config.booster.model_copy(update={"complexity": "by_positives"})}
+    )
+    folds = evaluation_folds(rows, config, cuts=2)
+    notes = complexity_notes(rows, folds, target="churn", config=config, tuned=True)
+    for fold, note in zip(folds, notes, strict=True):
+        train = rows.iloc[fold.train].reset_index(drop=True)
+        fit, _ = holdout_split(train, config=config)
+        positives = int(target_labels(train.iloc[fit], "churn").sum())
+        assert note.startswith(f"cut {fold.cut.date()}: {positives} positive labels")
+        leaves = complexity_for(positives)["num_leaves"]
+        assert f"num_leaves {leaves}," in note and "the tuned parameters override it" in note
