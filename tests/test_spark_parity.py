@@ -260,3 +260,35 @@ def test_a_delta_table_without_a_delta_reader_says_what_to_install(
     assert problem.severity == "error" and "accounts" not in raw.columns
     assert "Delta table and this Spark session has no Delta reader" in problem.message
     assert "Databricks" in problem.message and "\n" not in problem.message
+
+
+def test_pandas_nanosecond_timestamps_read_as_duckdb_reads_them(spark: Any, tmp_path: Path) -> None:
+    """pandas writes datetimes as TIMESTAMP(NANOS), which Spark alone refuses ("Illegal
+    Parquet type"); read through the engine they are the same instants at microseconds."""
+    from features.engine.spark_engine import SparkEngine
+    from features.engine.spark_read import open_spark_folder
+
+    stamps = pd.to_datetime(
+        ["2026-01-01 10:00:00.123456789", "2024-02-29 23:59:59.999999999", "1999-12-31 00:00:00.0"],
+        format="ISO8601",
+    )
+    folder = tmp_path / "export"
+    folder.mkdir()
+    pd.DataFrame(
+        {
+            "account_id": ["a", "b", "c"],
+            "occurred_at": stamps.tz_localize("UTC"),  # tz-aware, as a warehouse exports
+            "naive_at": stamps,
+            "quantity": [1, 2, 3],
+        }
+    ).to_parquet(folder / "events.parquet", index=False)
+    source = open_spark_folder(SparkEngine(spark), folder)  # type: ignore[arg-type]
+    assert not [p for p in source.problems if p.table == "events"]
+    read = spark.table("raw_events").orderBy("account_id").toPandas()  # type: ignore[attr-defined]
+    want = list(stamps.floor("us"))  # microseconds, as DuckDB keeps them
+    aware = pd.to_datetime(read["occurred_at"])
+    aware = aware.dt.tz_convert("UTC").dt.tz_localize(None) if aware.dt.tz else aware
+    assert list(aware) == want
+    assert list(pd.to_datetime(read["naive_at"])) == want
+    assert read["quantity"].tolist() == [1, 2, 3]  # a genuine integer column stays one
+    assert source.columns["events"]["occurred_at"].startswith("TIMESTAMP")

@@ -21,9 +21,16 @@ from features.engine.base import EngineError
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-LOCAL_CONF: dict[str, str] = {
+# Settings every session needs for parity with DuckDB, also an existing (cluster) one.
+SESSION_CONF: dict[str, str] = {
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.timestampType": "TIMESTAMP_NTZ",
+    # pandas' default TIMESTAMP(NANOS) Parquet is otherwise unreadable; spark_read turns
+    # those epoch nanoseconds back into timestamps
+    "spark.sql.legacy.parquet.nanosAsLong": "true",
+}
+LOCAL_CONF: dict[str, str] = {
+    **SESSION_CONF,
     "spark.sql.shuffle.partitions": "4",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.ui.enabled": "false",
@@ -32,11 +39,6 @@ LOCAL_CONF: dict[str, str] = {
 }
 # errors only from the JVM (Spark's default profile prints a banner and warnings)
 LOG_CONFIG = Path(__file__).with_name("log4j2.properties")
-# Settings every session needs for parity with DuckDB, also an existing (cluster) one.
-SESSION_CONF: dict[str, str] = {
-    "spark.sql.session.timeZone": "UTC",
-    "spark.sql.timestampType": "TIMESTAMP_NTZ",
-}
 
 
 def require_pyspark() -> Any:

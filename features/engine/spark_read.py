@@ -148,7 +148,48 @@ def _read(engine: SparkEngine, reader: str, location: Path) -> Any:
             if "DATA_SOURCE_NOT_FOUND" in text or "Failed to find the data source" in text:
                 raise DeltaUnavailable(no_delta_message(location)) from None
             raise
-    return engine.spark.read.parquet(str(location))
+    frame = engine.spark.read.parquet(str(location))
+    return _nanosecond_timestamps(frame, location)
+
+
+NANOS_AS_LONG = "spark.sql.legacy.parquet.nanosAsLong"
+
+
+def nanosecond_columns(location: Path) -> dict[str, bool]:
+    """Timestamp columns stored at nanosecond precision: name -> whether tz-aware (UTC).
+
+    pandas writes datetimes as TIMESTAMP(NANOS) by default, which Spark refuses to read
+    ("Illegal Parquet type: INT64 (TIMESTAMP(NANOS,true))"). Read from the first data file's
+    schema (a folder's part files share it).
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    files = [location] if location.is_file() else sorted(location.rglob("*.parquet"))
+    files = [f for f in files if not f.name.startswith(("_", "."))]
+    if not files:
+        return {}
+    schema = pq.read_schema(files[0])
+    return {
+        field.name: field.type.tz is not None
+        for field in schema
+        if pa.types.is_timestamp(field.type) and field.type.unit == "ns"
+    }
+
+
+def _nanosecond_timestamps(frame: Any, location: Path) -> Any:
+    """Nanosecond timestamps (read as epoch nanoseconds under NANOS_AS_LONG) as Spark
+    timestamps at microseconds, as DuckDB reads them: tz-aware ones as instants, naive ones
+    as wall-clock TIMESTAMP_NTZ (session time zone UTC)."""
+    from pyspark.sql import functions as F  # noqa: N812
+
+    longs = {f.name for f in frame.schema if f.dataType.simpleString() == "bigint"}
+    for name, aware in nanosecond_columns(location).items():
+        if name not in longs:
+            continue
+        micros = F.timestamp_micros(F.expr(f"div(`{name}`, 1000)"))
+        frame = frame.withColumn(name, micros if aware else micros.cast("timestamp_ntz"))
+    return frame
 
 
 class DeltaUnavailable(Exception):
