@@ -26,7 +26,7 @@ class RequestContext:
 
     previous: pd.DataFrame | None = None
     earlier: pd.DataFrame | None = None
-    peers: pd.DataFrame | None = None
+    peers: Any = None  # models.scoring.drivers.Peers of the served book
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ def served_rows(frames: Sequence[pd.DataFrame | None]) -> ServedBook:
 
 def request_context(
     served: ServedBook,
-    latest: pd.DataFrame | None,
+    peers: Any,
     accounts: Iterable[Any],
     as_ofs: Iterable[Any],
 ) -> RequestContext:
@@ -70,7 +70,6 @@ def request_context(
     closest to `COMPARISON_DAYS` before it, within the tolerance. An account sent twice is
     matched on its first row (the drivers match earlier rows by account).
     """
-    peers = latest if latest is not None and not latest.empty else None
     if served.empty:
         return RequestContext(peers=peers)
     previous: list[int] = []

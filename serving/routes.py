@@ -284,7 +284,7 @@ async def score(
         )
     rows, provided = request_rows(body)
     k = state.drivers_k if body.drivers else 0
-    context = request_context(state.served, state.latest, rows["account_id"], rows["as_of"])
+    context = request_context(state.served, state.peers, rows["account_id"], rows["as_of"])
     payloads = await run_in_threadpool(
         state.scorer,
         rows,

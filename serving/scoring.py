@@ -132,7 +132,7 @@ def _driver_dicts(
     matrix: np.ndarray,
     *,
     earlier: pd.DataFrame | None = None,
-    peers: Rows | None = None,
+    peers: Any = None,
 ) -> tuple[list[list[dict[str, Any]]], list[list[dict[str, Any]]]]:
     """Per row, the actionable drivers and the contract context, as plain data."""
     from models.scoring.drivers import explain
@@ -157,7 +157,7 @@ def role_scores(
     drivers_k: int,
     matrices: dict[Any, np.ndarray] | None = None,
     earlier: pd.DataFrame | None = None,
-    peers: Rows | None = None,
+    peers: Any = None,
 ) -> RoleScores:
     """Model probability where the model can answer, calibrated rule score elsewhere."""
     n = len(rows)
@@ -270,7 +270,7 @@ def score_payloads(
     provided: Rows | None = None,
     previous: pd.DataFrame | None = None,
     earlier: pd.DataFrame | None = None,
-    peers: pd.DataFrame | None = None,
+    peers: Any = None,
 ) -> list[dict[str, Any]]:
     """One API score payload (the `Score` schema as plain data) per snapshot row.
 
@@ -278,7 +278,8 @@ def score_payloads(
     request becomes); both give the same payloads. `previous`: the same accounts' snapshot
     rows at the previous snapshot date (for `health_change`, which the At-risk play needs);
     `earlier`: their rows about 90 days before (the drivers' "90 days ago" comparison);
-    `peers`: the population for the drivers' segment percentiles (default: `rows`).
+    `peers`: the population for the drivers' segment percentiles (default: `rows`), rows or
+    a `models.scoring.drivers.Peers` kept across calls.
     """
     from models.rules.plays import assess_rules, health_history, plays_for
     from models.rules.renewals import renewal_status

@@ -38,7 +38,7 @@ class Scorer(Protocol):
         provided: pd.DataFrame | Table | None = None,
         previous: pd.DataFrame | None = None,
         earlier: pd.DataFrame | None = None,
-        peers: pd.DataFrame | None = None,
+        peers: Any = None,
     ) -> list[dict[str, Any]]: ...
 
 
@@ -65,7 +65,9 @@ class ServingState:
     # The served rows of every date held (serving.request_context): POSTed rows of served
     # accounts get their health_change, "90 days ago" and book percentiles from them.
     served: ServedBook = field(default_factory=lambda: served_rows([]))
-    latest: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # models.scoring.drivers.Peers of the served book: percentiles of POSTed rows among it,
+    # its sorted values computed once (precompute fills most of them) instead of per request
+    peers: Any = None
     # Why this state serves less than it should although it loaded (no snapshots): /readyz
     # then says "degraded" instead of "ready".
     degraded_reason: str | None = None
@@ -242,10 +244,18 @@ def build_state(
     from serving.drift_status import drift_status
 
     drift, drift_reason = drift_status(bundle, snapshots)
+    peers = None
+    if not snapshots.empty:
+        from models.scoring.drivers import Peers
+
+        peers = Peers(snapshots)
+    computed = precompute(
+        base, snapshots, previous=history.previous, earlier=history.earlier, peers=peers
+    )
     return replace(
-        precompute(base, snapshots, previous=history.previous, earlier=history.earlier),
+        computed,
         served=served_rows([history.latest, history.previous, history.earlier]),
-        latest=snapshots,
+        peers=peers,
         drift=drift,
         drift_reason=drift_reason,
         degraded_reason=snapshots_gap(settings, snapshots),
@@ -270,6 +280,7 @@ def precompute(
     *,
     previous: pd.DataFrame | None = None,
     earlier: pd.DataFrame | None = None,
+    peers: Any = None,
 ) -> ServingState:
     """The state with every latest snapshot scored, encoded, and indexed for lists.
 
@@ -285,6 +296,7 @@ def precompute(
         drivers_k=state.drivers_k,
         previous=previous,
         earlier=earlier,
+        peers=peers,
     )
     encoded: dict[str, bytes] = {}
     worklist, renewals = [], []

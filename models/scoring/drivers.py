@@ -85,7 +85,8 @@ def explain(
     `matrix`: the model's input already built from `frame` (saves rebuilding it);
     `earlier`: the same accounts' feature rows about 90 days before (account_id, as_of and
     features; accounts without one get no such comparison); `peers`: the scored population
-    for the percentiles (default `frame` itself).
+    for the percentiles (default `frame` itself), or a `Peers` of it kept across calls (the
+    server's book: its sorted values are then computed once, not per request).
     """
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
@@ -96,7 +97,7 @@ def explain(
     for j, name in enumerate(names):
         groups.setdefault(_display(name).group, []).append(j)
     values = {name: _column_values(frame, name) for name in names}
-    population = _Peers(frame if peers is None else peers)
+    population = peers if isinstance(peers, Peers) else Peers(frame if peers is None else peers)
     segments = _column_values(frame, "segment")
     before = _Earlier(earlier, _column_values(frame, "account_id"), _column_values(frame, "as_of"))
     result: list[Explanation] = []
@@ -149,8 +150,12 @@ def _plain_value(value: object) -> float | str | None:
     return out if math.isfinite(out) else None
 
 
-class _Peers:
-    """Sorted known values per (feature, segment) of the scored population, built lazily."""
+class Peers:
+    """Sorted known values per (feature, segment) of the scored population, built lazily.
+
+    Safe to share between request threads: a (feature, segment) computed twice at once is
+    the same array, and a dict assignment is atomic.
+    """
 
     def __init__(self, frame: Any) -> None:
         self.frame = frame
@@ -218,7 +223,7 @@ def _driver(
     *,
     outcome: str,
     segment: str | None,
-    population: _Peers,
+    population: Peers,
     earlier: tuple[dict[str, Any], int] | None,
 ) -> Driver:
     value = row_values[feature]
