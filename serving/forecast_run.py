@@ -19,8 +19,9 @@ from typing import Any
 
 import pandas as pd
 
-from models.revenue.forecast import POOLED
+from models.revenue.forecast import POOLED, backtest_horizons
 from models.workspace import Workspace
+from serving.report_html import horizon_coverage
 
 EXPERIMENT = "nrr-forecast"
 IMAGES = ("report.pdf", "report_top.png")
@@ -90,10 +91,10 @@ def forecast_figures(forecast: Any, backtest: pd.DataFrame | None) -> dict[str, 
         for q in ("p10", "p50", "p90"):
             figures[f"fan_nrr_{int(row['quarter'])}q_{q}"] = float(row[q])
     if backtest is not None and not backtest.empty:
-        pooled = backtest[backtest["segment"] == POOLED]
-        horizons = pooled["horizon"] if "horizon" in pooled.columns else pd.Series(1, pooled.index)
-        for horizon, part in pooled.groupby(horizons):
-            figures[f"backtest_coverage_{int(horizon)}q"] = float(part["covered"].mean())
+        for horizon in sorted(set(backtest_horizons(backtest))):
+            checked = horizon_coverage(backtest, horizon)
+            if checked is not None:
+                figures[f"backtest_coverage_{horizon}q"] = checked[0]
     return figures
 
 

@@ -12,7 +12,7 @@ import pandas as pd
 
 from models.outcomes.interventions import InterventionReport
 from models.outcomes.tables import OutcomeTables
-from models.revenue.forecast import POOLED
+from models.revenue.forecast import POOLED, backtest_horizons
 from models.revenue.nrr import NrrBands, SegmentBenchmark, nrr_band, segment_context
 from serving import report_charts as charts
 from serving.dashboard import INTERACTIVE_FILE
@@ -206,18 +206,11 @@ def _expansion_leader(forecast: ForecastTables) -> str:
     return f"expansion concentrated in {top} ({pct(float(by_segment.max()) / total)} of expected)"
 
 
-def _horizons(backtest: pd.DataFrame) -> pd.Series:
-    """Each backtest row's horizon (tables written before horizons existed are horizon 1)."""
-    if "horizon" in backtest.columns:
-        return backtest["horizon"].astype(int)
-    return pd.Series(1, index=backtest.index)
-
-
 def horizon_coverage(backtest: pd.DataFrame | None, horizon: int) -> tuple[float, int] | None:
     """Pooled P10-P90 coverage and origins of one backtest horizon; None without such rows."""
     if backtest is None or backtest.empty:
         return None
-    rows = backtest[(_horizons(backtest) == horizon) & (backtest["segment"] == POOLED)]
+    rows = backtest[(backtest_horizons(backtest) == horizon) & (backtest["segment"] == POOLED)]
     if rows.empty:
         return None
     return float(rows["covered"].astype(bool).mean()), len(rows)
@@ -508,7 +501,7 @@ def top_sections(forecast: ForecastTables) -> list[Section]:
 def horizon_summary(backtest: pd.DataFrame) -> pd.DataFrame:
     """Per horizon: origins, pooled and segment-cell coverage, pinball loss vs naive."""
     rows = []
-    for h, part in backtest.groupby(_horizons(backtest), sort=True):
+    for h, part in backtest.groupby(backtest_horizons(backtest), sort=True):
         pooled = part[part["segment"] == POOLED]
         cells = part[part["segment"] != POOLED]
         both = part.dropna(subset=["naive_pinball"])
@@ -531,7 +524,7 @@ def horizon_summary(backtest: pd.DataFrame) -> pd.DataFrame:
 
 def backtest_reading(backtest: pd.DataFrame) -> str:
     """Coverage of pooled and segment intervals and pinball loss against the naive baseline."""
-    first = backtest[_horizons(backtest) == 1]
+    first = backtest[backtest_horizons(backtest) == 1]
     pooled = first[first["segment"] == POOLED]
     cells = first[first["segment"] != POOLED]
     beats = float(first["pinball"].mean()) < float(first["naive_pinball"].mean())
@@ -543,7 +536,7 @@ def backtest_reading(backtest: pd.DataFrame) -> str:
         f"{float(first['naive_pinball'].mean()):.4f} "
         f"({'better' if beats else 'not better'} than the trailing four-quarter average)."
     )
-    later = horizon_summary(backtest[_horizons(backtest) > 1])
+    later = horizon_summary(backtest[backtest_horizons(backtest) > 1])
     if not later.empty:
         text += (
             " Further ahead (cumulative NRR of the book): "

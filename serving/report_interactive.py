@@ -20,11 +20,11 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
-from models.revenue.forecast import POOLED
+from models.revenue.forecast import POOLED, backtest_horizons
 from serving.dashboard import INTERACTIVE_FILE, REPORT_FILE
 from serving.forecasting import NEW_LOGO_NOTE, ForecastTables, NrrTables
 from serving.report_charts import BLUE, GREEN, GREY, ORANGE, RED, currency, money
-from serving.report_html import ReportInputs, _horizons, header, pct
+from serving.report_html import ReportInputs, header, pct
 
 __all__ = ["INTERACTIVE_FILE", "PLOTLY_CONFIG", "Chart", "charts", "render_interactive"]
 
@@ -356,7 +356,7 @@ def movements_chart(forecast: ForecastTables, groups: Sequence[str]) -> Chart:
 def _coverage(backtest: pd.DataFrame, group: str) -> pd.DataFrame:
     """Per horizon: share of origins whose actual NRR fell inside P10-P90, and the origins."""
     rows = backtest[backtest["segment"].astype(str) == group]
-    horizon = _horizons(backtest)[rows.index]
+    horizon = backtest_horizons(backtest)[rows.index]
     out = (
         rows.assign(horizon=horizon, covered=rows["covered"].astype(bool))
         .groupby("horizon", sort=True)["covered"]

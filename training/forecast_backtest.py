@@ -43,7 +43,13 @@ from features.config import SnapshotConfig
 from features.labels import labels_known_at
 from models.clock import utc_now
 from models.revenue.arr_tilt import fit_arr_tilt, latest_labelled
-from models.revenue.forecast import POOLED, naive_forecast, pinball_loss, simulate_fan
+from models.revenue.forecast import (
+    POOLED,
+    backtest_horizons,
+    naive_forecast,
+    pinball_loss,
+    simulate_fan,
+)
 from models.revenue.forecast_book import (
     account_expectations,
     book_at,
@@ -673,9 +679,8 @@ def horizon_table(table: pd.DataFrame) -> pd.DataFrame:
     columns += ["pinball", "naive_pinball"]
     if table.empty:
         return pd.DataFrame(columns=columns)
-    horizons = table["horizon"] if "horizon" in table.columns else pd.Series(1, index=table.index)
     rows = []
-    for h, part in table.groupby(horizons.astype(int), sort=True):
+    for h, part in table.groupby(backtest_horizons(table), sort=True):
         figures = _figures(part)
         rows.append({"horizon": int(h), "origins": int(figures.pop("quarters")), **figures})
     return pd.DataFrame(rows, columns=columns)

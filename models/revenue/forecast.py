@@ -709,6 +709,14 @@ def _fan_chunk(
     return np.stack(flows), np.stack(ending), np.stack(kept)
 
 
+def backtest_horizons(table: pd.DataFrame) -> pd.Series:
+    """Each forecast-backtest row's horizon in quarters (tables written before horizons
+    existed have no such column: all their rows are one quarter ahead)."""
+    if "horizon" in table.columns:
+        return table["horizon"].astype(int)
+    return pd.Series(1, index=table.index)
+
+
 def pinball_loss(actual: ArrayLike, quantile_preds: ArrayLike, quantiles: Sequence[float]) -> float:
     """Mean pinball (quantile) loss over observations and quantiles; lower is better."""
     y = np.asarray(actual, dtype=float).reshape(-1)
