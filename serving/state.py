@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from features.registry import BY_NAME
-from models.scoring.comparison import COMPARISON_DAYS, COMPARISON_TOLERANCE_DAYS
+from models.scoring.comparison import COMPARISON_DAYS, comparison_gap_ok
 from models.table import Table
 from serving.registry_client import ModelBundle
 from serving.request_context import ServedBook, served_rows
@@ -135,9 +135,9 @@ def snapshot_history(frame: pd.DataFrame) -> SnapshotHistory:
         picked = frame.loc[(as_of == day) & frame["account_id"].astype(str).isin(ids)]
         return picked.drop_duplicates("account_id", keep="last").reset_index(drop=True)
 
-    gaps = [abs((last - d).days - COMPARISON_DAYS) for d in dates]
-    best = int(np.argmin(gaps))
-    earlier = rows_at(dates[best]) if gaps[best] <= COMPARISON_TOLERANCE_DAYS else None
+    usable = [d for d in dates if comparison_gap_ok((last - d).days)]
+    best = min(usable, key=lambda d: abs((last - d).days - COMPARISON_DAYS), default=None)
+    earlier = None if best is None else rows_at(best)
     return SnapshotHistory(latest, rows_at(dates[-1]), earlier)
 
 
