@@ -14,7 +14,7 @@ from models.scoring.booster import model_features
 from training.baselines import RuleBaseline
 from training.config import EvaluationConfig, ExperimentConfig, Target
 from training.fit import Recipe, fit_linear_model, fit_recipe, fit_scoring_model, target_labels
-from training.folds import Fold, time_folds
+from training.folds import Fold, experiment_folds
 from training.metrics import (
     early_warning_share,
     flagged_high_risk,
@@ -86,13 +86,7 @@ def run_backtest(
 
 def _backtest_folds(rows: pd.DataFrame, config: ExperimentConfig) -> list[Fold]:
     """The experiment's rolling-origin folds over labelled rows (shared by every recipe)."""
-    return time_folds(
-        rows["as_of"],
-        rows["labelled"],
-        horizon_days=config.snapshot.horizon_days,
-        folds=config.backtest.folds,
-        spacing=config.backtest.spacing,
-    )
+    return experiment_folds(rows, config, folds=config.backtest.folds)
 
 
 def recipe_predictions(

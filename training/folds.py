@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from training.config import ExperimentConfig
 
 
 class NotEnoughHistoryError(ValueError):
@@ -148,3 +152,15 @@ def account_split(
     held = set(rng.choice(unique, size=n_cal, replace=False).tolist())
     calibrate = ids.isin(held).to_numpy(dtype=bool)
     return np.flatnonzero(~calibrate), np.flatnonzero(calibrate)
+
+
+def experiment_folds(rows: pd.DataFrame, config: ExperimentConfig, *, folds: int) -> list[Fold]:
+    """`folds` rolling-origin folds over snapshot rows with the experiment's horizon and
+    spacing: the backtest's (`backtest.folds`) and tuning's inner ones (`tuning.inner_folds`)."""
+    return time_folds(
+        rows["as_of"],
+        rows["labelled"],
+        horizon_days=config.snapshot.horizon_days,
+        folds=folds,
+        spacing=config.backtest.spacing,
+    )

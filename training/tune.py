@@ -10,7 +10,7 @@ import pandas as pd
 
 from training.config import ExperimentConfig, SearchDimension, Target
 from training.fit import fit_scoring_model, target_labels
-from training.folds import time_folds
+from training.folds import experiment_folds
 from training.metrics import log_loss
 
 TrialLogger = Callable[[int, dict[str, Any], float | None, str], None]
@@ -39,13 +39,7 @@ class TuningSkipped(ValueError):
 
 
 def _inner_folds(rows: pd.DataFrame, config: ExperimentConfig) -> list[Any]:
-    return time_folds(
-        rows["as_of"],
-        rows["labelled"],
-        horizon_days=config.snapshot.horizon_days,
-        folds=config.tuning.inner_folds,
-        spacing=config.backtest.spacing,
-    )
+    return experiment_folds(rows, config, folds=config.tuning.inner_folds)
 
 
 def validation_positives(
