@@ -12,14 +12,8 @@ from experiments import FAST_EXPERIMENT
 from models.scoring.calibration import Calibrator, level_shift
 from training.config import load_experiment
 from training.evaluate import labelled_rows
-from training.fit import (
-    COMPLEXITY_STEPS,
-    booster_params,
-    complexity_for,
-    fit_linear_model,
-    holdout_split,
-    target_labels,
-)
+from training.fit import fit_linear_model, holdout_split, target_labels
+from training.lightgbm_fit import COMPLEXITY_STEPS, booster_params, complexity_for
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:

@@ -176,7 +176,8 @@ def test_a_target_with_too_few_positives_is_skipped_and_said(company: pd.DataFra
 
 def test_complexity_notes_name_what_the_positives_give() -> None:
     from training.evaluate_cuts import complexity_notes, evaluation_folds
-    from training.fit import complexity_for, holdout_split, target_labels
+    from training.fit import holdout_split, target_labels
+    from training.lightgbm_fit import complexity_for
 
     rows = labelled_rows(make_snapshots(n_accounts=200, months=24, seed=5))
     config = load_experiment(FAST_EXPERIMENT)

@@ -77,7 +77,7 @@ class BoosterConfig(_Frozen):
         default="fixed",
         description="fixed: `params` as written; by_positives: fewer leaves, larger leaves and "
         "more L2 when the booster's training rows hold few positive labels "
-        "(training.fit.COMPLEXITY_STEPS); tuned parameters still override",
+        "(training.lightgbm_fit.COMPLEXITY_STEPS); tuned parameters still override",
     )
     params: dict[str, float | int] = Field(default_factory=dict)
 

@@ -137,7 +137,8 @@ def complexity_notes(
     tuned: bool = False,
 ) -> list[str]:
     """Per cut: the positives the booster learns from and the complexity that gives."""
-    from training.fit import complexity_for, holdout_split, target_labels
+    from training.fit import holdout_split, target_labels
+    from training.lightgbm_fit import complexity_for
 
     notes = []
     for fold in folds:
