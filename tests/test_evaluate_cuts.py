@@ -185,11 +185,33 @@ def test_complexity_notes_name_what_the_positives_give() -> None:
         update={"booster": config.booster.model_copy(update={"complexity": "by_positives"})}
     )
     folds = evaluation_folds(rows, config, cuts=2)
-    notes = complexity_notes(rows, folds, target="churn", config=config, tuned=True)
-    for fold, note in zip(folds, notes, strict=True):
+    notes = complexity_notes(rows, folds, target="churn", config=config)
+    tuned = complexity_notes(rows, folds, target="churn", config=config, tuned=True)
+    for fold, note, tuned_note in zip(folds, notes, tuned, strict=True):
         train = rows.iloc[fold.train].reset_index(drop=True)
         fit, _ = holdout_split(train, config=config)
         positives = int(target_labels(train.iloc[fit], "churn").sum())
         assert note.startswith(f"cut {fold.cut.date()}: {positives} positive labels")
         leaves = complexity_for(positives)["num_leaves"]
-        assert f"num_leaves {leaves}," in note and "the tuned parameters override it" in note
+        assert f"num_leaves {leaves}," in note
+        assert "the tuned parameters" in tuned_note and "num_leaves" not in tuned_note
+
+
+def test_cross_validated_notes_name_each_cuts_choice_from_the_backtest() -> None:
+    from training.evaluate_cuts import complexity_notes, evaluation_folds
+
+    rows = labelled_rows(make_snapshots(n_accounts=200, months=24, seed=5))
+    config = load_experiment(FAST_EXPERIMENT)
+    config = config.model_copy(
+        update={"booster": config.booster.model_copy(update={"complexity": "cross_validated"})}
+    )
+    folds = evaluation_folds(rows, config, cuts=2)
+    chosen = [
+        {"chosen": "3 leaves", "params": {"num_leaves": 3}, "folds": 5, "positives": 40,
+         "losses": {"2 leaves": 0.2512, "3 leaves": 0.2401}},
+        None,
+    ]  # fmt: skip
+    first, second = complexity_notes(rows, folds, target="churn", config=config, chosen=chosen)
+    assert "-> 3 leaves: lowest log loss over 5 account-grouped folds" in first
+    assert "2 leaves 0.2512, 3 leaves 0.2401" in first
+    assert "too few accounts or labels to cross-validate" in second

@@ -291,3 +291,26 @@ def test_a_trial_scores_the_shipped_recipe_on_rows_it_never_saw(fast: Experiment
         expected.append(log_loss(target_labels(test, "churn"), model.predict_proba(test)))
     got = inner_fold_loss(rows, target="churn", config=config, overrides=params)
     np.testing.assert_allclose(got, expected, rtol=1e-12)
+
+
+def test_a_cross_validated_complexity_is_said_tagged_and_kept_with_the_model(
+    tmp_path: Path, fast: ExperimentConfig
+) -> None:
+    config = fast.model_copy(
+        update={
+            "targets": ["churn"],
+            "booster": fast.booster.model_copy(update={"complexity": "cross_validated"}),
+        }
+    )
+    settings = Workspace(workdir=tmp_path)
+    snapshots = with_interaction(make_snapshots(n_accounts=300, months=24, seed=11))
+    said: list[str] = []
+    result = train(snapshots=snapshots, config=config, settings=settings, progress=said.append)
+    mlflow.set_tracking_uri(settings.resolved_tracking_uri())
+    client = MlflowClient()
+    tag = client.get_run(result.run_id).data.tags["churn.complexity"]
+    model = ScoringModel.load(Path(mlflow.artifacts.download_artifacts("models:/nrr-churn/1")))
+    kept = model.metadata["complexity"]
+    assert tag.startswith(f"{kept['chosen']}: lowest log loss over 5 account-grouped folds")
+    assert min(kept["losses"], key=kept["losses"].get) == kept["chosen"]
+    assert any(line == f"churn: booster complexity: {tag}" for line in said)

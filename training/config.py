@@ -73,11 +73,19 @@ class BoosterConfig(_Frozen):
         "target (features/registry.py MONOTONE: e.g. more active users never raise churn); "
         "features declared 0 and categories stay free",
     )
-    complexity: Literal["fixed", "by_positives"] = Field(
+    complexity: Literal["fixed", "by_positives", "cross_validated"] = Field(
         default="fixed",
         description="fixed: `params` as written; by_positives: fewer leaves, larger leaves and "
         "more L2 when the booster's training rows hold few positive labels "
-        "(training.lightgbm_fit.COMPLEXITY_STEPS); tuned parameters still override",
+        "(training.lightgbm_fit.COMPLEXITY_STEPS); cross_validated: the rung of "
+        "training.complexity.COMPLEXITY_LADDER (2, 3, 7 leaves or `params`) with the lowest "
+        "log loss over account-grouped folds of the training rows; tuned parameters override "
+        "either rule",
+    )
+    complexity_folds: int = Field(
+        default=5,
+        ge=2,
+        description="account-grouped folds of booster.complexity cross_validated",
     )
     params: dict[str, float | int] = Field(default_factory=dict)
 

@@ -40,6 +40,8 @@ class BacktestResult:
     folds: tuple[Fold, ...]
     predictions: pd.DataFrame
     metrics: pd.DataFrame
+    # Per fold, the booster's complexity choice (booster.complexity cross_validated) or None.
+    complexity: tuple[dict[str, Any] | None, ...] = ()
 
 
 def labelled_rows(frame: pd.DataFrame) -> pd.DataFrame:
@@ -68,20 +70,20 @@ def run_backtest(
     """
     rows = labelled_rows(frame)
     folds = list(folds) if folds is not None else _backtest_folds(rows, config)
-    parts = []
+    parts, complexity = [], []
     for fold in folds:
-        parts.append(
-            _fold_predictions(
-                rows, fold, target=target, config=config, rules=rules, overrides=overrides
-            )
+        part, chosen = _fold_predictions(
+            rows, fold, target=target, config=config, rules=rules, overrides=overrides
         )
+        parts.append(part)
+        complexity.append(chosen)
         if progress is not None:
             progress(f"{target} fold {fold.index} (cut {fold.cut.date()})")
     predictions = _with_segments(pd.concat(parts, ignore_index=True), config.evaluation)
     if oracle is not None:
         predictions = _join_oracle(predictions, oracle, target=target)
     metrics = score_table(predictions, target=target, evaluation=config.evaluation)
-    return BacktestResult(target, tuple(folds), predictions, metrics)
+    return BacktestResult(target, tuple(folds), predictions, metrics, tuple(complexity))
 
 
 def _backtest_folds(rows: pd.DataFrame, config: ExperimentConfig) -> list[Fold]:
@@ -128,7 +130,7 @@ def _fold_predictions(
     config: ExperimentConfig,
     rules: RulesConfig,
     overrides: Mapping[str, Any] | None,
-) -> pd.DataFrame:
+) -> tuple[pd.DataFrame, dict[str, Any] | None]:
     train, test = rows.iloc[fold.train], rows.iloc[fold.test]
     y_train = target_labels(train, target)
     features = model_features(rows)
@@ -156,7 +158,7 @@ def _fold_predictions(
         # has no signal), for its own AUC: which categories carry signal on this company.
         for name, risk in rule.category_risks(test, rules=rules).items():
             out[f"{CATEGORY_PREFIX}{name}"] = risk
-    return out
+    return out, model.metadata.get("complexity")
 
 
 def _band(values: pd.Series, edges: Sequence[float], unit: str) -> pd.Series:

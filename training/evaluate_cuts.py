@@ -10,7 +10,7 @@ account-level bootstrap intervals (`training.intervals.account_bootstrap`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from models.rules.config import RulesConfig
+from training.complexity import ComplexityChoice
 from training.config import EvaluationConfig, ExperimentConfig, Target
 from training.evaluate import CATEGORY_PREFIX, labelled_rows, run_backtest
 from training.folds import Fold, NotEnoughHistoryError, folds_at, quarter_cuts
@@ -119,7 +120,10 @@ def evaluate_target(
         backtest.predictions, target=target, evaluation=config.evaluation,
         resamples=resamples, seed=seed,
     )  # fmt: skip
-    notes = complexity_notes(rows, folds, target=target, config=config, tuned=bool(overrides))
+    notes = complexity_notes(
+        rows, folds, target=target, config=config, tuned=bool(overrides),
+        chosen=backtest.complexity,
+    )  # fmt: skip
     cut_dates = {str(f.index): str(f.cut.date()) for f in folds}
     table.insert(2, "cut", table["group"].map(cut_dates).where(table["scope"] == "cut", ""))
     notes += signal_notes(table, target)
@@ -135,26 +139,36 @@ def complexity_notes(
     target: Target,
     config: ExperimentConfig,
     tuned: bool = False,
+    chosen: Sequence[Mapping[str, Any] | None] = (),
 ) -> list[str]:
-    """Per cut: the positives the booster learns from and the complexity that gives."""
+    """Per cut: the positives the booster learns from and the complexity that gives
+    (`chosen`: the backtest's per-fold choice of booster.complexity cross_validated)."""
     from training.fit import holdout_split, target_labels
     from training.lightgbm_fit import complexity_for
 
+    rule = config.booster.complexity
     notes = []
-    for fold in folds:
+    for index, fold in enumerate(folds):
         train = rows.iloc[fold.train].reset_index(drop=True)
         fit_pos, _ = holdout_split(train, config=config)
         positives = int(target_labels(train.iloc[fit_pos], target).sum())
-        if config.booster.complexity == "by_positives":
-            chosen = complexity_for(positives)
-            what = ", ".join(f"{k} {v}" for k, v in chosen.items()) or "the experiment's params"
-            rule = "booster.complexity by_positives"
+        head = f"cut {fold.cut.date()}: {positives} positive labels in the booster's rows -> "
+        if tuned:
+            notes.append(head + f"the tuned parameters (booster.complexity {rule} not applied)")
+            continue
+        if rule == "by_positives":
+            steps = complexity_for(positives)
+            what = ", ".join(f"{k} {v}" for k, v in steps.items()) or "the experiment's params"
+        elif rule == "cross_validated":
+            choice = chosen[index] if index < len(chosen) else None
+            what = (
+                ComplexityChoice.from_dict(dict(choice)).reason()
+                if choice
+                else "the experiment's params (too few accounts or labels to cross-validate)"
+            )
         else:
-            what, rule = "the experiment's params", "booster.complexity fixed"
-        notes.append(
-            f"cut {fold.cut.date()}: {positives} positive labels in the booster's rows -> "
-            f"{what} ({rule}" + ("; the tuned parameters override it)" if tuned else ")")
-        )
+            what = "the experiment's params"
+        notes.append(head + f"{what} (booster.complexity {rule})")
     return notes
 
 

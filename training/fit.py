@@ -13,6 +13,7 @@ import pandas as pd
 from models.scoring.booster import ScoringModel, design_matrix, learn_levels, model_features
 from models.scoring.calibration import Calibrator, level_shift
 from training.baselines import LOGISTIC_C, LOGISTIC_MAX_ITER, LogisticBaseline
+from training.complexity import choose_complexity
 from training.config import LABEL_OF, ExperimentConfig, Target
 from training.folds import account_split, calibration_split
 from training.lightgbm_fit import booster_params, fit_booster
@@ -62,9 +63,15 @@ def fit_scoring_model(
     levels = learn_levels(fit_rows, names)
     x_fit = design_matrix(fit_rows, features=names, levels=levels)
     x_cal = design_matrix(cal_rows, features=names, levels=levels)
+    choice = None
+    if config.booster.complexity == "cross_validated" and not overrides:
+        # Tuned parameters (overrides) were chosen by their own search and stand. Every
+        # training row takes part: the hold-out's recent positives are a third of a young
+        # company's, and a choice among four rungs tells the calibrator next to nothing.
+        choice = choose_complexity(frame, labels, target=target, config=config, features=names)
     params = booster_params(
         config.booster, seed=config.seed, features=names, target=target,
-        overrides=overrides,
+        overrides=choice.params if choice is not None else overrides,
         positives=int(labels[fit_pos].sum()),
     )  # fmt: skip
     booster = fit_booster(
@@ -107,6 +114,8 @@ def fit_scoring_model(
         train_rows=train_rows, calibration_rows=len(cal_pos),
     )  # fmt: skip
     metadata["best_iteration"] = rounds
+    if choice is not None:
+        metadata["complexity"] = choice.to_dict()
     return ScoringModel(booster, tuple(names), levels, calibrator, metadata)
 
 

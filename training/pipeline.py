@@ -21,6 +21,7 @@ from models.rules.health import HealthNormaliser
 from models.scoring.booster import ScoringModel
 from models.workspace import Workspace, setup_tracking
 from training.baselines import RuleBaseline
+from training.complexity import ComplexityChoice
 from training.config import REGISTERED_NAME, ExperimentConfig, Target
 from training.evaluate import (
     RECIPE_COLUMN,
@@ -207,6 +208,9 @@ def _train_target(
     model = fit_recipe(
         rows, recipe=selection["recipe"], target=target, config=config, overrides=overrides
     )
+    complexity = model.metadata.get("complexity")
+    if complexity is not None:
+        say(f"{target}: booster complexity: {ComplexityChoice.from_dict(complexity).reason()}")
     # Scoring must rebuild features exactly as here: the definition travels with the model.
     extra = {DEFINITION_KEY: definition.to_dict(), "selection": selection}
     model = replace(model, metadata={**model.metadata, **extra})
@@ -296,6 +300,9 @@ def _log_and_register(
     mlflow.set_tags(
         {f"{target}.recipe": model.kind, f"{target}.recipe_reason": tags["recipe_reason"]}
     )
+    complexity = model.metadata.get("complexity")
+    if complexity is not None:
+        mlflow.set_tag(f"{target}.complexity", ComplexityChoice.from_dict(complexity).reason())
     client.set_registered_model_alias(name, CHALLENGER, version)
     decision = _gate(
         client, name=name, version=version, backtest=backtest, rows=rows, config=config,
