@@ -144,7 +144,35 @@ def test_latest_level_rests_on_the_positives_asked_for(refit: bool) -> None:
     )
     model = fit_recipe(frame, recipe="logistic", target="churn", config=config)
     _, cal = holdout_split(frame, config=config)
-    held = frame.iloc[cal]
-    assert held["as_of"].nunique() > 1
-    observed = target_labels(held, "churn").mean()
-    assert model.predict_proba(held).mean() == pytest.approx(observed, abs=1e-6)
+    # Without the refit the hold-out's calibrator is served: its level is the hold-out's.
+    # After the refit the level is read on every training row (all dates, all accounts).
+    level_rows = frame if refit else frame.iloc[cal]
+    assert level_rows["as_of"].nunique() > 1
+    observed = target_labels(level_rows, "churn").mean()
+    assert model.predict_proba(level_rows).mean() == pytest.approx(observed, abs=1e-6)
+
+
+@pytest.mark.parametrize("recipe", ["lightgbm", "logistic"])
+def test_an_account_hold_out_reads_the_latest_level_on_every_account(recipe: str) -> None:
+    from training.fit import fit_recipe
+
+    # A young company whose churn rate doubles over its last months: labels are redrawn
+    # with a rate rising by date, so the hold-out's year-long average lags the latest one.
+    frame = labelled_rows(make_snapshots(n_accounts=400, months=12, seed=8))
+    dates = np.sort(frame["as_of"].unique())
+    step = frame["as_of"].map({d: i for i, d in enumerate(dates)}).to_numpy()
+    rng = np.random.default_rng(8)
+    frame = frame.assign(churned=rng.random(len(frame)) < 0.03 + 0.12 * step / step.max())
+    config = load_experiment(FAST_EXPERIMENT)
+    config = config.model_copy(
+        update={
+            "calibration": config.calibration.model_copy(
+                update={"base_rate": "latest", "holdout": "accounts", "latest_min_positives": 20}
+            )
+        }
+    )
+    model = fit_recipe(frame, recipe=recipe, target="churn", config=config)  # type: ignore[arg-type]
+    latest = frame[frame["as_of"] == dates[-1]]
+    observed = target_labels(latest, "churn").mean()
+    assert target_labels(latest, "churn").sum() >= 20
+    assert model.predict_proba(latest).mean() == pytest.approx(observed, abs=1e-6)
