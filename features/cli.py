@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from experiments import DEFAULT_EXPERIMENT
 from features.definition import FeatureDefinition, write_snapshots
 from features.engine.catalog import CatalogTables
+from features.log_progress import LogProgress
 
 console = Console(stderr=True)
 out = Console()
@@ -28,7 +29,10 @@ def _now(ctx: typer.Context) -> pd.Timestamp:
     return now
 
 
-def _progress() -> Progress:
+def _progress() -> Progress | LogProgress:
+    """A bar in a terminal; in a log, a timestamped line now and then."""
+    if not console.is_terminal:
+        return LogProgress(console)
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -36,7 +40,6 @@ def _progress() -> Progress:
         TimeElapsedColumn(),
         console=console,
         transient=False,
-        disable=not console.is_terminal,
     )
 
 

@@ -92,7 +92,10 @@ def _progress() -> Iterator[Callable[[str], None]]:
     """A spinner in a terminal; in a log, one timestamped line per step instead."""
     if not console.is_terminal:
         started = time.monotonic()
-        yield lambda msg: console.print(f"[{time.monotonic() - started:6.0f}s] {msg}")
+        # soft_wrap: a log line is not folded at the console's 80 columns.
+        yield lambda msg: console.print(
+            f"[{time.monotonic() - started:6.0f}s] {msg}", soft_wrap=True, markup=False
+        )
         return
     with Progress(
         SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console
