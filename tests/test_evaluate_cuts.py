@@ -15,10 +15,10 @@ from typer.testing import CliRunner
 from experiments import FAST_EXPERIMENT
 from models.rules.config import load_rules_config
 from nrr.cli import build_app
-from training.config import load_experiment
+from training.config import ExperimentConfig, load_experiment
 from training.evaluate import labelled_rows
 from training.evaluate_cuts import evaluate_target, evaluation_text, run_evaluation, signal_notes
-from training.folds import NotEnoughHistoryError, folds_at, quarter_cuts
+from training.folds import Fold, NotEnoughHistoryError, folds_at, quarter_cuts
 
 HORIZON = 90
 
@@ -174,17 +174,24 @@ def test_a_target_with_too_few_positives_is_skipped_and_said(company: pd.DataFra
     assert "churn: skipped" in evaluation_text(result)
 
 
-def test_complexity_notes_name_what_the_positives_give() -> None:
-    from training.evaluate_cuts import complexity_notes, evaluation_folds
-    from training.fit import holdout_split, target_labels
-    from training.lightgbm_fit import complexity_for
+def _notes_case(rule: str) -> tuple[pd.DataFrame, ExperimentConfig, list[Fold]]:
+    """A small company's rows, the fast experiment with booster.complexity `rule`, 2 cuts."""
+    from training.evaluate_cuts import evaluation_folds
 
     rows = labelled_rows(make_snapshots(n_accounts=200, months=24, seed=5))
     config = load_experiment(FAST_EXPERIMENT)
     config = config.model_copy(
-        update={"booster": config.booster.model_copy(update={"complexity": "by_positives"})}
+        update={"booster": config.booster.model_copy(update={"complexity": rule})}
     )
-    folds = evaluation_folds(rows, config, cuts=2)
+    return rows, config, evaluation_folds(rows, config, cuts=2)
+
+
+def test_complexity_notes_name_what_the_positives_give() -> None:
+    from training.evaluate_cuts import complexity_notes
+    from training.fit import holdout_split, target_labels
+    from training.lightgbm_fit import complexity_for
+
+    rows, config, folds = _notes_case("by_positives")
     notes = complexity_notes(rows, folds, target="churn", config=config)
     tuned = complexity_notes(rows, folds, target="churn", config=config, tuned=True)
     for fold, note, tuned_note in zip(folds, notes, tuned, strict=True):
@@ -198,14 +205,9 @@ def test_complexity_notes_name_what_the_positives_give() -> None:
 
 
 def test_cross_validated_notes_name_each_cuts_choice_from_the_backtest() -> None:
-    from training.evaluate_cuts import complexity_notes, evaluation_folds
+    from training.evaluate_cuts import complexity_notes
 
-    rows = labelled_rows(make_snapshots(n_accounts=200, months=24, seed=5))
-    config = load_experiment(FAST_EXPERIMENT)
-    config = config.model_copy(
-        update={"booster": config.booster.model_copy(update={"complexity": "cross_validated"})}
-    )
-    folds = evaluation_folds(rows, config, cuts=2)
+    rows, config, folds = _notes_case("cross_validated")
     chosen = [
         {"chosen": "3 leaves", "params": {"num_leaves": 3}, "folds": 5, "positives": 40,
          "losses": {"2 leaves": 0.2512, "3 leaves": 0.2401}},
