@@ -11,8 +11,8 @@ from types import SimpleNamespace
 
 import pandas as pd
 import pytest
+from browser_factories import chromium_page
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 
 pytestmark = pytest.mark.browser
@@ -66,33 +66,20 @@ def base_url(report_dir: Path) -> Iterator[str]:
 
 
 def test_dashboard_renders_every_chart_without_console_errors(base_url: str) -> None:
-    if not CHROMIUM.is_file():
-        pytest.skip(
-            f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium)"
-        )
-    from playwright.sync_api import sync_playwright
-
     errors: list[str] = []
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
+    with chromium_page(viewport={"width": 1200, "height": 900}) as (page, _):
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        response = page.goto(f"{base_url}/dashboard", wait_until="load")
+        assert response is not None and response.status == 200
+        sections = page.eval_on_selector_all("section", "els => els.map(e => e.id)")
+        images = page.eval_on_selector_all(
+            "img.chart",
+            "els => els.map(e => ({alt: e.alt, ok: e.complete && e.naturalWidth > 0}))",
         )
-        try:
-            page = browser.new_page(viewport={"width": 1200, "height": 900})
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            response = page.goto(f"{base_url}/dashboard", wait_until="load")
-            assert response is not None and response.status == 200
-            sections = page.eval_on_selector_all("section", "els => els.map(e => e.id)")
-            images = page.eval_on_selector_all(
-                "img.chart",
-                "els => els.map(e => ({alt: e.alt, ok: e.complete && e.naturalWidth > 0}))",
-            )
-            readings = page.eval_on_selector_all("p.reading", "els => els.map(e => e.innerText)")
-            ARTIFACTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
-        finally:
-            browser.close()
+        readings = page.eval_on_selector_all("p.reading", "els => els.map(e => e.innerText)")
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
     assert {"fan", "bridge", "trend", "cohorts", "health", "backtest"} <= set(sections)
     assert len(images) == len(sections)
     assert all(img["ok"] for img in images), [i["alt"] for i in images if not i["ok"]]

@@ -11,9 +11,8 @@ from urllib.parse import urlparse
 
 import pytest
 from api_factories import make_app
+from browser_factories import chromium_page
 from fastapi.testclient import TestClient
-
-CHROMIUM = Path("/usr/bin/chromium")
 
 
 def _free_port() -> int:
@@ -57,35 +56,13 @@ def base_url(tmp_path: Path) -> Iterator[str]:
 
 @pytest.mark.browser
 def test_swagger_ui_renders_every_operation_without_network(base_url: str) -> None:
-    if not CHROMIUM.is_file():
-        pytest.skip(
-            f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium)"
-        )
-    from playwright.sync_api import Route, sync_playwright
-
-    refused: list[str] = []
-
-    def offline(route: Route) -> None:
-        # Anything but this machine is a firewall's "no".
-        if urlparse(route.request.url).hostname == "127.0.0.1":
-            route.continue_()
-        else:
-            refused.append(route.request.url)
-            route.abort()
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
-        )
-        try:
-            page = browser.new_page()
-            page.route("**/*", offline)
-            page.goto(f"{base_url}/docs", wait_until="load")
-            page.wait_for_selector(".opblock", timeout=20_000)
-            shown = page.eval_on_selector_all(".opblock", "els => els.length")
-            openapi = page.request.get(f"{base_url}/openapi.json").json()
-        finally:
-            browser.close()
+    # Anything but this machine is a firewall's "no".
+    offline = chromium_page(allow=lambda url: urlparse(url).hostname == "127.0.0.1")
+    with offline as (page, refused):
+        page.goto(f"{base_url}/docs", wait_until="load")
+        page.wait_for_selector(".opblock", timeout=20_000)
+        shown = page.eval_on_selector_all(".opblock", "els => els.length")
+        openapi = page.request.get(f"{base_url}/openapi.json").json()
     operations = sum(len(methods) for methods in openapi["paths"].values())
     assert shown == operations
     assert refused == []

@@ -8,13 +8,13 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from browser_factories import chromium_page
 
 from serving.dashboard import FORECAST_FILE, INTERACTIVE_FILE
 
 # uvicorn serving this module's report_dir on a free port (the /dashboard browser test's)
 from tests.test_dashboard_browser import base_url  # noqa: F401
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 CHARTS = ("cumulative", "quarterly", "movements", "coverage")
 
@@ -55,60 +55,36 @@ _SHOWN = """() => ({
 })""".replace("CHARTS", json.dumps(CHARTS))
 
 
-def _need_chromium() -> None:
-    if not CHROMIUM.is_file():
-        pytest.skip(
-            f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium)"
-        )
-
-
 def test_page_renders_offline_and_the_filter_switches_every_chart(report_dir: Path) -> None:
-    _need_chromium()
-    from playwright.sync_api import Route, sync_playwright
-
     forecast = json.loads((report_dir / FORECAST_FILE).read_text(encoding="utf-8"))
     segment = "SMB"
     errors: list[str] = []
-    refused: list[str] = []
-
-    def offline(route: Route) -> None:
-        url = route.request.url
-        if url.startswith(("file://", "data:")):
-            route.continue_()
-        else:
-            refused.append(url)
-            route.abort()
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
+    offline = chromium_page(
+        allow=lambda url: url.startswith(("file://", "data:")),
+        viewport={"width": 1300, "height": 1000},
+    )
+    with offline as (page, refused):
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto((report_dir / INTERACTIVE_FILE).as_uri(), wait_until="load")
+        before = page.evaluate(_SHOWN)
+        page.select_option("#segment", segment)
+        page.wait_for_function(
+            "t => document.getElementById('cumulative-reading').innerText !== t",
+            arg=before["reading"],
         )
-        try:
-            page = browser.new_page(viewport={"width": 1300, "height": 1000})
-            page.route("**/*", offline)
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.goto((report_dir / INTERACTIVE_FILE).as_uri(), wait_until="load")
-            before = page.evaluate(_SHOWN)
-            page.select_option("#segment", segment)
-            page.wait_for_function(
-                "t => document.getElementById('cumulative-reading').innerText !== t",
-                arg=before["reading"],
-            )
-            after = page.evaluate(_SHOWN)
-            # hover the segment's expansion bar: the label reads as money
-            bar = page.locator("#movements .bars .point").first
-            bar.scroll_into_view_if_needed()
-            box = bar.bounding_box()
-            assert box is not None
-            page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-            page.wait_for_selector("#movements .hoverlayer .hovertext", timeout=5000)
-            hover = page.text_content("#movements .hoverlayer .hovertext") or ""
-            page.evaluate("window.scrollTo(0, 0)")  # the sticky filter back above the charts
-            ARTIFACTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / "interactive.png"), full_page=True)
-        finally:
-            browser.close()
+        after = page.evaluate(_SHOWN)
+        # hover the segment's expansion bar: the label reads as money
+        bar = page.locator("#movements .bars .point").first
+        bar.scroll_into_view_if_needed()
+        box = bar.bounding_box()
+        assert box is not None
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        page.wait_for_selector("#movements .hoverlayer .hovertext", timeout=5000)
+        hover = page.text_content("#movements .hoverlayer .hovertext") or ""
+        page.evaluate("window.scrollTo(0, 0)")  # the sticky filter back above the charts
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "interactive.png"), full_page=True)
     assert refused == [] and errors == []
     assert before["rendered"] == [True] * len(CHARTS) == after["rendered"]
     assert before["fan"] == pytest.approx(_fan_p50(forecast, "All", "nrr"))
@@ -121,34 +97,18 @@ def test_page_renders_offline_and_the_filter_switches_every_chart(report_dir: Pa
 
 
 def test_served_pages_link_to_each_other(base_url: str) -> None:  # noqa: F811
-    _need_chromium()
-    from playwright.sync_api import Route, sync_playwright
-
-    refused: list[str] = []
-
-    def local(route: Route) -> None:
-        if route.request.url.startswith((base_url, "data:")):
-            route.continue_()
-        else:
-            refused.append(route.request.url)
-            route.abort()
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
-        )
-        try:
-            page = browser.new_page(viewport={"width": 1300, "height": 1000})
-            page.route("**/*", local)
-            page.goto(f"{base_url}/dashboard", wait_until="load")
-            page.click("text=Interactive charts: >> a")
-            page.wait_for_selector("#cumulative .main-svg")
-            landed = page.url
-            rendered = page.evaluate(_SHOWN)["rendered"]
-            page.click("#report-link")
-            page.wait_for_selector("section#fan")
-            back = page.url
-        finally:
-            browser.close()
+    local = chromium_page(
+        allow=lambda url: url.startswith((base_url, "data:")),
+        viewport={"width": 1300, "height": 1000},
+    )
+    with local as (page, refused):
+        page.goto(f"{base_url}/dashboard", wait_until="load")
+        page.click("text=Interactive charts: >> a")
+        page.wait_for_selector("#cumulative .main-svg")
+        landed = page.url
+        rendered = page.evaluate(_SHOWN)["rendered"]
+        page.click("#report-link")
+        page.wait_for_selector("section#fan")
+        back = page.url
     assert landed == f"{base_url}/dashboard/interactive" and rendered == [True] * len(CHARTS)
     assert back == f"{base_url}/dashboard" and refused == []
