@@ -12,12 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from models.scoring.comparison import COMPARISON_DAYS, comparison_gap_ok
+
+if TYPE_CHECKING:
+    from models.scoring.drivers import Peers
 
 
 @dataclass(frozen=True)
@@ -26,7 +29,7 @@ class RequestContext:
 
     previous: pd.DataFrame | None = None
     earlier: pd.DataFrame | None = None
-    peers: Any = None  # models.scoring.drivers.Peers of the served book
+    peers: Peers | None = None  # of the served book
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,7 @@ def served_rows(frames: Sequence[pd.DataFrame | None]) -> ServedBook:
 
 def request_context(
     served: ServedBook,
-    peers: Any,
+    peers: Peers | None,
     accounts: Iterable[Any],
     as_ofs: Iterable[Any],
 ) -> RequestContext:

@@ -25,6 +25,7 @@ from serving.registry_client import ModelBundle
 
 if TYPE_CHECKING:
     from models.rules.plays import Play, RuleAssessment
+    from models.scoring.drivers import Peers
 
 # Snapshot rows: a DataFrame (files, precompute) or a Table (requests, no pandas overhead).
 Rows: TypeAlias = pd.DataFrame | Table
@@ -132,7 +133,7 @@ def _driver_dicts(
     matrix: np.ndarray,
     *,
     earlier: pd.DataFrame | None = None,
-    peers: Any = None,
+    peers: Rows | Peers | None = None,
 ) -> tuple[list[list[dict[str, Any]]], list[list[dict[str, Any]]]]:
     """Per row, the actionable drivers and the contract context, as plain data."""
     from models.scoring.drivers import explain
@@ -157,7 +158,7 @@ def role_scores(
     drivers_k: int,
     matrices: dict[Any, np.ndarray] | None = None,
     earlier: pd.DataFrame | None = None,
-    peers: Any = None,
+    peers: Rows | Peers | None = None,
 ) -> RoleScores:
     """Model probability where the model can answer, calibrated rule score elsewhere."""
     n = len(rows)
@@ -270,7 +271,7 @@ def score_payloads(
     provided: Rows | None = None,
     previous: pd.DataFrame | None = None,
     earlier: pd.DataFrame | None = None,
-    peers: Any = None,
+    peers: Rows | Peers | None = None,
 ) -> list[dict[str, Any]]:
     """One API score payload (the `Score` schema as plain data) per snapshot row.
 

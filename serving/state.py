@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -21,6 +21,9 @@ from serving.registry_client import ModelBundle
 from serving.request_context import ServedBook, served_rows
 from serving.schemas import Score
 from serving.settings import ServingSettings
+
+if TYPE_CHECKING:
+    from models.scoring.drivers import Peers
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +41,7 @@ class Scorer(Protocol):
         provided: pd.DataFrame | Table | None = None,
         previous: pd.DataFrame | None = None,
         earlier: pd.DataFrame | None = None,
-        peers: Any = None,
+        peers: pd.DataFrame | Table | Peers | None = None,
     ) -> list[dict[str, Any]]: ...
 
 
@@ -67,7 +70,7 @@ class ServingState:
     served: ServedBook = field(default_factory=lambda: served_rows([]))
     # models.scoring.drivers.Peers of the served book: percentiles of POSTed rows among it,
     # its sorted values computed once (precompute fills most of them) instead of per request
-    peers: Any = None
+    peers: Peers | None = None
     # Why this state serves less than it should although it loaded (no snapshots): /readyz
     # then says "degraded" instead of "ready".
     degraded_reason: str | None = None
@@ -244,7 +247,7 @@ def build_state(
     from serving.drift_status import drift_status
 
     drift, drift_reason = drift_status(bundle, snapshots)
-    peers = None
+    peers: Peers | None = None
     if not snapshots.empty:
         from models.scoring.drivers import Peers
 
@@ -280,7 +283,7 @@ def precompute(
     *,
     previous: pd.DataFrame | None = None,
     earlier: pd.DataFrame | None = None,
-    peers: Any = None,
+    peers: Peers | None = None,
 ) -> ServingState:
     """The state with every latest snapshot scored, encoded, and indexed for lists.
 
