@@ -43,7 +43,8 @@ def _progress() -> Progress | LogProgress:
     )
 
 
-def _parse_ts(value: str | None, name: str) -> pd.Timestamp | None:
+def parse_time_option(value: str | None, name: str) -> pd.Timestamp | None:
+    """An ISO-8601 option value as naive UTC (None stays None); a clear error names the option."""
     if value is None:
         return None
     try:
@@ -90,7 +91,7 @@ def simulate(
     from features.simulate import SimulationConfig, write_company
 
     config = SimulationConfig(
-        accounts=accounts, months=months, seed=seed, end=_parse_ts(end, "--end")
+        accounts=accounts, months=months, seed=seed, end=parse_time_option(end, "--end")
     )
     check_out_path(out_dir, folder=True)
     try:
@@ -181,7 +182,7 @@ def validate(
     try:
         report, _ = inspect_source(
             where,
-            extracted_at=_parse_ts(extracted_at, "--extracted-at"),
+            extracted_at=parse_time_option(extracted_at, "--extracted-at"),
             now=_now(ctx),
             engine=engine,
         )
@@ -245,14 +246,14 @@ def snapshots(
     try:
         source = load_or_exit(
             where,
-            extracted_at=_parse_ts(extracted_at, "--extracted-at"),
+            extracted_at=parse_time_option(extracted_at, "--extracted-at"),
             now=_now(ctx),
             engine=engine,
         )
         spine = build_spine(
             source,
-            start=_parse_ts(start, "--start"),
-            end=_parse_ts(end, "--end"),
+            start=parse_time_option(start, "--start"),
+            end=parse_time_option(end, "--end"),
             freq=config.freq,
         )
         with _progress() as progress:

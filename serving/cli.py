@@ -16,9 +16,9 @@ from features.cli import (
     CATALOG_HELP,
     ENGINE_HELP,
     EVENT_MAP_HELP,
-    _parse_ts,
     check_engine_option,
     check_out_path,
+    parse_time_option,
     source_option,
     write_failed,
 )
@@ -175,7 +175,7 @@ def score(
             as_of=when,
             settings=settings,
             engine=engine,
-            extracted_at=_parse_ts(extracted_at, "--extracted-at"),
+            extracted_at=parse_time_option(extracted_at, "--extracted-at"),
         )
     except InvalidDataError as exc:
         console.print(exc.report.render())
