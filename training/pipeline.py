@@ -208,9 +208,6 @@ def _train_target(
     model = fit_recipe(
         rows, recipe=selection["recipe"], target=target, config=config, overrides=overrides
     )
-    complexity = model.metadata.get("complexity")
-    if complexity is not None:
-        say(f"{target}: booster complexity: {ComplexityChoice.from_dict(complexity).reason()}")
     # Scoring must rebuild features exactly as here: the definition travels with the model.
     extra = {DEFINITION_KEY: definition.to_dict(), "selection": selection}
     model = replace(model, metadata={**model.metadata, **extra})
@@ -302,7 +299,9 @@ def _log_and_register(
     )
     complexity = model.metadata.get("complexity")
     if complexity is not None:
-        mlflow.set_tag(f"{target}.complexity", ComplexityChoice.from_dict(complexity).reason())
+        reason = ComplexityChoice.from_dict(complexity).reason()
+        say(f"{target}: booster complexity: {reason}")
+        mlflow.set_tag(f"{target}.complexity", reason)
     client.set_registered_model_alias(name, CHALLENGER, version)
     decision = _gate(
         client, name=name, version=version, backtest=backtest, rows=rows, config=config,

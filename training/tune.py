@@ -10,7 +10,7 @@ import pandas as pd
 
 from training.config import ExperimentConfig, SearchDimension, Target
 from training.fit import fit_scoring_model, target_labels
-from training.folds import experiment_folds
+from training.folds import Fold, experiment_folds
 from training.metrics import log_loss
 
 TrialLogger = Callable[[int, dict[str, Any], float | None, str], None]
@@ -38,7 +38,7 @@ class TuningSkipped(ValueError):
     """The search would choose by too few validation positives (tuning.min_positives)."""
 
 
-def _inner_folds(rows: pd.DataFrame, config: ExperimentConfig) -> list[Any]:
+def _inner_folds(rows: pd.DataFrame, config: ExperimentConfig) -> list[Fold]:
     return experiment_folds(rows, config, folds=config.tuning.inner_folds)
 
 
