@@ -92,15 +92,17 @@ def choose_complexity(
     splits = list(GroupKFold(n_splits=folds).split(frame, labels, groups=groups))
     if any(len(np.unique(labels[part])) < 2 for split in splits for part in split):
         return None
-    losses: dict[str, float] = {}
-    for name, params in COMPLEXITY_LADDER:
-        oof = np.empty(len(frame))
-        for fit_pos, valid_pos in splits:
-            fit_rows, valid_rows = frame.iloc[fit_pos], frame.iloc[valid_pos]
-            levels = learn_levels(fit_rows, features)
-            x_valid = design_matrix(valid_rows, features=features, levels=levels)
+    ladder = dict(COMPLEXITY_LADDER)
+    oof = {name: np.empty(len(frame)) for name in ladder}
+    for fit_pos, valid_pos in splits:
+        # The design matrices depend on the fold, not the rung: built once per fold.
+        fit_rows, valid_rows = frame.iloc[fit_pos], frame.iloc[valid_pos]
+        levels = learn_levels(fit_rows, features)
+        x_fit = design_matrix(fit_rows, features=features, levels=levels)
+        x_valid = design_matrix(valid_rows, features=features, levels=levels)
+        for name, params in ladder.items():
             booster = fit_booster(
-                design_matrix(fit_rows, features=features, levels=levels),
+                x_fit,
                 labels[fit_pos],
                 params=booster_params(
                     config.booster,
@@ -113,12 +115,7 @@ def choose_complexity(
                 valid=(x_valid, labels[valid_pos]),
                 early_stopping_rounds=config.booster.early_stopping_rounds,
             )
-            oof[valid_pos] = booster.predict(x_valid, num_iteration=booster.best_iteration)
-        losses[name] = log_loss(labels, oof)
+            oof[name][valid_pos] = booster.predict(x_valid, num_iteration=booster.best_iteration)
+    losses = {name: log_loss(labels, predicted) for name, predicted in oof.items()}
     chosen = min(losses, key=lambda name: losses[name])
-    return ComplexityChoice(
-        chosen, dict(COMPLEXITY_LADDER_BY_NAME[chosen]), losses, folds, int(labels.sum())
-    )
-
-
-COMPLEXITY_LADDER_BY_NAME = dict(COMPLEXITY_LADDER)
+    return ComplexityChoice(chosen, dict(ladder[chosen]), losses, folds, int(labels.sum()))
