@@ -259,6 +259,13 @@ FEATURES: tuple[FeatureSpec, ...] = (
         needs=("tickets",),
     ),
     _f(
+        "sentiment_lifetime",
+        "support",
+        1,
+        "mean sentiment of every ticket before as_of (-1..+1)",
+        needs=("tickets",),
+    ),
+    _f(
         "resolution_hours_90d",
         "support",
         -1,
@@ -296,6 +303,13 @@ FEATURES: tuple[FeatureSpec, ...] = (
         needs=("nps_responses",),
     ),
     _f("days_since_nps", "voice", 0, "days since the latest NPS answer", needs=("nps_responses",)),
+    _f(
+        "nps_lifetime",
+        "voice",
+        1,
+        "mean of every NPS answer from the account before as_of (0-10)",
+        needs=("nps_responses",),
+    ),
     # commercial -------------------------------------------------------------------------
     _f("arr", "commercial", 0, "annual recurring revenue at as_of", unit="currency"),
     _f("plan", "commercial", 0, "plan at as_of", kind="category"),
@@ -424,11 +438,13 @@ BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "urgent_share_90d": _SHARE,
     "sentiment_90d": (-1.0, 1.0),
     "sentiment_trend": (-2.0, 2.0),
+    "sentiment_lifetime": (-1.0, 1.0),
     "resolution_hours_90d": _COUNT,
     "open_tickets": _COUNT,
     "nps_latest": (0.0, 10.0),
     "nps_change": (-10.0, 10.0),
     "days_since_nps": _COUNT,
+    "nps_lifetime": (0.0, 10.0),
     "arr": _COUNT,
     "seats": _COUNT,
     "modules_count": _COUNT,
@@ -450,7 +466,8 @@ BOUNDS: dict[str, tuple[float | None, float | None]] = {
 # stickiness, active days, actions, a champion in place and acting never raise the risk;
 # silence (days since the last action), failed or overdue invoices, a departed champion and
 # urgent tickets never lower it, and neither does a LOWER or FALLING sentiment (so both
-# sentiment features are -1: the rules' `sentiment_negative` is below 0 and falling).
+# sentiment features are -1: the rules' `sentiment_negative` is below 0 and falling;
+# the lifetime mean is the same signal read over a longer window).
 # Free where the sign is not the domain's: tenure, ARR, seats, usage and ARR trends, tickets
 # (engaged customers file them), renewal days, NPS timing. Expansion: adoption,
 # utilisation and licence growth never lower it; everything else is free.
@@ -478,6 +495,7 @@ MONOTONE: dict[str, tuple[Literal[-1, 0, 1], Literal[-1, 0, 1]]] = {
     "urgent_share_90d": (1, 0),
     "sentiment_90d": (-1, 0),
     "sentiment_trend": (-1, 0),
+    "sentiment_lifetime": (-1, 0),
     "invoices_failed_90d": (1, 0),
     "invoices_overdue": (1, 0),
     "days_overdue_max": (1, 0),
@@ -659,6 +677,9 @@ DISPLAY: dict[str, Display] = {
     "urgent_share_90d": _d("Urgent share of tickets in 90 days", "share", "urgent_tickets"),
     "sentiment_90d": _d("Ticket sentiment over 90 days (-1 to +1)", "signed", "sentiment"),
     "sentiment_trend": _d("Ticket sentiment, last 30 days vs the 60 before", "signed", "sentiment"),
+    "sentiment_lifetime": _d(
+        "Ticket sentiment over the account's whole history (-1 to +1)", "signed", "sentiment"
+    ),
     "resolution_hours_90d": _d("Median time to resolve a ticket", "hours", "resolution"),
     "open_tickets": _d("Open support tickets", "count", "open_tickets", "tickets"),
     "nps_latest": _d("Latest NPS answer (0-10)", "number", "nps"),
@@ -671,6 +692,7 @@ DISPLAY: dict[str, Display] = {
         no="The latest NPS answer is not a detractor",
     ),
     "days_since_nps": _d("Days since the latest NPS answer", "days", "nps"),
+    "nps_lifetime": _d("Average of every NPS answer (0-10)", "number", "nps"),
     "modules_count": _d("Add-on modules", "count", "modules", "modules"),
     "arr_change_90d": _d("ARR change over 90 days", "change", "arr_change"),
     "arr_change_180d": _d("ARR change over 180 days", "change", "arr_change"),

@@ -244,6 +244,7 @@ EXPECTED_A: dict[str, float | str] = {
     "urgent_share_90d": 2 / 3,
     "sentiment_90d": (-0.5 + 0.1 + 0.0) / 3,
     "sentiment_trend": -0.2,
+    "sentiment_lifetime": (-0.5 + 0.1 + 0.0 + 0.2) / 4,  # t5 has no score
     "resolution_hours_90d": 30.0,
     "open_tickets": 2,
     # voice: two answers at the latest moment are averaged
@@ -251,6 +252,7 @@ EXPECTED_A: dict[str, float | str] = {
     "nps_change": -3.0,
     "nps_detractor": 1,
     "days_since_nps": 31.0,
+    "nps_lifetime": (9 + 5 + 7) / 3,  # the 10 of 2024-04-05 is after AS_OF
     # commercial
     "arr": 1200.0,
     "plan": "Pro",
@@ -308,8 +310,10 @@ EXPECTED_B_MISSING = [
     "licence_growth_365d",
     "ticket_rate_ratio",
     "sentiment_90d",
+    "sentiment_lifetime",
     "resolution_hours_90d",
     "nps_latest",
+    "nps_lifetime",
     "nps_detractor",
     "days_to_renewal",
     "arr_change_90d",
@@ -319,10 +323,14 @@ EXPECTED_B_MISSING = [
 
 
 def _features(
-    frames: dict[str, pd.DataFrame], event_map: EventMap = EVENT_MAP, **kw: Any
+    frames: dict[str, pd.DataFrame],
+    event_map: EventMap = EVENT_MAP,
+    spine: pd.DataFrame | None = None,
+    **kw: Any,
 ) -> pd.DataFrame:
     source = make_source(frames, event_map=event_map, extracted_at=TS("2024-06-01"))
-    spine = pd.DataFrame({"account_id": ["a", "b"], "as_of": [AS_OF, AS_OF]})
+    if spine is None:
+        spine = pd.DataFrame({"account_id": ["a", "b"], "as_of": [AS_OF, AS_OF]})
     return build_features(source=source, spine=spine, config=SnapshotConfig(), **kw)
 
 
@@ -419,8 +427,23 @@ def test_sentiment_features_need_a_score_or_text() -> None:
     frames = _tables()
     frames["tickets"] = frames["tickets"].drop(columns=["sentiment"])
     got = _features(frames)
-    assert "sentiment_90d" not in got and "sentiment_trend" not in got
+    assert not {"sentiment_90d", "sentiment_trend", "sentiment_lifetime"} & set(got.columns)
     assert "tickets_30d" in got
+
+
+def test_lifetime_means_read_only_the_past() -> None:
+    """Each as_of averages every answer and ticket before it, and nothing after."""
+    days = ["2023-10-01", "2023-12-15", "2024-03-02"]
+    spine = pd.DataFrame({"account_id": ["a"] * 3, "as_of": [TS(d) for d in days]})
+    got = _features(_tables(), spine=spine).set_index("as_of")
+    # 2023-10-01: no ticket or answer yet (t4 is 2023-11-01, the first answer 2024-01-15)
+    assert got.loc[TS("2023-10-01"), ["sentiment_lifetime", "nps_lifetime"]].isna().all()
+    # 2023-12-15: t4 (0.2) and t5 (no score); still no answer
+    assert got.loc[TS("2023-12-15"), "sentiment_lifetime"] == pytest.approx(0.2)
+    assert pd.isna(got.loc[TS("2023-12-15"), "nps_lifetime"])
+    # 2024-03-02: t4, t3 (0.0), t2 (0.1) and the answers 9, 5 and 7 (two on 2024-03-01)
+    assert got.loc[TS("2024-03-02"), "sentiment_lifetime"] == pytest.approx(0.3 / 3)
+    assert got.loc[TS("2024-03-02"), "nps_lifetime"] == pytest.approx(7.0)
 
 
 def test_duplicating_an_event_doubles_counts_but_not_users() -> None:

@@ -9,7 +9,11 @@ Sentiment means ignore tickets without a score and are absent when the source ha
 neither a `sentiment` nor a `text` column to derive it from. `resolution_hours_90d` is
 the median over tickets opened in the last 90 days and resolved before as_of;
 `open_tickets` counts tickets opened before as_of whose `resolved_at` is NULL or at or
-after as_of (still open then). Absent without a tickets table.
+after as_of (still open then).
+
+`sentiment_lifetime` is the mean sentiment of every ticket before as_of: an account's
+lasting tone, which the 90-day mean reads from a handful of tickets. Absent without a
+tickets table.
 """
 
 from __future__ import annotations
@@ -65,6 +69,7 @@ def _columns(ctx: BuildContext) -> dict[str, str]:
     if ctx.source.has("tickets", "sentiment") or ctx.source.has("tickets", "text"):
         cols["sentiment_90d"] = mean_sentiment(90)
         cols["sentiment_trend"] = f"{mean_sentiment(30)} - {mean_sentiment(90, 30)}"
+        cols["sentiment_lifetime"] = "AVG(t.sentiment)"
     if ctx.source.has("tickets", "resolved_at"):
         closed = before("t.resolved_at", "s.as_of")
         hours = f"CASE WHEN {last90} THEN {days_between(closed, 't.created_at')} * 24.0 END"

@@ -3,8 +3,10 @@
 Decisions: answers are ordered by `responded_at`; when several people answered at the
 same latest moment their scores are averaged (deterministic, no arbitrary pick).
 `nps_change` = latest minus the previous answer moment (NaN with a single one);
-`nps_detractor` = latest < 7; `days_since_nps` counts from the latest answer. All NaN
-when the account never answered before as_of.
+`nps_detractor` = latest < 7; `days_since_nps` counts from the latest answer.
+`nps_lifetime` is the mean of every answer before as_of, each person's answer counting
+once: an account's lasting opinion, which one latest answer reads noisily. All NaN when
+the account never answered before as_of.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from features.sql import days_between
 
 
 def build(ctx: BuildContext) -> pd.DataFrame:
-    """nps_latest, nps_change, nps_detractor, days_since_nps per spine row."""
+    """nps_latest, nps_change, nps_detractor, days_since_nps, nps_lifetime per spine row."""
     if not ctx.source.has("nps_responses"):
         return ctx.sql(f"SELECT account_id, as_of FROM {ctx.spine}")
     return ctx.sql(f"""
@@ -33,13 +35,15 @@ def build(ctx: BuildContext) -> pd.DataFrame:
             SELECT account_id, as_of,
                 AVG(CASE WHEN k = 1 THEN CAST(score AS DOUBLE) END) AS latest,
                 AVG(CASE WHEN k = 2 THEN CAST(score AS DOUBLE) END) AS previous,
-                MAX(CASE WHEN k = 1 THEN responded_at END) AS latest_at
-            FROM ranked WHERE k <= 2 GROUP BY account_id, as_of
+                MAX(CASE WHEN k = 1 THEN responded_at END) AS latest_at,
+                AVG(CAST(score AS DOUBLE)) AS lifetime
+            FROM ranked GROUP BY account_id, as_of
         )
         SELECT s.account_id, s.as_of, m.latest AS nps_latest,
             m.latest - m.previous AS nps_change,
             CASE WHEN m.latest < 7 THEN 1.0 WHEN m.latest >= 7 THEN 0.0 END AS nps_detractor,
-            {days_between("s.as_of", "m.latest_at")} AS days_since_nps
+            {days_between("s.as_of", "m.latest_at")} AS days_since_nps,
+            m.lifetime AS nps_lifetime
         FROM {ctx.spine} s
         LEFT JOIN moments m ON m.account_id = s.account_id AND m.as_of = s.as_of
     """)
