@@ -467,7 +467,8 @@ BOUNDS: dict[str, tuple[float | None, float | None]] = {
 # silence (days since the last action), failed or overdue invoices, a departed champion and
 # urgent tickets never lower it, and neither does a LOWER or FALLING sentiment (so both
 # sentiment features are -1: the rules' `sentiment_negative` is below 0 and falling;
-# the lifetime mean is the same signal read over a longer window).
+# the lifetime mean is the same signal read over a longer window), and neither does a
+# lower NPS answer (a detractor is never the safer account, all else equal).
 # Free where the sign is not the domain's: tenure, ARR, seats, usage and ARR trends, tickets
 # (engaged customers file them), renewal days, NPS timing. Expansion: adoption,
 # utilisation and licence growth never lower it; everything else is free.
@@ -496,6 +497,8 @@ MONOTONE: dict[str, tuple[Literal[-1, 0, 1], Literal[-1, 0, 1]]] = {
     "sentiment_90d": (-1, 0),
     "sentiment_trend": (-1, 0),
     "sentiment_lifetime": (-1, 0),
+    "nps_latest": (-1, 0),
+    "nps_lifetime": (-1, 0),
     "invoices_failed_90d": (1, 0),
     "invoices_overdue": (1, 0),
     "days_overdue_max": (1, 0),
