@@ -465,7 +465,7 @@ BOUNDS: dict[str, tuple[float | None, float | None]] = {
 # Churn: more active users, admins, stakeholders, integrations, breadth and depth,
 # stickiness, active days, actions, a champion in place and acting never raise the risk;
 # silence (days since the last action), failed or overdue invoices, a departed champion and
-# urgent tickets never lower it, and neither does a LOWER or FALLING sentiment (so both
+# urgent tickets never lower it, and neither does a LOWER or FALLING sentiment (so the
 # sentiment features are -1: the rules' `sentiment_negative` is below 0 and falling;
 # the lifetime mean is the same signal read over a longer window), and neither does a
 # lower NPS answer (a detractor is never the safer account, all else equal).

@@ -4,8 +4,8 @@ Decisions: answers are ordered by `responded_at`; when several people answered a
 same latest moment their scores are averaged (deterministic, no arbitrary pick).
 `nps_change` = latest minus the previous answer moment (NaN with a single one);
 `nps_detractor` = latest < 7; `days_since_nps` counts from the latest answer.
-`nps_lifetime` is the mean of every answer before as_of, each person's answer counting
-once: an account's lasting opinion, which one latest answer reads noisily. All NaN when
+`nps_lifetime` is the mean of every answer before as_of, each answer counting once:
+an account's lasting opinion, which one latest answer reads noisily. All NaN when
 the account never answered before as_of.
 """
 
