@@ -13,18 +13,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from features.cli import parse_time_option
 from models.clock import utc_now
 
 console = Console(stderr=True)
 out = Console()
-
-
-def _parse_day(value: str, name: str) -> pd.Timestamp:
-    try:
-        ts = pd.Timestamp(value)
-    except ValueError as exc:
-        raise typer.BadParameter(f"{name}: {value!r} is not an ISO-8601 date") from exc
-    return ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo else ts
 
 
 def _grid_freq(as_of: pd.Timestamp) -> str:
@@ -116,7 +109,7 @@ def health(
     check_out_path(out_file)
     config = load_rules_config(rules)
     snaps, day, before = _snapshots_at(
-        data, _parse_day(as_of, "--as-of"), with_previous=previous is None
+        data, parse_time_option(as_of, "--as-of"), with_previous=previous is None
     )
     normaliser = HealthNormaliser.fit(snaps, config=config)
     console.print("health percentiles are relative to the accounts scored (no trained normaliser)")
@@ -158,7 +151,7 @@ def renewals(
     from models.rules.renewals import monthly_at_risk, renewal_calendar
 
     config = load_rules_config(rules)
-    snaps, day, _ = _snapshots_at(data, None if as_of is None else _parse_day(as_of, "--as-of"))
+    snaps, day, _ = _snapshots_at(data, parse_time_option(as_of, "--as-of"))
     normaliser = HealthNormaliser.fit(snaps, config=config)
     scores = score_health(snaps, config=config, normaliser=normaliser)
     if monthly:

@@ -112,11 +112,8 @@ def _with_workdir(settings: ServingSettings, workdir: Path | None) -> ServingSet
 
 
 def _parse_as_of(value: str) -> pd.Timestamp:
-    try:
-        ts = pd.Timestamp(value)
-    except ValueError as exc:
-        raise typer.BadParameter(f"--as-of: {value!r} is not an ISO-8601 date") from exc
-    ts = ts.tz_convert("UTC").tz_localize(None) if ts.tzinfo else ts
+    ts = parse_time_option(value, "--as-of")
+    assert ts is not None
     if ts != ts.normalize():
         raise typer.BadParameter(f"--as-of must be a date (00:00 UTC), got {value!r}")
     return ts

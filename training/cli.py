@@ -15,6 +15,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from experiments import DEFAULT_EXPERIMENT
+from features.cli import parse_time_option
 from features.config import SnapshotConfig
 from features.load_cli import read_parquet_or_exit
 from models.clock import utc_now
@@ -104,13 +105,6 @@ def _progress() -> Iterator[Callable[[str], None]]:
         yield lambda msg: bar.update(task, description=msg)
 
 
-def _parse_day(value: str) -> pd.Timestamp:
-    try:
-        return pd.Timestamp(value)
-    except ValueError:
-        raise typer.BadParameter(f"--as-of: {value!r} is not an ISO-8601 date") from None
-
-
 def _summary(result: object) -> Table:
     from training.pipeline import TrainResult
 
@@ -160,7 +154,9 @@ def train_command(
     config, oracle, frame, definition = _run_inputs(data, snapshots, experiment, oracle_file)
     if as_of is not None:
         frame = as_of_view(
-            frame, as_of=_parse_day(as_of), horizon_days=config.snapshot.horizon_days
+            frame,
+            as_of=parse_time_option(as_of, "--as-of"),
+            horizon_days=config.snapshot.horizon_days,
         )
     try:
         plan = plan_history(frame, config)

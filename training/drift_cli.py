@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from experiments import DEFAULT_EXPERIMENT
+from features.cli import parse_time_option
 from features.definition import FeatureDefinition
 from models.clock import utc_now
 from models.workspace import WORKDIR_HELP, Workspace
@@ -56,15 +57,6 @@ def drift_table(result: ModelDrift, *, as_of: pd.Timestamp, rows: int) -> Table:
     return table
 
 
-def _parse_date(value: str | None) -> pd.Timestamp | None:
-    if value is None:
-        return None
-    try:
-        return pd.Timestamp(value)
-    except ValueError as exc:
-        raise typer.BadParameter(f"--as-of: {value!r} is not an ISO-8601 date") from exc
-
-
 def drift_command(
     data: Path | None = typer.Option(None, "--data", help="folder of tables (builds the snapshot)"),
     snapshots: Path | None = typer.Option(None, "--snapshots", help="snapshot Parquet file"),
@@ -96,7 +88,7 @@ def drift_command(
         raise typer.BadParameter(str(exc)) from None
     settings = Workspace.resolve(workdir, tracking_uri)
     targets: list[Target] = [model] if model is not None else ["churn", "expansion"]  # type: ignore[list-item]
-    when = _parse_date(as_of)
+    when = parse_time_option(as_of, "--as-of")
     # The data's problems first (a validation report names them all), then the store's.
     source = None if data is None else load_or_exit(data, now=utc_now())
     try:
