@@ -3,7 +3,7 @@
 rich's bars draw nothing there, so a 20-minute snapshot build or simulation would say
 nothing until it ended. This stands in for `rich.progress.Progress` (the calls the CLI
 makes) and prints one timestamped line per task at most every `every_seconds`, and once
-when the task completes.
+when the task completes. `log_line` is that line, also used by `nrr train`'s step log.
 """
 
 from __future__ import annotations
@@ -70,9 +70,10 @@ class LogProgress:
     def _say(self, state: _Task, completed: float) -> None:
         state.said_at, state.said = self._clock(), completed
         count = f"{completed:,.0f}" + (f"/{state.total:,.0f}" if state.total else "")
-        self._console.print(
-            f"[{state.said_at - self._started:6.0f}s] {state.description}: {count}",
-            soft_wrap=True,
-            markup=False,
-            highlight=False,
-        )
+        log_line(self._console, state.said_at - self._started, f"{state.description}: {count}")
+
+
+def log_line(console: Console, seconds: float, message: str) -> None:
+    """'[   42s] message' as one line: never folded at the console's width (a log has no
+    width), never read as rich markup (a message may hold '[61, 59]')."""
+    console.print(f"[{seconds:6.0f}s] {message}", soft_wrap=True, markup=False, highlight=False)

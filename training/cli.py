@@ -18,6 +18,7 @@ from experiments import DEFAULT_EXPERIMENT
 from features.cli import parse_time_option
 from features.config import SnapshotConfig
 from features.load_cli import read_parquet_or_exit
+from features.log_progress import log_line
 from models.clock import utc_now
 from models.workspace import WORKDIR_HELP
 
@@ -93,10 +94,7 @@ def _progress() -> Iterator[Callable[[str], None]]:
     """A spinner in a terminal; in a log, one timestamped line per step instead."""
     if not console.is_terminal:
         started = time.monotonic()
-        # soft_wrap: a log line is not folded at the console's 80 columns.
-        yield lambda msg: console.print(
-            f"[{time.monotonic() - started:6.0f}s] {msg}", soft_wrap=True, markup=False
-        )
+        yield lambda msg: log_line(console, time.monotonic() - started, msg)
         return
     with Progress(
         SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console
